@@ -1,0 +1,140 @@
+//! The checked configuration: what every other part of the cluster takes.
+//!
+//! [`ClusterSpec`] is produced only by validation (see [`load`](crate::config::load)); every
+//! value in it has been range-checked and has its default resolved, so downstream code never
+//! re-checks. Durations are [`Duration`]s and sizes are bytes, whatever unit the file used.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cluster_balancer::Strategy;
+use ipnet::IpNet;
+
+/// The validated configuration of one cluster.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ClusterSpec {
+    /// Number of workers to keep ready (`workers`; `"max"` resolves to the CPU count).
+    pub workers: usize,
+    /// Address of the front listener (`host` and `port`).
+    pub listen: SocketAddr,
+    /// How long shutdown waits for in-flight requests, and then for workers to exit after
+    /// SIGTERM, before it kills them (`gracefulShutdownTimeout`, ms in the file).
+    pub graceful_shutdown_timeout: Duration,
+    /// Period of health checks and resource sampling (`healthCheckInterval`, ms).
+    pub health_check_interval: Duration,
+    /// A worker that has not answered for this long is taken out of rotation
+    /// (`unresponsiveTimeout`, ms).
+    pub unresponsive_timeout: Duration,
+    /// How long a new worker may take to become ready before it is stopped and counted as a
+    /// failed start (`startTimeout`, ms).
+    pub start_timeout: Duration,
+    /// Path probed with `GET` to decide readiness (`healthCheckPath`); `None` means a worker
+    /// is ready as soon as its port accepts a connection.
+    pub health_check_path: Option<String>,
+    /// Soft memory limit per worker process tree, in bytes (`maxMemoryUsage`, MB).
+    pub max_memory_bytes: u64,
+    /// Recycle a worker that goes over [`max_memory_bytes`](Self::max_memory_bytes)
+    /// (`restartOnHighMemory`).
+    pub restart_on_high_memory: bool,
+    /// The balancing strategy (`loadBalancingStrategy`).
+    pub strategy: Strategy,
+    /// Session affinity (`enableStickySession`).
+    pub sticky_sessions: bool,
+    /// `redisUrl`: accepted for compatibility with the Node design; affinity state lives in
+    /// the primary, so it is not used.
+    pub redis_url: Option<String>,
+    /// Autoscaling settings (`scaling`).
+    pub scaling: ScalingSpec,
+    /// Proxy and worker-recycling settings (`performance`).
+    pub performance: PerformanceSpec,
+    /// Front-door protection settings (`security`).
+    pub security: SecuritySpec,
+    /// What each worker runs (`command`, `args`, `cwd`, `env`).
+    pub command: WorkerCommand,
+    /// Log filter (`logLevel` / `LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
+    pub log_level: String,
+}
+
+/// Autoscaling settings (`scaling` in the file).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ScalingSpec {
+    /// Scale between [`min_workers`](Self::min_workers) and [`max_workers`](Self::max_workers)
+    /// on load (`autoScale`).
+    pub auto_scale: bool,
+    /// Lower bound (`minWorkers`).
+    pub min_workers: usize,
+    /// Upper bound (`maxWorkers`), at least `min_workers`.
+    pub max_workers: usize,
+    /// Average CPU percent above which to add a worker (`cpuThreshold`, 1-100).
+    pub cpu_threshold: f64,
+    /// Memory percent of the limit above which to add a worker (`memoryThreshold`, 1-100).
+    pub memory_threshold: f64,
+}
+
+/// Proxy and recycling settings (`performance` in the file).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PerformanceSpec {
+    /// Recycle a worker after this many requests (`maxRequestsPerWorker`; `None` when 0).
+    pub max_requests_per_worker: Option<u64>,
+    /// Time allowed for a worker to send response headers before the client gets 504
+    /// (`requestTimeout`, ms).
+    pub request_timeout: Duration,
+    /// How long an idle client keep-alive connection stays open (`keepAliveTimeout`, ms).
+    pub keep_alive_timeout: Duration,
+    /// Time allowed for a client to send a request's headers (`headerReadTimeout`, ms).
+    pub header_read_timeout: Duration,
+    /// How long an idle pooled connection to a worker is kept; must stay below the worker's
+    /// own keep-alive timeout (Node's default is 5 s) (`upstreamIdleTimeout`, ms).
+    pub upstream_idle_timeout: Duration,
+    /// Threads that run the proxy (`proxyThreads`); 1 is fastest on small machines.
+    pub proxy_threads: usize,
+    /// Compress responses (`enableCompression`).
+    pub enable_compression: bool,
+    /// Compression level, 1-9 (`compressionLevel`).
+    pub compression_level: u32,
+}
+
+/// Front-door settings (`security` in the file).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SecuritySpec {
+    /// Limit requests per client address (`enableRateLimit`).
+    pub enable_rate_limit: bool,
+    /// Window of the rate limit (`rateLimitWindow`, ms).
+    pub rate_limit_window: Duration,
+    /// Requests allowed per client per window (`rateLimitMax`).
+    pub rate_limit_max: u32,
+    /// Peers whose `X-Forwarded-*` headers are trusted and extended rather than replaced
+    /// (`trustedProxies`: addresses or CIDR blocks).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Log one line per proxied request (`enableRequestLogging`).
+    pub enable_request_logging: bool,
+}
+
+/// What each worker process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerCommand {
+    /// The program (`command`); `None` runs the built-in demo worker (the `cluster` binary
+    /// re-executed in worker role).
+    pub program: Option<PathBuf>,
+    /// Its arguments (`args`).
+    pub args: Vec<String>,
+    /// Its working directory (`cwd`); `None` inherits the primary's.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment (`env`), applied before the cluster's own variables (`PORT`,
+    /// `HOST`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE`), which always win.
+    pub env: BTreeMap<String, String>,
+}
+
+impl ClusterSpec {
+    /// The IP the front listener binds.
+    pub fn host(&self) -> IpAddr {
+        self.listen.ip()
+    }
+}

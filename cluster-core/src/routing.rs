@@ -1,0 +1,133 @@
+//! The routing table: which workers receive requests right now.
+//!
+//! The table is an immutable snapshot swapped atomically ([`ArcSwap`]) when a worker becomes
+//! ready or leaves, so a request reads it without taking a lock. Per-backend load counters are
+//! atomics inside [`BackendLoad`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
+
+use crate::proxy::UpstreamPool;
+
+/// One ready worker as the proxy sees it: where to reach it and how loaded it is.
+#[derive(Debug)]
+pub struct Backend {
+    id: u64,
+    slot: usize,
+    addr: SocketAddr,
+    load: Arc<BackendLoad>,
+    pub(crate) pool: UpstreamPool,
+}
+
+impl Backend {
+    /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`.
+    pub fn new(id: u64, slot: usize, addr: SocketAddr) -> Self {
+        Self { id, slot, addr, load: Arc::new(BackendLoad::new(id)), pool: UpstreamPool::new(addr) }
+    }
+
+    /// The worker's unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The worker's slot (`NODE_APP_INSTANCE`), stable across its replacements.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The worker's private endpoint.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The worker's load signals.
+    pub fn load(&self) -> &Arc<BackendLoad> {
+        &self.load
+    }
+}
+
+/// An immutable set of ready backends, with their load records in a parallel slice for the
+/// balancer.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    backends: Vec<Arc<Backend>>,
+    loads: Vec<Arc<BackendLoad>>,
+}
+
+impl RoutingTable {
+    /// The ready backends.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+
+    fn with(backends: Vec<Arc<Backend>>) -> Self {
+        let loads = backends.iter().map(|b| Arc::clone(&b.load)).collect();
+        Self { backends, loads }
+    }
+}
+
+/// The routing table plus the strategy that picks from it.
+pub struct Router {
+    table: ArcSwap<RoutingTable>,
+    balancer: Arc<dyn Balancer>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("balancer", &self.balancer.name())
+            .field("ready", &self.table.load().backends.len())
+            .finish()
+    }
+}
+
+impl Router {
+    /// An empty router using `balancer`.
+    pub fn new(balancer: Arc<dyn Balancer>) -> Self {
+        Self { table: ArcSwap::from_pointee(RoutingTable::default()), balancer }
+    }
+
+    /// Picks a ready backend for a request; `None` when none is ready (or the only one is
+    /// `ctx.avoid`). Lock-free.
+    pub fn pick(&self, ctx: &RequestCtx) -> Option<Arc<Backend>> {
+        let table = self.table.load();
+        let i = self.balancer.pick(&table.loads, ctx)?;
+        table.backends.get(i).cloned()
+    }
+
+    /// Puts a backend into rotation.
+    pub fn add(&self, backend: Arc<Backend>) {
+        self.table.rcu(|t| {
+            let mut v = t.backends.clone();
+            v.retain(|b| b.id != backend.id);
+            v.push(Arc::clone(&backend));
+            v.sort_by_key(|b| (b.slot, b.id));
+            RoutingTable::with(v)
+        });
+    }
+
+    /// Takes backend `id` out of rotation; returns it if it was there. Requests already
+    /// picked keep their `Arc` and finish normally.
+    pub fn remove(&self, id: u64) -> Option<Arc<Backend>> {
+        let mut removed = None;
+        self.table.rcu(|t| {
+            removed = t.backends.iter().find(|b| b.id == id).cloned();
+            RoutingTable::with(t.backends.iter().filter(|b| b.id != id).cloned().collect())
+        });
+        removed
+    }
+
+    /// The current table.
+    pub fn snapshot(&self) -> Arc<RoutingTable> {
+        self.table.load_full()
+    }
+
+    /// The strategy's name.
+    pub fn strategy(&self) -> &'static str {
+        self.balancer.name()
+    }
+}

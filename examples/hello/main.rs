@@ -1,0 +1,2 @@
+//! The example worker.
+fn main() {}
