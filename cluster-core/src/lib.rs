@@ -1,49 +1,56 @@
 //! The core of `cluster`: configuration, worker supervision and the HTTP proxy.
 //!
 //! - [`config`]: layered configuration (defaults, JSON file, environment, flags) checked
-//!   into a [`ClusterSpec`].
+//!   into a [`ClusterSpec`](config::ClusterSpec).
 //! - [`Spawner`]: how a worker process is started ([`ProcessSpawner`] runs a command,
 //!   [`SelfExecSpawner`] re-runs the current binary in worker role).
-//! - [`Cluster`]: runs the supervisor (one lifecycle state machine per worker) and the proxy,
-//!   and hands out a [`ClusterHandle`], the one control path every operation goes through.
+//! - [`Cluster`]: runs the supervisor (one lifecycle state machine per worker, see
+//!   [`WorkerState`]) and the proxy, and hands out a [`ClusterHandle`], the one control path
+//!   every operation goes through. [`ClusterEvent`]s report what happens.
 //! - [`Router`]: the lock-free routing table the proxy picks ready workers from.
 //!
 //! # Examples
 //!
-//! Run a cluster of two copies of a server command on port 3000 until Ctrl-C:
+//! Run a cluster of two copies of a server command on port 3000 until SIGTERM or Ctrl-C:
 //!
 //! ```no_run
-//! use cluster_core::{Cluster, ProcessSpawner};
 //! use cluster_core::config::{self, Environment, Overrides};
+//! use cluster_core::{Cluster, forward_signals};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let overrides = Overrides {
-//!     workers: Some("2".into()),
-//!     port: Some("3000".into()),
-//!     command: vec!["node".into(), "build".into()],
-//!     ..Overrides::default()
-//! };
+//! let mut overrides = Overrides::default();
+//! overrides.workers = Some("2".into());
+//! overrides.port = Some("3000".into());
+//! overrides.command = vec!["node".into(), "build".into()];
 //! let loaded = config::load(&overrides, &Environment::capture())?;
-//! let cluster = Cluster::builder(loaded.spec).spawner(ProcessSpawner::from_spec).build().await?;
-//! let handle = cluster.handle();
-//! tokio::spawn(async move {
-//!     tokio::signal::ctrl_c().await.ok();
-//!     handle.shutdown(true);
-//! });
+//! let cluster = Cluster::builder(loaded.spec).build().await?;
+//! tokio::spawn(forward_signals(cluster.handle()));
 //! cluster.run().await?;
 //! # Ok(())
 //! # }
 //! ```
 #![warn(unsafe_code)]
 
+mod cluster;
 pub mod config;
 mod events;
+mod handle;
 mod proxy;
 mod routing;
+mod signals;
 mod spawn;
+mod status;
 mod supervisor;
 
+pub use cluster::{Cluster, ClusterBuilder, ClusterError};
 pub use events::ClusterEvent;
+pub use handle::{ClusterGone, ClusterHandle};
 pub use proxy::{Proxy, ProxyConfig};
 pub use routing::{Backend, Router, RoutingTable};
-pub use supervisor::WorkerState;
+pub use signals::forward_signals;
+pub use spawn::{
+    Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess,
+    WorkerSpec, run_guardian,
+};
+pub use status::{ClusterStatus, WorkerStatus};
+pub use supervisor::{ShutdownMode, WorkerState};

@@ -1,5 +1,387 @@
 //! The supervisor: keeps N workers ready, one lifecycle state machine per worker.
+//!
+//! It is a single task that owns all worker bookkeeping and reacts to messages: commands from
+//! [`ClusterHandle`](crate::ClusterHandle) and reports from the per-worker tasks
+//! ([`worker::run`]). Nothing else mutates worker state, so concurrent operations cannot
+//! corrupt it.
 
+mod backoff;
+mod ports;
+mod readiness;
 mod state;
+mod worker;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 pub use state::WorkerState;
+pub(crate) use worker::WorkerMsg;
+
+use self::readiness::Probe;
+use self::worker::Stop;
+use crate::config::ClusterSpec;
+use crate::events::ClusterEvent;
+use crate::routing::{Backend, Router};
+use crate::spawn::{Spawner, WorkerSpec};
+use crate::status::{ClusterStatus, WorkerStatus};
+
+/// Least time a worker gets between SIGTERM and SIGKILL at shutdown, even when draining used
+/// up the whole graceful timeout.
+const MIN_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How shutdown should proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Stop accepting, let in-flight requests finish (up to the graceful timeout), SIGTERM
+    /// the workers, SIGKILL those still alive at the deadline.
+    Graceful,
+    /// SIGKILL every worker now.
+    Immediate,
+}
+
+/// A request on the control path.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Status(oneshot::Sender<ClusterStatus>),
+    Shutdown(ShutdownMode),
+}
+
+/// Everything the supervisor task reacts to.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Control(Control),
+    Worker(WorkerMsg),
+    RestartDue { slot: usize },
+    DrainDone,
+}
+
+/// One live worker process.
+#[derive(Debug)]
+struct Worker {
+    id: u64,
+    slot: usize,
+    pid: u32,
+    endpoint: SocketAddr,
+    state: WorkerState,
+    started: Instant,
+    stops: mpsc::UnboundedSender<Stop>,
+    backend: Option<Arc<Backend>>,
+    failed_start: bool,
+}
+
+/// One position in the pool of N workers; survives its workers.
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    quick_exits: u32,
+    restarts: u32,
+    restart_pending: bool,
+}
+
+/// Drain and shutdown progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// The proxy is draining in-flight requests until `deadline`.
+    Draining { deadline: Instant },
+    /// Workers have been asked to stop.
+    Stopping,
+}
+
+pub(crate) struct Supervisor {
+    spec: Arc<ClusterSpec>,
+    spawner: Arc<dyn Spawner>,
+    router: Arc<Router>,
+    events: broadcast::Sender<ClusterEvent>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    listen: SocketAddr,
+    probe: Probe,
+    workers: BTreeMap<u64, Worker>,
+    slots: Vec<Slot>,
+    next_id: u64,
+    phase: Phase,
+    proxy_stop: CancellationToken,
+    proxy_done: Option<oneshot::Receiver<()>>,
+}
+
+/// The parts a [`Supervisor`] is built from.
+pub(crate) struct SupervisorParts {
+    pub(crate) spec: Arc<ClusterSpec>,
+    pub(crate) spawner: Arc<dyn Spawner>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) events: broadcast::Sender<ClusterEvent>,
+    pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) rx: mpsc::UnboundedReceiver<Msg>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) proxy_stop: CancellationToken,
+    pub(crate) proxy_done: oneshot::Receiver<()>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(p: SupervisorParts) -> Self {
+        let probe = Probe::new(p.spec.health_check_path.as_deref());
+        let slots = (0..p.spec.workers).map(|_| Slot::default()).collect();
+        Self {
+            spec: p.spec,
+            spawner: p.spawner,
+            router: p.router,
+            events: p.events,
+            tx: p.tx,
+            rx: p.rx,
+            listen: p.listen,
+            probe,
+            workers: BTreeMap::new(),
+            slots,
+            next_id: 1,
+            phase: Phase::Running,
+            proxy_stop: p.proxy_stop,
+            proxy_done: Some(p.proxy_done),
+        }
+    }
+
+    /// Starts the workers and runs until shutdown has completed: every worker has exited.
+    pub(crate) async fn run(mut self) {
+        for slot in 0..self.slots.len() {
+            self.start_worker(slot);
+        }
+        while let Some(msg) = self.rx.recv().await {
+            match msg {
+                Msg::Control(Control::Status(reply)) => {
+                    let _ = reply.send(self.status());
+                }
+                Msg::Control(Control::Shutdown(mode)) => self.shutdown(mode),
+                Msg::Worker(m) => self.on_worker(m),
+                Msg::RestartDue { slot } => {
+                    self.slots[slot].restart_pending = false;
+                    if self.phase == Phase::Running {
+                        self.start_worker(slot);
+                    }
+                }
+                Msg::DrainDone => self.stop_all(),
+            }
+            if self.phase == Phase::Stopping && self.workers.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn emit(&self, event: ClusterEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn start_worker(&mut self, slot: usize) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
+        let endpoint = match ports::free_endpoint(&in_use) {
+            Ok(e) => e,
+            Err(e) => return self.failed_start(slot, format!("no endpoint for the worker: {e}")),
+        };
+        self.slots[slot].generation += 1;
+        let spec = WorkerSpec { id, slot, generation: self.slots[slot].generation, endpoint };
+        let process = match self.spawner.spawn(&spec) {
+            Ok(p) => p,
+            Err(e) => return self.failed_start(slot, e.to_string()),
+        };
+        let pid = process.pid();
+        let (stops, stop_rx) = mpsc::unbounded_channel();
+        tokio::spawn(worker::run(
+            process,
+            id,
+            endpoint,
+            self.probe.clone(),
+            self.spec.start_timeout,
+            stop_rx,
+            self.tx.clone(),
+        ));
+        self.workers.insert(
+            id,
+            Worker {
+                id,
+                slot,
+                pid,
+                endpoint,
+                state: WorkerState::Starting,
+                started: Instant::now(),
+                stops,
+                backend: None,
+                failed_start: false,
+            },
+        );
+        self.emit(ClusterEvent::WorkerStarted { worker_id: id, slot, pid, addr: endpoint });
+    }
+
+    /// A start that never produced a process: counts as a quick exit.
+    fn failed_start(&mut self, slot: usize, reason: String) {
+        self.emit(ClusterEvent::WorkerFailedStart { slot, reason });
+        self.schedule_restart(slot, true);
+    }
+
+    fn set_state(&mut self, id: u64, to: WorkerState) {
+        let Some(w) = self.workers.get_mut(&id) else { return };
+        let from = w.state;
+        if from == to {
+            return;
+        }
+        if !from.can_become(to) {
+            tracing::error!(worker = id, %from, %to, "refused worker state transition");
+            return;
+        }
+        w.state = to;
+        let slot = w.slot;
+        self.emit(ClusterEvent::WorkerState { worker_id: id, slot, from, to });
+    }
+
+    fn on_worker(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Ready { id } => {
+                let Some(w) = self.workers.get_mut(&id) else { return };
+                if w.state != WorkerState::Starting {
+                    return;
+                }
+                let backend = Arc::new(Backend::new(id, w.slot, w.endpoint));
+                w.backend = Some(Arc::clone(&backend));
+                self.router.add(backend);
+                self.set_state(id, WorkerState::Ready);
+            }
+            WorkerMsg::StartTimedOut { id } => {
+                let Some(w) = self.workers.get_mut(&id) else { return };
+                w.failed_start = true;
+                let (slot, timeout) = (w.slot, self.spec.start_timeout);
+                self.emit(ClusterEvent::WorkerFailedStart {
+                    slot,
+                    reason: format!("not ready within {} ms", timeout.as_millis()),
+                });
+                self.set_state(id, WorkerState::Stopping);
+            }
+            WorkerMsg::Exited { id, exit } => self.on_exit(id, exit),
+        }
+    }
+
+    fn on_exit(&mut self, id: u64, exit: Result<crate::spawn::WorkerExit, String>) {
+        self.router.remove(id);
+        let Some(before) = self.workers.get(&id).map(|w| w.state) else { return };
+        self.set_state(id, WorkerState::Exited);
+        let Some(w) = self.workers.remove(&id) else { return };
+        let expected = before == WorkerState::Stopping && !w.failed_start;
+        let (code, signal) = match &exit {
+            Ok(e) => (e.code, e.signal),
+            Err(_) => (None, None),
+        };
+        self.emit(ClusterEvent::WorkerExited { worker_id: id, slot: w.slot, pid: w.pid, code, signal, expected });
+        if self.phase != Phase::Running || expected {
+            return;
+        }
+        let quick = w.failed_start || w.started.elapsed() < backoff::QUICK_EXIT;
+        self.schedule_restart(w.slot, quick);
+    }
+
+    fn schedule_restart(&mut self, slot: usize, quick: bool) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let s = &mut self.slots[slot];
+        s.quick_exits = if quick { s.quick_exits + 1 } else { 0 };
+        s.restarts += 1;
+        let delay = backoff::restart_delay(s.quick_exits);
+        if s.quick_exits >= backoff::CRASH_LOOP_AFTER {
+            let quick_exits = s.quick_exits;
+            self.emit(ClusterEvent::CrashLooping { slot, quick_exits, retry_in: delay });
+        }
+        if delay.is_zero() {
+            self.start_worker(slot);
+            return;
+        }
+        self.slots[slot].restart_pending = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Msg::RestartDue { slot });
+        });
+    }
+
+    fn shutdown(&mut self, mode: ShutdownMode) {
+        match (mode, self.phase) {
+            (ShutdownMode::Graceful, Phase::Running) => {
+                self.emit(ClusterEvent::ShutdownStarted { graceful: true });
+                let deadline = Instant::now() + self.spec.graceful_shutdown_timeout;
+                self.phase = Phase::Draining { deadline };
+                self.proxy_stop.cancel();
+                let done = self.proxy_done.take();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if let Some(done) = done {
+                        let _ = tokio::time::timeout_at(deadline, done).await;
+                    }
+                    let _ = tx.send(Msg::DrainDone);
+                });
+            }
+            (ShutdownMode::Graceful, _) => {}
+            (ShutdownMode::Immediate, _) => {
+                if self.phase == Phase::Running {
+                    self.emit(ClusterEvent::ShutdownStarted { graceful: false });
+                }
+                self.proxy_stop.cancel();
+                self.phase = Phase::Stopping;
+                for w in self.workers.values() {
+                    let _ = w.stops.send(Stop::Kill);
+                }
+            }
+        }
+    }
+
+    /// After draining: take every worker out of rotation and stop it.
+    fn stop_all(&mut self) {
+        let Phase::Draining { deadline } = self.phase else { return };
+        self.phase = Phase::Stopping;
+        let deadline = deadline.max(Instant::now() + MIN_STOP_GRACE);
+        let ids: Vec<u64> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.router.remove(id);
+            if self.workers[&id].state == WorkerState::Ready {
+                self.set_state(id, WorkerState::Draining);
+            }
+            self.set_state(id, WorkerState::Stopping);
+            let _ = self.workers[&id].stops.send(Stop::Graceful { deadline });
+        }
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let workers: Vec<WorkerStatus> = self
+            .workers
+            .values()
+            .map(|w| WorkerStatus {
+                worker_id: w.id,
+                slot: w.slot,
+                pid: w.pid,
+                status: w.state,
+                addr: w.endpoint,
+                in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
+                restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
+                uptime_ms: w.started.elapsed().as_millis() as u64,
+            })
+            .collect();
+        ClusterStatus {
+            listen: self.listen,
+            strategy: self.router.strategy(),
+            desired_workers: self.slots.len(),
+            ready_workers: self.router.snapshot().backends().len(),
+            shutting_down: self.phase != Phase::Running,
+            workers,
+            crash_looping_slots: self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.quick_exits >= backoff::CRASH_LOOP_AFTER)
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+}

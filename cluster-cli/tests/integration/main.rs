@@ -1,0 +1,8 @@
+//! Integration tests: the real `cluster` binary with real worker processes on 127.0.0.1.
+#![allow(missing_docs, unreachable_pub)]
+
+mod config_errors;
+mod lifecycle;
+mod routing;
+mod streams;
+mod util;

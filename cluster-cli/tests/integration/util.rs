@@ -1,0 +1,251 @@
+//! Helpers for tests that run the real `cluster` binary with real worker processes.
+//!
+//! Every process a test starts is killed when its [`ClusterProc`] is dropped: the primary's
+//! process group, then every worker process group seen in its log.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustix::process::{Pid, Signal};
+
+/// The `cluster` binary under test.
+pub fn cluster_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cluster"))
+}
+
+/// The `hello` example worker, built by `cargo test --workspace` (or built here if missing).
+pub fn hello_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test exe");
+            let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+            let path = profile_dir.join("examples").join("hello");
+            if !path.exists() {
+                let status = Command::new(env!("CARGO"))
+                    .args(["build", "-p", "examples", "--example", "hello"])
+                    .status()
+                    .expect("run cargo build for the hello example");
+                assert!(status.success(), "building the hello example failed");
+            }
+            path
+        })
+        .clone()
+}
+
+/// The plain Node.js worker of `examples/node`.
+pub fn node_server() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node/server.js"))
+}
+
+/// A running `cluster` primary.
+pub struct ClusterProc {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the command line of a cluster run.
+pub struct ClusterCmd {
+    cmd: Command,
+    dir: tempfile::TempDir,
+}
+
+impl ClusterCmd {
+    /// `cluster start --host 127.0.0.1 --port 0 <args>` in a fresh scratch folder.
+    pub fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("scratch dir");
+        let mut cmd = Command::new(cluster_bin());
+        cmd.arg("start").args(["--host", "127.0.0.1", "--port", "0"]).args(args);
+        cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
+        Self { cmd, dir }
+    }
+
+    /// Sets an environment variable of the primary.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    /// Starts the primary and waits until it listens and `ready` workers are ready.
+    pub fn spawn(mut self, ready: usize) -> ClusterProc {
+        use std::os::unix::process::CommandExt;
+        self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd.process_group(0);
+        let mut child = self.cmd.spawn().expect("start cluster");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().expect("stdout"), Arc::clone(&log));
+        collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
+        let mut proc = ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
+        let line = proc.wait_for_line("listening on http://", Duration::from_secs(20));
+        let addr = line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
+        proc.addr = addr.and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+        proc.wait_for_count(" ready: pid ", ready, Duration::from_secs(30));
+        proc
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            log.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl ClusterProc {
+    /// The primary's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Every line of stdout and stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Lines containing `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits for a line containing `needle`; panics with the log on timeout.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(Instant::now() < deadline, "no line with {needle:?} in:\n{}", self.log().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `n` lines contain `needle`.
+    pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "wanted {n} lines with {needle:?}, log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pids of workers reported ready in the log.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.log()
+            .iter()
+            .filter_map(|l| l.split(" ready: pid ").nth(1)?.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// Sends `sig` to the primary.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = Pid::from_raw(self.pid() as i32) {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+
+    /// Waits for the primary to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "cluster did not exit; log:\n{}", self.log().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Peak resident memory of the primary so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ClusterProc {
+    fn drop(&mut self) {
+        let workers = self.worker_pids();
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
+            let _ = child.wait();
+        }
+        for pid in workers {
+            if let Some(pid) = Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A keep-alive HTTP/1.1 client connection to the cluster.
+pub struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    /// Opens a connection.
+    pub async fn open(addr: SocketAddr) -> Conn {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("handshake");
+        tokio::spawn(conn.with_upgrades());
+        Conn { sender, addr }
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&mut self, method: &str, path: &str, body: Bytes) -> (u16, Bytes) {
+        let resp = self.request(method, path, body).await;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, body)
+    }
+
+    /// Sends a request and returns the response with its body unread.
+    pub async fn request(&mut self, method: &str, path: &str, body: Bytes) -> hyper::Response<hyper::body::Incoming> {
+        self.sender.ready().await.expect("connection ready");
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("app.test:{}", self.addr.port()))
+            .body(Full::new(body))
+            .expect("request");
+        self.sender.send_request(req).await.expect("response")
+    }
+}
+
+/// `GET path` on a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, Bytes) {
+    Conn::open(addr).await.send("GET", path, Bytes::new()).await
+}

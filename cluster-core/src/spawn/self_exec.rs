@@ -1,0 +1,47 @@
+//! [`SelfExecSpawner`]: re-runs the current binary in worker role.
+
+use std::path::PathBuf;
+
+use super::{ProcessSpawner, SpawnError, Spawner, WorkerProcess, WorkerSpec};
+
+/// Re-runs the current executable, with role arguments, as each worker.
+///
+/// This is how a Rust server embeds the cluster: its `main` checks for the role arguments
+/// (or for `CLUSTER_WORKER_ID` in the environment) and, in worker role, serves on `HOST` and
+/// `PORT` instead of starting a cluster. The `cluster` binary uses it to run its built-in
+/// demo server when no command is configured.
+#[derive(Debug, Clone)]
+pub struct SelfExecSpawner {
+    inner: ProcessSpawner,
+}
+
+impl SelfExecSpawner {
+    /// A spawner running the current executable with `role_args`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error when the path of the current executable cannot be found.
+    pub fn new(role_args: impl IntoIterator<Item = impl Into<String>>) -> std::io::Result<Self> {
+        let exe: PathBuf = std::env::current_exe()?;
+        Ok(Self { inner: ProcessSpawner::new(exe, role_args) })
+    }
+
+    /// Registers every worker's process group with `guardian`; see
+    /// [`ProcessSpawner::guardian`].
+    pub fn guardian(mut self, guardian: std::sync::Arc<super::Guardian>) -> Self {
+        self.inner = self.inner.guardian(guardian);
+        self
+    }
+
+    /// Adds an environment variable for every worker.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner = self.inner.env(key, value);
+        self
+    }
+}
+
+impl Spawner for SelfExecSpawner {
+    fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
+        self.inner.spawn(spec)
+    }
+}

@@ -1,0 +1,52 @@
+//! A point-in-time view of the cluster, as returned by
+//! [`ClusterHandle::status`](crate::ClusterHandle::status).
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::WorkerState;
+
+/// The cluster as the supervisor sees it at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ClusterStatus {
+    /// The front address.
+    pub listen: SocketAddr,
+    /// The balancing strategy in use.
+    pub strategy: &'static str,
+    /// Workers the cluster keeps ready.
+    pub desired_workers: usize,
+    /// Workers in the routing table now.
+    pub ready_workers: usize,
+    /// Whether shutdown has begun.
+    pub shutting_down: bool,
+    /// Every live worker process.
+    pub workers: Vec<WorkerStatus>,
+    /// Slots whose worker keeps exiting soon after start.
+    pub crash_looping_slots: Vec<usize>,
+}
+
+/// One worker process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct WorkerStatus {
+    /// Unique id.
+    pub worker_id: u64,
+    /// Slot (`NODE_APP_INSTANCE`).
+    pub slot: usize,
+    /// Process id.
+    pub pid: u32,
+    /// Lifecycle state.
+    pub status: WorkerState,
+    /// Private endpoint.
+    pub addr: SocketAddr,
+    /// Requests in flight on it.
+    pub in_flight: usize,
+    /// Replacements its slot has had.
+    pub restarts: u32,
+    /// Milliseconds since it started.
+    pub uptime_ms: u64,
+}

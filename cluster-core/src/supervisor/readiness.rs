@@ -1,0 +1,72 @@
+//! Deciding when a new worker may receive traffic.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+/// How a worker proves it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Its endpoint accepts a TCP connection.
+    Connect,
+    /// `GET <path>` on its endpoint answers 2xx.
+    HttpGet(String),
+}
+
+impl Probe {
+    /// The probe for an optional health path.
+    pub(crate) fn new(health_path: Option<&str>) -> Self {
+        match health_path {
+            Some(path) => Probe::HttpGet(path.to_owned()),
+            None => Probe::Connect,
+        }
+    }
+
+    /// Probes `endpoint` until it passes. Runs forever for a worker that never becomes
+    /// ready: callers bound it with the start timeout.
+    pub(crate) async fn wait_ready(&self, endpoint: SocketAddr) {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if timeout(Duration::from_secs(2), self.once(endpoint)).await.unwrap_or(false) {
+                return;
+            }
+            sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// One attempt: does the worker pass now?
+    async fn once(&self, endpoint: SocketAddr) -> bool {
+        let Ok(stream) = TcpStream::connect(endpoint).await else {
+            return false;
+        };
+        match self {
+            Probe::Connect => true,
+            Probe::HttpGet(path) => http_get_ok(stream, endpoint, path).await,
+        }
+    }
+}
+
+async fn http_get_ok(stream: TcpStream, endpoint: SocketAddr, path: &str) -> bool {
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        return false;
+    };
+    let conn = tokio::spawn(conn);
+    let req = Request::get(path)
+        .header(hyper::header::HOST, endpoint.to_string())
+        .header(hyper::header::USER_AGENT, "cluster-readiness")
+        .body(Empty::<Bytes>::new());
+    let ok = match req {
+        Ok(req) => sender.send_request(req).await.is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    };
+    conn.abort();
+    ok
+}

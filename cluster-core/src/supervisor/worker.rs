@@ -1,0 +1,103 @@
+//! The task that owns one worker process: readiness, stop requests, exit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::Msg;
+use super::readiness::Probe;
+use crate::spawn::{StopSignal, WorkerExit, WorkerProcess};
+
+/// What the supervisor can ask of a worker task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// SIGTERM now, SIGKILL at `deadline` if still alive.
+    Graceful {
+        /// When to give up waiting and kill.
+        deadline: Instant,
+    },
+    /// SIGKILL now.
+    Kill,
+}
+
+/// What a worker task reports to the supervisor.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// The worker passed its readiness probe.
+    Ready { id: u64 },
+    /// The worker did not pass its probe within the start timeout; the task is stopping it.
+    StartTimedOut { id: u64 },
+    /// The process has exited (or could not be waited for).
+    Exited { id: u64, exit: Result<WorkerExit, String> },
+}
+
+/// How long a worker that failed to start gets between SIGTERM and SIGKILL.
+const FAILED_START_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs until the worker process has exited, then reports it. Never returns early: every
+/// process the supervisor starts is waited for.
+pub(crate) async fn run(
+    mut process: Box<dyn WorkerProcess>,
+    id: u64,
+    endpoint: SocketAddr,
+    probe: Probe,
+    start_timeout: Duration,
+    mut stops: mpsc::UnboundedReceiver<Stop>,
+    report: mpsc::UnboundedSender<Msg>,
+) {
+    let send = |m: WorkerMsg| {
+        let _ = report.send(Msg::Worker(m));
+    };
+    let start_deadline = Instant::now() + start_timeout;
+    let mut stop: Option<Stop> = tokio::select! {
+        exit = process.wait() => {
+            send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
+            return;
+        }
+        () = probe.wait_ready(endpoint) => {
+            send(WorkerMsg::Ready { id });
+            None
+        }
+        () = sleep_until(start_deadline) => {
+            send(WorkerMsg::StartTimedOut { id });
+            Some(Stop::Graceful { deadline: Instant::now() + FAILED_START_GRACE })
+        }
+        s = stops.recv() => Some(s.unwrap_or(Stop::Kill)),
+    };
+    loop {
+        match stop {
+            None => {
+                stop = tokio::select! {
+                    exit = process.wait() => {
+                        send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
+                        return;
+                    }
+                    s = stops.recv() => Some(s.unwrap_or(Stop::Kill)),
+                };
+            }
+            Some(Stop::Kill) => {
+                let _ = process.signal(StopSignal::Kill);
+                break;
+            }
+            Some(Stop::Graceful { deadline }) => {
+                let _ = process.signal(StopSignal::Terminate);
+                loop {
+                    tokio::select! {
+                        exit = process.wait() => {
+                            send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
+                            return;
+                        }
+                        () = sleep_until(deadline) => break,
+                        // A second graceful request keeps the earlier deadline.
+                        s = stops.recv() => if !matches!(s, Some(Stop::Graceful { .. })) { break },
+                    }
+                }
+                stop = Some(Stop::Kill);
+            }
+        }
+    }
+    let exit = process.wait().await.map_err(|e| e.to_string());
+    send(WorkerMsg::Exited { id, exit });
+}
