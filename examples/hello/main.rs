@@ -1,2 +1,139 @@
-//! The example worker.
-fn main() {}
+//! `hello`: the example worker that `cluster` tests and benchmarks run.
+//!
+//! A small hyper 1.x HTTP/1.1 server. It binds `HOST:PORT`, prints one line
+//! `hello worker <CLUSTER_WORKER_ID or -> pid <pid> listening on <addr>` to stdout, and serves:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | 200 `text/plain`: `hello from worker <CLUSTER_WORKER_ID> pid <pid>\n` |
+//! | `GET /pid` | 200, the pid as decimal text, no newline |
+//! | `GET /health` | 200 `ok\n` |
+//! | `GET /slow?ms=N` | waits N ms (at most 60000), then 200 `slept N ms\n` |
+//! | `GET /stream?n=N&interval=MS` | 200 `text/event-stream`: N events (default 5, at most 1000) `id: i\ndata: event i\n\n` with i = 1..=N, one frame each, MS ms apart (default 200, at most 60000) |
+//! | `GET /ws` | WebSocket echo (RFC 6455); 400 without `Upgrade: websocket` and a key |
+//! | `POST`/`PUT /echo` | 200, the request body streamed back as it arrives, same content type |
+//! | `GET /headers` | 200 JSON object: lower-case header name → value (repeats joined with `, `) |
+//! | `GET /env` | 200 JSON: `PORT`, `HOST`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` (null when unset) |
+//! | `GET /crash` | exits at once with code 70, without answering |
+//! | anything else | 404 |
+//!
+//! `HEAD` is accepted wherever `GET` is, except `/ws` and `/crash`.
+//!
+//! # Environment
+//!
+//! - `PORT` (default 3000; 0 picks a free port, printed in the banner), `HOST` (default 127.0.0.1).
+//! - `THREADS`: unset or 1 runs a one-thread (`current_thread`) tokio runtime, so one worker process
+//!   is one core's worth of work, like a Node worker; `THREADS=n` (n > 1) runs a multi-thread
+//!   runtime with n threads.
+//! - `WORKER_QUIET=1`: no banner line.
+//! - `CLUSTER_WORKER_ID`: shown in the banner and in `GET /`.
+//! - `HELLO_START_DELAY_MS`: sleep this long before binding (a slow-starting worker).
+//! - `HELLO_DELAY_MS`: add this delay to every response (a slow worker).
+//! - `HELLO_EXIT_AFTER_MS`: exit with code 1 this long after binding (a crashing worker).
+//!
+//! # Signals
+//!
+//! SIGTERM or SIGINT starts a graceful shutdown: the listener closes, idle keep-alive connections
+//! close, in-flight requests (streams included) finish, open WebSockets get a close frame
+//! (1001 going away), and the process exits 0. If that takes more than 10 s, or a second signal
+//! arrives, it exits 1 at once.
+//!
+//! # Examples
+//!
+//! ```text
+//! PORT=3001 CLUSTER_WORKER_ID=1 cargo run -p examples --example hello
+//! cluster start --workers 2 -- target/release/examples/hello
+//! ```
+#![forbid(unsafe_code)]
+
+mod routes;
+mod server;
+mod stream;
+mod ws;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Settings read once from the environment at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Interface to bind.
+    pub(crate) host: String,
+    /// Port to bind (0: the kernel picks one).
+    pub(crate) port: u16,
+    /// `CLUSTER_WORKER_ID`, if set.
+    pub(crate) worker_id: Option<String>,
+    /// Runtime threads; 1 means `current_thread`.
+    pub(crate) threads: usize,
+    /// Print the banner line.
+    pub(crate) banner: bool,
+    /// Sleep before binding.
+    pub(crate) start_delay: Duration,
+    /// Delay added to every response.
+    pub(crate) response_delay: Duration,
+    /// Exit with code 1 this long after binding.
+    pub(crate) exit_after: Option<Duration>,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the variable when a number does not parse.
+    fn from_env() -> Result<Self, String> {
+        let ms = |key: &str| -> Result<Option<Duration>, String> {
+            Ok(number::<u64>(key)?.map(Duration::from_millis))
+        };
+        Ok(Config {
+            host: var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port: number("PORT")?.unwrap_or(3000),
+            worker_id: var("CLUSTER_WORKER_ID"),
+            threads: number("THREADS")?.unwrap_or(1).max(1),
+            banner: var("WORKER_QUIET").as_deref() != Some("1"),
+            start_delay: ms("HELLO_START_DELAY_MS")?.unwrap_or_default(),
+            response_delay: ms("HELLO_DELAY_MS")?.unwrap_or_default(),
+            exit_after: ms("HELLO_EXIT_AFTER_MS")?,
+        })
+    }
+}
+
+/// The variable's value, or `None` when it is unset, empty or not UTF-8.
+pub(crate) fn var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// The variable parsed as a number, `None` when unset.
+fn number<T: std::str::FromStr>(key: &str) -> Result<Option<T>, String> {
+    match var(key) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| format!("{key}={v:?} is not a valid number"))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hello: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(server::run(config)),
+        Err(e) => {
+            eprintln!("hello: cannot start the tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

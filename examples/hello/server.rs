@@ -1,0 +1,158 @@
+//! The accept loop, per-connection tasks and graceful shutdown.
+//!
+//! Every connection and every WebSocket runs in a task of one [`TaskTracker`]; the shutdown
+//! token tells connections to finish their in-flight request and close (hyper's
+//! `graceful_shutdown`), and WebSockets to send a close frame. The process exits when the
+//! tracker is empty. hyper-util's `GracefulShutdown` is not used because it does not accept an
+//! HTTP/1 connection with upgrades enabled, which `/ws` needs.
+
+use std::pin::pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Config;
+
+/// How long in-flight work may take after SIGTERM before the process exits anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every request handler can see.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// `CLUSTER_WORKER_ID`, if set.
+    pub(crate) worker_id: Option<String>,
+    /// Our pid.
+    pub(crate) pid: u32,
+    /// `HELLO_DELAY_MS`.
+    pub(crate) response_delay: Duration,
+    /// Cancelled when shutdown starts.
+    pub(crate) stop: CancellationToken,
+    /// Connections and WebSockets; shutdown waits for it to empty.
+    pub(crate) tasks: TaskTracker,
+}
+
+/// Binds, serves until SIGTERM/SIGINT, drains, and returns the exit code.
+pub(crate) async fn run(config: Config) -> ExitCode {
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("hello: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(config.start_delay) => {}
+        () = signals.recv() => return ExitCode::SUCCESS,
+    }
+    let listener = match TcpListener::bind((config.host.as_str(), config.port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("hello: cannot listen on {}:{}: {e}", config.host, config.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let pid = std::process::id();
+    if config.banner {
+        let addr = listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+        let id = config.worker_id.as_deref().unwrap_or("-");
+        println!("hello worker {id} pid {pid} listening on {addr}");
+    }
+    if let Some(after) = config.exit_after {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            eprintln!("hello: HELLO_EXIT_AFTER_MS elapsed, exiting with code 1");
+            std::process::exit(1);
+        });
+    }
+    let shared = Arc::new(Shared {
+        worker_id: config.worker_id,
+        pid,
+        response_delay: config.response_delay,
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => serve_connection(tcp, &shared),
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    eprintln!("hello: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = signals.recv() => break,
+        }
+    }
+
+    drop(listener);
+    shared.stop.cancel();
+    shared.tasks.close();
+    tokio::select! {
+        () = shared.tasks.wait() => ExitCode::SUCCESS,
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            eprintln!("hello: {} connections still open after {DRAIN_TIMEOUT:?}; exiting", shared.tasks.len());
+            ExitCode::FAILURE
+        }
+        () = signals.recv() => {
+            eprintln!("hello: second signal; exiting without waiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 connection (upgrades allowed) in a tracked task.
+fn serve_connection(tcp: TcpStream, shared: &Arc<Shared>) {
+    let _ = tcp.set_nodelay(true);
+    let handler = Arc::clone(shared);
+    let stop = shared.stop.clone();
+    shared.tasks.spawn(async move {
+        let service = service_fn(move |req| crate::routes::handle(req, Arc::clone(&handler)));
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let mut conn = pin!(conn);
+        // Connection errors (a client going away mid-request) are the client's business.
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    });
+}
+
+/// SIGTERM and SIGINT, merged.
+#[derive(Debug)]
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}

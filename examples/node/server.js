@@ -1,0 +1,110 @@
+'use strict';
+// A plain Node.js `http` worker for the tests that run Node workers under `cluster`
+// (no npm dependencies). Same contract as the Rust `hello` example:
+//   PORT env (default 3000), HOST env (default 127.0.0.1); WORKER_QUIET=1 hides the banner.
+//   GET /                         -> 200 "hello from node worker <NODE_APP_INSTANCE> pid <pid>\n"
+//   GET /pid                      -> 200, the pid as text (no newline)
+//   GET /health                   -> 200 "ok\n"
+//   GET /slow?ms=N                -> waits N ms (capped at 60000), then 200 "slept N ms\n"
+//   GET /stream?n=N&interval=MS   -> 200 text/event-stream: N events (default 5, cap 1000)
+//                                    "id: i\ndata: event i\n\n", i = 1..N, MS ms apart (default 200)
+//   POST|PUT /echo                -> 200, the request body piped back, same Content-Type
+//   GET /headers                  -> 200 JSON of req.headers
+//   GET /env                      -> 200 JSON: PORT, HOST, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
+//   GET /crash                    -> exits at once with code 70, without answering
+//   anything else                 -> 404
+// server.keepAliveTimeout is left at Node's default (5 s) on purpose: the proxy's upstream
+// idle timeout must be shorter, and the tests exercise that.
+// SIGTERM/SIGINT: server.close() (stop accepting, close idle connections, let in-flight
+// requests finish), then exit 0; exit 1 if that takes more than 5 s.
+const http = require('http');
+
+const PORT = parseInt(process.env.PORT || '3000', 10);
+const HOST = process.env.HOST || '127.0.0.1';
+const INSTANCE = process.env.NODE_APP_INSTANCE || '-';
+
+function num(params, key, dflt, max) {
+  const v = parseInt(params.get(key) || '', 10);
+  return Math.min(Number.isFinite(v) && v >= 0 ? v : dflt, max);
+}
+
+function send(res, status, body, type = 'text/plain; charset=utf-8') {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function stream(req, res, params) {
+  const n = num(params, 'n', 5, 1000);
+  const interval = num(params, 'interval', 200, 60000);
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+  res.flushHeaders();
+  let i = 0;
+  let timer = null;
+  const next = () => {
+    i += 1;
+    if (i > n) return res.end();
+    res.write(`id: ${i}\ndata: event ${i}\n\n`);
+    timer = setTimeout(next, i < n ? interval : 0);
+  };
+  res.on('close', () => clearTimeout(timer));
+  next();
+}
+
+const server = http.createServer((req, res) => {
+  const q = req.url.indexOf('?');
+  const path = q === -1 ? req.url : req.url.slice(0, q);
+  const params = new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1));
+  const get = req.method === 'GET' || req.method === 'HEAD';
+  if (path === '/echo' && (req.method === 'POST' || req.method === 'PUT')) {
+    const headers = {};
+    if (req.headers['content-type']) headers['Content-Type'] = req.headers['content-type'];
+    res.writeHead(200, headers);
+    return req.pipe(res);
+  }
+  if (!get) return send(res, 404, 'not found\n');
+  switch (path) {
+    case '/':
+      return send(res, 200, `hello from node worker ${INSTANCE} pid ${process.pid}\n`);
+    case '/pid':
+      return send(res, 200, String(process.pid));
+    case '/health':
+      return send(res, 200, 'ok\n');
+    case '/slow': {
+      const ms = num(params, 'ms', 0, 60000);
+      return setTimeout(() => send(res, 200, `slept ${ms} ms\n`), ms);
+    }
+    case '/stream':
+      return stream(req, res, params);
+    case '/headers':
+      return send(res, 200, JSON.stringify(req.headers), 'application/json');
+    case '/env': {
+      const env = {};
+      for (const k of ['PORT', 'HOST', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE']) {
+        env[k] = process.env[k] === undefined ? null : process.env[k];
+      }
+      return send(res, 200, JSON.stringify(env), 'application/json');
+    }
+    case '/crash':
+      if (req.method === 'GET') process.exit(70);
+      return send(res, 404, 'not found\n');
+    default:
+      return send(res, 404, 'not found\n');
+  }
+});
+// keepAliveTimeout deliberately left at Node's default (5 s); see the header comment.
+server.listen(PORT, HOST, () => {
+  if (process.env.WORKER_QUIET !== '1') {
+    const a = server.address();
+    console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${a.address}:${a.port}`);
+  }
+});
+
+let stopping = false;
+function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(1), 5000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
