@@ -38,11 +38,12 @@ pub(crate) fn run() -> ExitCode {
 async fn serve() -> std::io::Result<()> {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let addr: SocketAddr = format!("{host}:{port}")
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}:{port}: {e}")))?;
+    let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}:{port}: {e}"))
+    })?;
     let id = std::env::var("CLUSTER_WORKER_ID").unwrap_or_else(|_| "-".into());
-    let greeting = Bytes::from(format!("hello from cluster demo worker {id} (pid {})\n", std::process::id()));
+    let greeting =
+        Bytes::from(format!("hello from cluster demo worker {id} (pid {})\n", std::process::id()));
     let listener = TcpListener::bind(addr).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

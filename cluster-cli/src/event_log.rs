@@ -8,7 +8,11 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Logs every event until the cluster stops. Worker lines name the slot (`worker 2`), the
 /// pid and the private address, so they can be matched with the `[w2]` output lines.
-pub(crate) async fn log_events(mut events: Receiver<ClusterEvent>, workers: usize, strategy: &'static str) {
+pub(crate) async fn log_events(
+    mut events: Receiver<ClusterEvent>,
+    workers: usize,
+    strategy: &'static str,
+) {
     let mut known: HashMap<u64, (u32, SocketAddr)> = HashMap::new();
     loop {
         let event = match events.recv().await {
@@ -28,9 +32,12 @@ pub(crate) async fn log_events(mut events: Receiver<ClusterEvent>, workers: usiz
                 tracing::debug!("worker {slot} starting: pid {pid} on {addr}");
             }
             ClusterEvent::WorkerState { worker_id, slot, to, .. } => {
-                let (pid, addr) = known.get(&worker_id).copied().unwrap_or((0, ([0, 0, 0, 0], 0).into()));
+                let (pid, addr) =
+                    known.get(&worker_id).copied().unwrap_or((0, ([0, 0, 0, 0], 0).into()));
                 match to {
-                    WorkerState::Ready => tracing::info!("worker {slot} ready: pid {pid} on {addr}"),
+                    WorkerState::Ready => {
+                        tracing::info!("worker {slot} ready: pid {pid} on {addr}")
+                    }
                     other => tracing::debug!("worker {slot} (pid {pid}) {other}"),
                 }
             }

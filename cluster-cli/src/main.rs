@@ -21,11 +21,12 @@ use crate::args::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start(args) => match config::load(&args.config.overrides(), &Environment::capture())
-        {
-            Ok(loaded) => start::run(loaded.spec),
-            Err(e) => config_error(&e),
-        },
+        Command::Start(args) => {
+            match config::load(&args.config.overrides(), &Environment::capture()) {
+                Ok(loaded) => start::run(loaded.spec),
+                Err(e) => config_error(&e),
+            }
+        }
         Command::Config(args) => {
             match config::load(&args.config.overrides(), &Environment::capture()) {
                 Ok(loaded) if args.json => {

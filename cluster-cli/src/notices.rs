@@ -20,6 +20,8 @@ pub(crate) fn warn_inactive(spec: &ClusterSpec) {
         }
     }
     if spec.redis_url.is_some() {
-        tracing::info!("`redisUrl` is accepted for compatibility and not used: affinity state lives in the primary");
+        tracing::info!(
+            "`redisUrl` is accepted for compatibility and not used: affinity state lives in the primary"
+        );
     }
 }

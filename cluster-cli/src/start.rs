@@ -57,16 +57,21 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
     let guardian = match Guardian::start(&exe, &["__guardian"]) {
         Ok(g) => Some(Arc::new(g)),
         Err(e) => {
-            tracing::warn!("cannot start the guardian process ({e}); a worker's own children may outlive a killed primary");
+            tracing::warn!(
+                "cannot start the guardian process ({e}); a worker's own children may outlive a killed primary"
+            );
             None
         }
     };
     let builder = Cluster::builder(spec.clone());
     let builder = match ProcessSpawner::from_command(&spec.command) {
-        Some(spawner) => builder.spawner(with_guardian(spawner, &guardian, ProcessSpawner::guardian)),
+        Some(spawner) => {
+            builder.spawner(with_guardian(spawner, &guardian, ProcessSpawner::guardian))
+        }
         None => {
-            let demo = SelfExecSpawner::new(["__demo-worker"])
-                .map_err(|e| format!("cannot find the cluster binary to run the demo worker: {e}"))?;
+            let demo = SelfExecSpawner::new(["__demo-worker"]).map_err(|e| {
+                format!("cannot find the cluster binary to run the demo worker: {e}")
+            })?;
             builder.spawner(with_guardian(demo, &guardian, SelfExecSpawner::guardian))
         }
     };
@@ -84,7 +89,11 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
     Ok(())
 }
 
-fn with_guardian<S>(spawner: S, guardian: &Option<Arc<Guardian>>, add: fn(S, Arc<Guardian>) -> S) -> S {
+fn with_guardian<S>(
+    spawner: S,
+    guardian: &Option<Arc<Guardian>>,
+    add: fn(S, Arc<Guardian>) -> S,
+) -> S {
     match guardian {
         Some(g) => add(spawner, Arc::clone(g)),
         None => spawner,

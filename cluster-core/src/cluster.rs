@@ -76,7 +76,8 @@ impl ClusterBuilder {
         };
         let addr = self.spec.listen;
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
         let balancer = self.balancer.unwrap_or_else(|| self.spec.strategy.build());
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_BUFFER);

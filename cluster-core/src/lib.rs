@@ -49,8 +49,8 @@ pub use proxy::{Proxy, ProxyConfig};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
-    Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess,
-    WorkerSpec, run_guardian,
+    Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit,
+    WorkerProcess, WorkerSpec, run_guardian,
 };
 pub use status::{ClusterStatus, WorkerStatus};
 pub use supervisor::{ShutdownMode, WorkerState};

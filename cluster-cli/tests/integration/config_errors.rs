@@ -28,7 +28,12 @@ fn assert_config_error(args: &[&str], env: &[(&str, &str)], file: Option<&str>, 
 
 #[test]
 fn unknown_key_is_named_with_a_suggestion() {
-    assert_config_error(&["start"], &[], Some(r#"{"wokers": 2}"#), &["unknown key `wokers`", "did you mean `workers`", "cluster.config.json"]);
+    assert_config_error(
+        &["start"],
+        &[],
+        Some(r#"{"wokers": 2}"#),
+        &["unknown key `wokers`", "did you mean `workers`", "cluster.config.json"],
+    );
     assert_config_error(
         &["start"],
         &[],
@@ -39,13 +44,28 @@ fn unknown_key_is_named_with_a_suggestion() {
 
 #[test]
 fn wrong_type_names_key_value_and_file() {
-    assert_config_error(&["start"], &[], Some(r#"{"port": "abc"}"#), &["`port`", "abc", "cluster.config.json"]);
+    assert_config_error(
+        &["start"],
+        &[],
+        Some(r#"{"port": "abc"}"#),
+        &["`port`", "abc", "cluster.config.json"],
+    );
 }
 
 #[test]
 fn zero_workers_is_refused() {
-    assert_config_error(&["start"], &[], Some(r#"{"workers": 0}"#), &["`workers`", ": 0", "config file"]);
-    assert_config_error(&["start"], &[("CLUSTER_WORKERS", "0")], None, &["`workers`", "environment variable CLUSTER_WORKERS"]);
+    assert_config_error(
+        &["start"],
+        &[],
+        Some(r#"{"workers": 0}"#),
+        &["`workers`", ": 0", "config file"],
+    );
+    assert_config_error(
+        &["start"],
+        &[("CLUSTER_WORKERS", "0")],
+        None,
+        &["`workers`", "environment variable CLUSTER_WORKERS"],
+    );
 }
 
 #[test]
@@ -60,21 +80,56 @@ fn min_workers_above_max_workers_is_refused() {
 
 #[test]
 fn unknown_strategy_is_refused() {
-    assert_config_error(&["start"], &[], Some(r#"{"loadBalancingStrategy": "fastest"}"#), &["loadBalancingStrategy", "fastest"]);
-    assert_config_error(&["start", "--strategy", "round-robbin"], &[], None, &["round-robbin", "command-line flag --strategy", "round-robin"]);
+    assert_config_error(
+        &["start"],
+        &[],
+        Some(r#"{"loadBalancingStrategy": "fastest"}"#),
+        &["loadBalancingStrategy", "fastest"],
+    );
+    assert_config_error(
+        &["start", "--strategy", "round-robbin"],
+        &[],
+        None,
+        &["round-robbin", "command-line flag --strategy", "round-robin"],
+    );
 }
 
 #[test]
 fn port_above_65535_is_refused_from_every_source() {
-    assert_config_error(&["start"], &[], Some(r#"{"port": 70000}"#), &["`port`", "70000", "config file"]);
-    assert_config_error(&["start"], &[("PORT", "70000")], None, &["`port`", "70000", "environment variable PORT"]);
-    assert_config_error(&["start", "--port", "70000"], &[], None, &["`port`", "70000", "command-line flag --port"]);
+    assert_config_error(
+        &["start"],
+        &[],
+        Some(r#"{"port": 70000}"#),
+        &["`port`", "70000", "config file"],
+    );
+    assert_config_error(
+        &["start"],
+        &[("PORT", "70000")],
+        None,
+        &["`port`", "70000", "environment variable PORT"],
+    );
+    assert_config_error(
+        &["start", "--port", "70000"],
+        &[],
+        None,
+        &["`port`", "70000", "command-line flag --port"],
+    );
 }
 
 #[test]
 fn an_explicit_config_file_must_exist() {
-    assert_config_error(&["start", "--config", "nope.json"], &[], None, &["nope.json", "does not exist"]);
-    assert_config_error(&["start"], &[("CLUSTER_CONFIG_PATH", "/nonexistent/c.json")], None, &["/nonexistent/c.json", "does not exist"]);
+    assert_config_error(
+        &["start", "--config", "nope.json"],
+        &[],
+        None,
+        &["nope.json", "does not exist"],
+    );
+    assert_config_error(
+        &["start"],
+        &[("CLUSTER_CONFIG_PATH", "/nonexistent/c.json")],
+        None,
+        &["/nonexistent/c.json", "does not exist"],
+    );
 }
 
 #[test]
@@ -92,5 +147,7 @@ fn the_original_design_file_is_accepted_and_sources_are_shown() {
     assert!(port.contains("4000") && port.contains("environment variable PORT"), "{port}");
     let workers = stdout.lines().find(|l| l.starts_with("workers ")).expect("workers line");
     assert!(workers.contains('4') && workers.contains("config file"), "{workers}");
-    assert!(stdout.lines().any(|l| l.starts_with("performance.requestTimeout") && l.contains("30000")));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("performance.requestTimeout") && l.contains("30000"))
+    );
 }

@@ -45,8 +45,11 @@ async fn a_killed_worker_is_replaced_and_traffic_goes_on() {
         statuses
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    rustix::process::kill_process(rustix::process::Pid::from_raw(victim as i32).unwrap(), Signal::KILL)
-        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(victim as i32).unwrap(),
+        Signal::KILL,
+    )
+    .unwrap();
     cluster.wait_for_count(" ready: pid ", 3, Duration::from_secs(20));
     let statuses = load.await.unwrap();
     let failed = statuses.iter().filter(|&&s| s != 200).count();
@@ -74,8 +77,16 @@ async fn a_worker_that_never_gets_ready_is_stopped_at_the_start_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.json");
     std::fs::write(&config, r#"{"startTimeout": 500}"#).unwrap();
-    let cluster = ClusterCmd::start(&["--workers", "1", "--config", config.to_str().unwrap(), "--", "sleep", "30"])
-        .spawn(0);
+    let cluster = ClusterCmd::start(&[
+        "--workers",
+        "1",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        "sleep",
+        "30",
+    ])
+    .spawn(0);
     cluster.wait_for_line("not ready within 500 ms", Duration::from_secs(10));
     assert_eq!(cluster.count(" ready: pid "), 0);
     assert_eq!(get(cluster.addr, "/").await.0, 503);
@@ -84,10 +95,13 @@ async fn a_worker_that_never_gets_ready_is_stopped_at_the_start_timeout() {
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     let hello = hello_bin();
-    let mut cluster = ClusterCmd::start(&["--workers", "2", "--", hello.to_str().unwrap()]).spawn(2);
+    let mut cluster =
+        ClusterCmd::start(&["--workers", "2", "--", hello.to_str().unwrap()]).spawn(2);
     let workers = cluster.worker_pids();
     let addr = cluster.addr;
-    let slow = tokio::spawn(async move { Conn::open(addr).await.send("GET", "/slow?ms=2000", Bytes::new()).await });
+    let slow = tokio::spawn(async move {
+        Conn::open(addr).await.send("GET", "/slow?ms=2000", Bytes::new()).await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
     cluster.signal(Signal::TERM);
@@ -104,9 +118,12 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
 #[tokio::test]
 async fn a_second_sigint_stops_at_once() {
     let hello = hello_bin();
-    let mut cluster = ClusterCmd::start(&["--workers", "1", "--", hello.to_str().unwrap()]).spawn(1);
+    let mut cluster =
+        ClusterCmd::start(&["--workers", "1", "--", hello.to_str().unwrap()]).spawn(1);
     let addr = cluster.addr;
-    let _slow = tokio::spawn(async move { Conn::open(addr).await.send("GET", "/slow?ms=20000", Bytes::new()).await });
+    let _slow = tokio::spawn(async move {
+        Conn::open(addr).await.send("GET", "/slow?ms=20000", Bytes::new()).await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
     cluster.signal(Signal::INT);

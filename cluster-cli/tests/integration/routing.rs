@@ -83,8 +83,16 @@ async fn no_ready_worker_answers_503_with_retry_after() {
     let config = dir.path().join("c.json");
     std::fs::write(&config, r#"{"startTimeout": 60000}"#).unwrap();
     // `sleep` never listens, so no worker ever becomes ready.
-    let cluster = ClusterCmd::start(&["--workers", "1", "--config", config.to_str().unwrap(), "--", "sleep", "30"])
-        .spawn(0);
+    let cluster = ClusterCmd::start(&[
+        "--workers",
+        "1",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        "sleep",
+        "30",
+    ])
+    .spawn(0);
     let mut conn = Conn::open(cluster.addr).await;
     let resp = conn.request("GET", "/", Bytes::new()).await;
     assert_eq!(resp.status(), 503);

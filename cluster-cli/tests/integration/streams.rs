@@ -30,7 +30,10 @@ async fn sse_events_arrive_one_by_one() {
     assert_eq!(text.matches("data: event").count(), 3, "stream: {text:?}");
     assert!(arrivals.len() >= 3, "events were merged into {} frames", arrivals.len());
     // The first event arrives while the stream is still open: long before the last one.
-    assert!(arrivals[arrivals.len() - 1] - arrivals[0] >= Duration::from_millis(600), "{arrivals:?}");
+    assert!(
+        arrivals[arrivals.len() - 1] - arrivals[0] >= Duration::from_millis(600),
+        "{arrivals:?}"
+    );
 }
 
 #[tokio::test]
@@ -59,7 +62,8 @@ async fn a_100_mb_upload_streams_through_with_bounded_memory() {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
     tokio::spawn(async move {
         let chunk = Bytes::from(vec![b'x'; CHUNK]);
         for _ in 0..TOTAL / CHUNK {

@@ -85,10 +85,13 @@ impl ClusterCmd {
         let log = Arc::new(Mutex::new(Vec::new()));
         collect(child.stdout.take().expect("stdout"), Arc::clone(&log));
         collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
-        let mut proc = ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
+        let mut proc =
+            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
         let line = proc.wait_for_line("listening on http://", Duration::from_secs(20));
-        let addr = line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
-        proc.addr = addr.and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr =
+            line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
+        proc.addr =
+            addr.and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
         proc.wait_for_count(" ready: pid ", ready, Duration::from_secs(30));
         proc
     }
@@ -126,7 +129,11 @@ impl ClusterProc {
             if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
                 return l.clone();
             }
-            assert!(Instant::now() < deadline, "no line with {needle:?} in:\n{}", self.log().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} in:\n{}",
+                self.log().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -167,14 +174,19 @@ impl ClusterProc {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "cluster did not exit; log:\n{}", self.log().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not exit; log:\n{}",
+                self.log().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Peak resident memory of the primary so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -233,7 +245,12 @@ impl Conn {
     }
 
     /// Sends a request and returns the response with its body unread.
-    pub async fn request(&mut self, method: &str, path: &str, body: Bytes) -> hyper::Response<hyper::body::Incoming> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> hyper::Response<hyper::body::Incoming> {
         self.sender.ready().await.expect("connection ready");
         let req = Request::builder()
             .method(method)

@@ -68,7 +68,9 @@ impl Guardian {
         let line = format!("{op}{pgid}\n");
         let mut pipe = self.pipe.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = pipe.write_all(line.as_bytes()) {
-            tracing::warn!("guardian unreachable ({e}); workers rely on the parent-death signal alone");
+            tracing::warn!(
+                "guardian unreachable ({e}); workers rely on the parent-death signal alone"
+            );
         }
     }
 }

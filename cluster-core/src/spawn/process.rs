@@ -11,7 +11,9 @@ use rustix::process::Signal;
 use tokio::process::{Child, Command};
 
 use super::output::{Stream, forward_lines};
-use super::{Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec, sys};
+use super::{
+    Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec, sys,
+};
 use crate::config::WorkerCommand;
 
 /// Runs a program with arguments, working directory and environment as each worker.
@@ -33,7 +35,10 @@ pub struct ProcessSpawner {
 
 impl ProcessSpawner {
     /// A spawner running `program` with `args`.
-    pub fn new(program: impl Into<PathBuf>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),

@@ -89,7 +89,9 @@ struct Slot {
 enum Phase {
     Running,
     /// The proxy is draining in-flight requests until `deadline`.
-    Draining { deadline: Instant },
+    Draining {
+        deadline: Instant,
+    },
     /// Workers have been asked to stop.
     Stopping,
 }
@@ -275,7 +277,14 @@ impl Supervisor {
             Ok(e) => (e.code, e.signal),
             Err(_) => (None, None),
         };
-        self.emit(ClusterEvent::WorkerExited { worker_id: id, slot: w.slot, pid: w.pid, code, signal, expected });
+        self.emit(ClusterEvent::WorkerExited {
+            worker_id: id,
+            slot: w.slot,
+            pid: w.pid,
+            code,
+            signal,
+            expected,
+        });
         if self.phase != Phase::Running || expected {
             return;
         }
