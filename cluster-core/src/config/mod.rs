@@ -34,6 +34,9 @@ mod spec;
 mod suggest;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
