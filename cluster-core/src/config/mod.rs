@@ -1,17 +1,52 @@
 //! Layered configuration: built-in defaults, the JSON file, environment variables, flags.
 //!
-//! CONTRACT FOR THE CONFIG HELPER (remove this paragraph when implemented):
-//! `load` builds a figment from, lowest first: defaults, the JSON file (`--config`, else
-//! `CLUSTER_CONFIG_PATH`, else `./cluster.config.json` if it exists), the environment
-//! variables of [`Environment`], then [`Overrides`]; extracts the raw camelCase config with
-//! unknown keys denied; validates it into a [`ClusterSpec`].
+//! [`load`] merges the layers with figment (lowest precedence first: defaults, the JSON
+//! file, the environment variables of an [`Environment`], the [`Overrides`] from the command
+//! line), extracts the raw camelCase configuration with unknown keys denied at every level,
+//! and validates it into a [`ClusterSpec`]. Every value keeps its [`Source`], so a bad one
+//! is reported as "invalid value for `port` from environment variable PORT: 70000 (must be
+//! at most 65535)", and [`EffectiveConfig`] lists where each value came from.
+//!
+//! # Examples
+//!
+//! ```
+//! use cluster_core::config::{self, Environment, Overrides};
+//!
+//! let env = Environment::from_vars([("PORT", "70000")]);
+//! let error = config::load(&Overrides::default(), &env).unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "invalid value for `port` from environment variable PORT: 70000 (must be at most 65535)",
+//! );
+//! ```
 
+mod command;
+mod effective;
+mod error;
+mod extract;
+mod layers;
+mod load;
+mod raw;
+mod scalar;
+mod sections;
+mod source;
 mod spec;
+mod suggest;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use effective::{EffectiveConfig, EffectiveEntry};
+pub use error::{ConfigError, OtherValue};
+pub use load::{LoadedConfig, load};
+pub use source::Source;
 pub use spec::{ClusterSpec, PerformanceSpec, ScalingSpec, SecuritySpec, WorkerCommand};
+
+use source::Provenance;
 
 /// Values given on the command line; each `Some` overrides every other source.
 ///

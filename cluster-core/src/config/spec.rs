@@ -132,6 +132,14 @@ pub struct WorkerCommand {
     pub env: BTreeMap<String, String>,
 }
 
+impl Default for ClusterSpec {
+    /// The built-in defaults alone, as if loaded with no file, no environment and no flags:
+    /// for embedding, where the embedder sets the fields it cares about.
+    fn default() -> Self {
+        super::load::defaults()
+    }
+}
+
 impl ClusterSpec {
     /// The IP the front listener binds.
     pub fn host(&self) -> IpAddr {

@@ -1,0 +1,146 @@
+//! The raw configuration: the file's camelCase keys, values as the user wrote them.
+//!
+//! This is the first of the two configuration stages: figment merges the layers into a
+//! [`RawConfig`] (unknown keys are rejected at every level), and
+//! [`validate`](super::validate) checks it into a [`ClusterSpec`](super::ClusterSpec).
+//! `Default` is the built-in defaults layer, so the defaults are written once, here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
+
+/// The sections of the file (nested objects whose keys are reported dotted).
+pub(crate) const SECTIONS: [&str; 3] = ["scaling", "performance", "security"];
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawConfig {
+    pub(crate) workers: Workers,
+    pub(crate) port: Integer,
+    pub(crate) host: String,
+    pub(crate) graceful_shutdown_timeout: Integer,
+    pub(crate) health_check_interval: Integer,
+    pub(crate) unresponsive_timeout: Integer,
+    pub(crate) start_timeout: Integer,
+    pub(crate) health_check_path: Option<String>,
+    pub(crate) max_memory_usage: MemorySize,
+    pub(crate) restart_on_high_memory: bool,
+    pub(crate) load_balancing_strategy: String,
+    pub(crate) enable_sticky_session: bool,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) scaling: RawScaling,
+    pub(crate) performance: RawPerformance,
+    pub(crate) security: RawSecurity,
+    pub(crate) command: Option<String>,
+    pub(crate) args: Vec<String>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) log_level: String,
+}
+
+/// `scaling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawScaling {
+    pub(crate) auto_scale: bool,
+    pub(crate) min_workers: Integer,
+    /// `None` (the default) resolves to the CPU count, raised to `minWorkers` if needed.
+    pub(crate) max_workers: Option<Integer>,
+    pub(crate) cpu_threshold: Number,
+    pub(crate) memory_threshold: Number,
+}
+
+/// `performance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawPerformance {
+    pub(crate) max_requests_per_worker: Integer,
+    pub(crate) request_timeout: Integer,
+    pub(crate) keep_alive_timeout: Integer,
+    pub(crate) header_read_timeout: Integer,
+    pub(crate) upstream_idle_timeout: Integer,
+    pub(crate) proxy_threads: Integer,
+    pub(crate) enable_compression: bool,
+    pub(crate) compression_level: Integer,
+}
+
+/// `security`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawSecurity {
+    pub(crate) enable_rate_limit: bool,
+    pub(crate) rate_limit_window: Integer,
+    pub(crate) rate_limit_max: Integer,
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) enable_request_logging: bool,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            workers: Workers(IntOrText::Text("max".into())),
+            port: Integer(3000),
+            host: "0.0.0.0".into(),
+            graceful_shutdown_timeout: Integer(15_000),
+            health_check_interval: Integer(5_000),
+            unresponsive_timeout: Integer(10_000),
+            start_timeout: Integer(30_000),
+            health_check_path: None,
+            max_memory_usage: MemorySize(IntOrText::Int(512)),
+            restart_on_high_memory: true,
+            load_balancing_strategy: "least-connections".into(),
+            enable_sticky_session: false,
+            redis_url: None,
+            scaling: RawScaling::default(),
+            performance: RawPerformance::default(),
+            security: RawSecurity::default(),
+            command: None,
+            args: Vec::new(),
+            cwd: None,
+            env: BTreeMap::new(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Default for RawScaling {
+    fn default() -> Self {
+        Self {
+            auto_scale: false,
+            min_workers: Integer(1),
+            max_workers: None,
+            cpu_threshold: Number(80.0),
+            memory_threshold: Number(85.0),
+        }
+    }
+}
+
+impl Default for RawPerformance {
+    fn default() -> Self {
+        Self {
+            max_requests_per_worker: Integer(0),
+            request_timeout: Integer(30_000),
+            keep_alive_timeout: Integer(65_000),
+            header_read_timeout: Integer(10_000),
+            upstream_idle_timeout: Integer(4_000),
+            proxy_threads: Integer(1),
+            enable_compression: false,
+            compression_level: Integer(6),
+        }
+    }
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        Self {
+            enable_rate_limit: false,
+            rate_limit_window: Integer(60_000),
+            rate_limit_max: Integer(100),
+            trusted_proxies: Vec::new(),
+            enable_request_logging: false,
+        }
+    }
+}

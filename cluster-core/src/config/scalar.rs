@@ -1,0 +1,169 @@
+//! Lenient scalar types of the raw configuration.
+//!
+//! They accept any value of the right JSON type and keep it as written; ranges, units and
+//! names are checked by validation, which gives better messages ("must be at most 65535")
+//! than a serde type error ("expected u16"). Each has an `expecting` text that ends up in
+//! the wrong-type message (`expected an integer`).
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// An integer, any size and sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Integer(pub(crate) i128);
+
+/// A number, integer or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Number(pub(crate) f64);
+
+/// An integer or a string, for keys that take both (`workers`: `4` or `"max"`;
+/// `maxMemoryUsage`: `512` or `"1G"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IntOrText {
+    /// Given as a number.
+    Int(i128),
+    /// Given as a string (which may still hold a number, e.g. from `--workers 4`).
+    Text(String),
+}
+
+/// `workers`: a count or `"max"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Workers(pub(crate) IntOrText);
+
+/// `maxMemoryUsage`: megabytes, or a string with a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct MemorySize(pub(crate) IntOrText);
+
+fn serialize_int<S: Serializer>(v: i128, s: S) -> Result<S::Ok, S::Error> {
+    match (i64::try_from(v), u64::try_from(v)) {
+        (Ok(v), _) => s.serialize_i64(v),
+        (_, Ok(v)) => s.serialize_u64(v),
+        _ => s.serialize_i128(v),
+    }
+}
+
+impl Serialize for Integer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_int(self.0, s)
+    }
+}
+
+impl Serialize for Number {
+    /// Whole numbers as integers, so that `80` shows as `80`, not `80.0`.
+    #[allow(clippy::cast_possible_truncation)] // checked: whole and within ±2^53
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const EXACT: f64 = (1u64 << 53) as f64;
+        if self.0.fract() == 0.0 && self.0.abs() <= EXACT {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+impl Serialize for IntOrText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IntOrText::Int(v) => serialize_int(*v, s),
+            IntOrText::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// Visits integers into `i128`, and strings too when `expecting` allows them.
+#[derive(Clone, Copy)]
+struct IntVisitor {
+    expecting: &'static str,
+    text: bool,
+}
+
+impl Visitor<'_> for IntVisitor {
+    type Value = IntOrText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(IntOrText::Int(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(IntOrText::Int(v.into()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        Ok(IntOrText::Int(v))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        Ok(IntOrText::Int(i128::try_from(v).unwrap_or(i128::MAX)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if self.text {
+            Ok(IntOrText::Text(v.to_owned()))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Str(v), &self))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let visitor = IntVisitor { expecting: "an integer", text: false };
+        match d.deserialize_any(visitor)? {
+            IntOrText::Int(v) => Ok(Integer(v)),
+            // Not reached: the visitor rejects strings when `text` is false.
+            IntOrText::Text(t) => Err(de::Error::invalid_type(de::Unexpected::Str(&t), &visitor)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntVisitor { expecting: r#"an integer or "max""#, text: true })
+            .map(Workers)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let expecting = r#"a size in MB, or a string such as "512M" or "1G""#;
+        d.deserialize_any(IntVisitor { expecting, text: true }).map(MemorySize)
+    }
+}
+
+struct NumberVisitor;
+
+impl Visitor<'_> for NumberVisitor {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+        Ok(Number(v))
+    }
+
+    #[allow(clippy::cast_precision_loss)] // thresholds are small; any big value is out of range
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NumberVisitor)
+    }
+}

@@ -1,0 +1,131 @@
+//! Validation of the file's sections: `scaling`, `performance` and `security`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::error::OtherValue;
+use super::raw::{RawPerformance, RawScaling, RawSecurity};
+use super::scalar::Number;
+use super::validate::{MAX_WORKERS, Validator, cpu_count};
+use super::{ConfigError, PerformanceSpec, ScalingSpec, SecuritySpec};
+
+/// Largest value of the millisecond keys that have no natural upper bound.
+const MAX_MS: i128 = u64::MAX as i128;
+
+impl Validator<'_> {
+    pub(super) fn scaling(&mut self, raw: &RawScaling) -> ScalingSpec {
+        const MIN: &str = "scaling.minWorkers";
+        const MAX: &str = "scaling.maxWorkers";
+        let min_workers = self.int(MIN, raw.min_workers, 1, MAX_WORKERS);
+        let max_workers = match raw.max_workers {
+            Some(max) => {
+                let max_workers = self.int(MAX, max, 1, MAX_WORKERS);
+                if let (Some(min), Some(max)) = (min_workers, max_workers) {
+                    if min > max {
+                        let problem = ConfigError::Conflict {
+                            key: MIN.into(),
+                            value: self.prov().value_of(MIN),
+                            origin: self.prov().source_of(MIN),
+                            relation: "greater than",
+                            other: Box::new(OtherValue::new(
+                                MAX,
+                                self.prov().value_of(MAX),
+                                self.prov().source_of(MAX),
+                            )),
+                        };
+                        self.push(problem);
+                    }
+                }
+                max_workers
+            }
+            None => Some(cpu_count().max(min_workers.unwrap_or(1))),
+        };
+        ScalingSpec {
+            auto_scale: raw.auto_scale,
+            min_workers: min_workers.unwrap_or(1),
+            max_workers: max_workers.unwrap_or(1),
+            cpu_threshold: self.percent("scaling.cpuThreshold", raw.cpu_threshold),
+            memory_threshold: self.percent("scaling.memoryThreshold", raw.memory_threshold),
+        }
+    }
+
+    pub(super) fn performance(&mut self, raw: &RawPerformance) -> PerformanceSpec {
+        let key = |name: &str| format!("performance.{name}");
+        let max_requests: u64 = self
+            .int(&key("maxRequestsPerWorker"), raw.max_requests_per_worker, 0, MAX_MS)
+            .unwrap_or(0);
+        PerformanceSpec {
+            max_requests_per_worker: (max_requests > 0).then_some(max_requests),
+            request_timeout: self.millis(&key("requestTimeout"), raw.request_timeout, 1, MAX_MS),
+            keep_alive_timeout: self.millis(
+                &key("keepAliveTimeout"),
+                raw.keep_alive_timeout,
+                1,
+                MAX_MS,
+            ),
+            header_read_timeout: self.millis(
+                &key("headerReadTimeout"),
+                raw.header_read_timeout,
+                1,
+                MAX_MS,
+            ),
+            upstream_idle_timeout: self.millis(
+                &key("upstreamIdleTimeout"),
+                raw.upstream_idle_timeout,
+                1,
+                MAX_MS,
+            ),
+            proxy_threads: self.int(&key("proxyThreads"), raw.proxy_threads, 1, 64).unwrap_or(1),
+            enable_compression: raw.enable_compression,
+            compression_level: self
+                .int(&key("compressionLevel"), raw.compression_level, 1, 9)
+                .unwrap_or(1),
+        }
+    }
+
+    pub(super) fn security(&mut self, raw: &RawSecurity) -> SecuritySpec {
+        const PROXIES: &str = "security.trustedProxies";
+        let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
+        for entry in &raw.trusted_proxies {
+            match parse_net(entry) {
+                Some(net) => trusted_proxies.push(net),
+                None => self.invalid_value(
+                    PROXIES,
+                    entry.as_str().into(),
+                    "expected an IP address or a CIDR block",
+                ),
+            }
+        }
+        SecuritySpec {
+            enable_rate_limit: raw.enable_rate_limit,
+            rate_limit_window: self.millis(
+                "security.rateLimitWindow",
+                raw.rate_limit_window,
+                1,
+                MAX_MS,
+            ),
+            rate_limit_max: self
+                .int("security.rateLimitMax", raw.rate_limit_max, 1, u32::MAX.into())
+                .unwrap_or(1),
+            trusted_proxies,
+            enable_request_logging: raw.enable_request_logging,
+        }
+    }
+
+    /// A percentage in `(0, 100]`.
+    fn percent(&mut self, key: &str, Number(value): Number) -> f64 {
+        if value > 0.0 && value <= 100.0 {
+            value
+        } else {
+            self.invalid(key, "must be greater than 0 and at most 100");
+            100.0
+        }
+    }
+}
+
+/// A CIDR block (`10.0.0.0/8`), or an address taken as a block of one (`/32` or `/128`).
+fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
