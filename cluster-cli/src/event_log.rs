@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use cluster_core::{ClusterEvent, WorkerState};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-/// Logs every event until the cluster stops. Worker lines name the slot (`worker 2`), the
+/// Logs every event until the cluster has stopped. Worker lines name the slot (`worker 2`), the
 /// pid and the private address, so they can be matched with the `[w2]` output lines.
 pub(crate) async fn log_events(
     mut events: Receiver<ClusterEvent>,
@@ -69,6 +69,7 @@ pub(crate) async fn log_events(
             ClusterEvent::ShutdownStarted { graceful: false } => {
                 tracing::warn!("stopping now: killing workers");
             }
+            ClusterEvent::Stopped => return,
             _ => {}
         }
     }

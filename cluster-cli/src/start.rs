@@ -77,7 +77,11 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
     };
     let cluster = builder.build().await.map_err(|e| e.to_string())?;
     let handle = cluster.handle();
-    tokio::spawn(event_log::log_events(handle.subscribe(), workers, cluster.router().strategy()));
+    let log = tokio::spawn(event_log::log_events(
+        handle.subscribe(),
+        workers,
+        cluster.router().strategy(),
+    ));
     let signals = handle.clone();
     tokio::spawn(async move {
         if let Err(e) = forward_signals(signals.clone()).await {
@@ -85,6 +89,8 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
         }
     });
     cluster.run().await.map_err(|e| e.to_string())?;
+    // Let the log show the last events before saying goodbye.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), log).await;
     tracing::info!("all workers stopped; bye");
     Ok(())
 }

@@ -152,7 +152,8 @@ impl Cluster {
             proxy.serve(listener, stop).await;
             let _ = done_tx.send(());
         });
-        let _ = self.events.send(crate::ClusterEvent::Listening { addr: self.handle.local_addr() });
+        let events = self.events.clone();
+        let _ = events.send(crate::ClusterEvent::Listening { addr: self.handle.local_addr() });
         let supervisor = Supervisor::new(SupervisorParts {
             spec: self.spec,
             spawner: self.spawner,
@@ -166,6 +167,7 @@ impl Cluster {
         });
         supervisor.run().await;
         proxy_task.abort();
+        let _ = events.send(crate::ClusterEvent::Stopped);
         Ok(())
     }
 }

@@ -82,6 +82,8 @@ pub enum ClusterEvent {
         /// Whether it waits for in-flight requests.
         graceful: bool,
     },
+    /// Every worker has exited; this is the last event of a cluster.
+    Stopped,
 }
 
 mod millis {
