@@ -235,3 +235,48 @@ async fn connect_method_is_refused() {
     })
     .await;
 }
+
+/// A worker that answers one request per keep-alive connection, then closes it without
+/// saying so (as a worker does when its keep-alive timeout races our reuse).
+async fn closing_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                // Close a moment later, after the proxy may have sent the next request.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_single_worker_closing_kept_alive_connections_causes_no_errors() {
+    within(async {
+        let (worker, task) = closing_worker().await;
+        let proxy = start_proxy(&[worker], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for i in 0..40 {
+            let resp = client.get("/").await;
+            assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+            assert_eq!(text(resp).await, "ok");
+            if i % 4 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        task.abort();
+    })
+    .await;
+}

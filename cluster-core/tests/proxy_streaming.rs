@@ -177,3 +177,28 @@ async fn the_body_keeps_streaming_after_the_request_timeout() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_request_body_reaches_the_worker_while_the_client_is_still_sending() {
+    within(async {
+        let worker = echo_worker().await;
+        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Error>>(1);
+        let chunks = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+        let req =
+            Request::post("/").header("host", "a").body(StreamBody::new(chunks).boxed()).unwrap();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"one")))).await.unwrap();
+        let resp = client.send(req).await.unwrap();
+        let mut body = resp.into_body();
+        // Each chunk makes the round trip before the next one is even produced: nothing
+        // on the way waits for the whole body.
+        assert_eq!(next_data(&mut body).await.unwrap(), "one");
+        tx.send(Ok(Frame::data(Bytes::from_static(b"two")))).await.unwrap();
+        assert_eq!(next_data(&mut body).await.unwrap(), "two");
+        drop(tx);
+        assert!(next_data(&mut body).await.is_none());
+        eventually("in-flight back to 0", || proxy.proxy.in_flight() == 0).await;
+    })
+    .await;
+}

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use cluster_balancer::RequestCtx;
+use cluster_balancer::{InFlight, RequestCtx};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
@@ -98,15 +98,19 @@ async fn proxy(
     Ok(Response::from_parts(parts, body))
 }
 
-/// Picks a worker and sends the request, retrying once on another worker when safe:
-/// always when nothing was sent (connect failure, or a pooled connection that closed before
-/// the request was written), and for an idempotent request without a body when the worker
-/// failed before any response byte. Never once a response head has arrived.
+/// Picks a worker and sends the request, retrying once when that is safe: always when
+/// nothing was sent (connect failure, or a pooled connection that closed before the request
+/// was written), and for an idempotent request without a body when the worker failed before
+/// any response byte. Never once a response head has arrived.
+///
+/// The retry goes to another worker. With no other worker, it goes to the same one only if
+/// the failure was on a reused keep-alive connection (the worker closing an idle connection
+/// as the request went out), which says nothing about the worker's health.
 async fn forward(
     conn: &ConnCtx,
     req: Request<Incoming>,
     worker: &mut Option<u64>,
-) -> Result<(Arc<Backend>, cluster_balancer::InFlight, Sent), ProxyError> {
+) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let router = &conn.shared.router;
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
     let client = Some(conn.client.ip);
@@ -115,7 +119,7 @@ async fn forward(
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
-    let SendError { error, request } =
+    let SendError { error, request, reused } =
         match pool::send(&backend, req.map(ReqBody::Stream), max_idle).await {
             Ok(sent) => return Ok((backend, guard, sent)),
             Err(e) => e,
@@ -126,8 +130,10 @@ async fn forward(
         (Retry::Unsent | Retry::IfIdempotent, None, Some(replay)) => replay.into_request(),
         _ => return Err(error),
     };
-    let ctx = RequestCtx { client, avoid: Some(backend.id()) };
-    let Some(next) = router.pick(&ctx) else { return Err(error) };
+    let next = router
+        .pick(&RequestCtx { client, avoid: Some(backend.id()) })
+        .or_else(|| reused.then_some(backend));
+    let Some(next) = next else { return Err(error) };
     tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
     *worker = Some(next.id());
     let guard = next.load().start();

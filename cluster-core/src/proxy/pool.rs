@@ -109,6 +109,9 @@ pub(crate) struct SendError {
     pub(crate) error: ProxyError,
     /// The request, intact, when nothing of it reached the worker; it may be resent anywhere.
     pub(crate) request: Option<Request<ReqBody>>,
+    /// The failure happened on a reused keep-alive connection: most likely the worker closed
+    /// it just as the request went out, not a sign that the worker is unwell.
+    pub(crate) reused: bool,
 }
 
 /// Sends `req` to `backend` and waits for the response head.
@@ -135,7 +138,7 @@ pub(crate) async fn send(
                 Some(unsent) => req = unsent,
                 None => {
                     let error = ProxyError::from_send(worker, e.into_error());
-                    return Err(SendError { error, request: None });
+                    return Err(SendError { error, request: None, reused: true });
                 }
             },
         }
@@ -144,7 +147,7 @@ pub(crate) async fn send(
         Ok(sender) => sender,
         Err(source) => {
             let error = ProxyError::Connect { worker, addr: backend.pool.addr, source };
-            return Err(SendError { error, request: Some(req) });
+            return Err(SendError { error, request: Some(req), reused: false });
         }
     };
     match sender.try_send_request(req).await {
@@ -156,7 +159,7 @@ pub(crate) async fn send(
                 Some(_) => ProxyError::Unsent { worker, source },
                 None => ProxyError::from_send(worker, source),
             };
-            Err(SendError { error, request })
+            Err(SendError { error, request, reused: false })
         }
     }
 }
