@@ -1,9 +1,26 @@
 //! The HTTP data plane: the front listener and the reverse proxy to the workers.
 //!
-//! CONTRACT FOR THE PROXY HELPER (remove when implemented): see the task text.
+//! One [`Proxy`] serves a listener ([`Proxy::serve`]): each accepted connection speaks
+//! HTTP/1.1 (with upgrades) or h2c, and each request goes to a worker the [`Router`] picks,
+//! over a pooled keep-alive HTTP/1.1 connection, with both bodies streamed. Failures become
+//! 502/503/504 responses, retried once on another worker when that is safe.
+//!
+//! Files, one concept each: `server` (accept loop, graceful stop), `conn` (one client
+//! connection, idle timeout), `handler` (one request, retry), `headers` (hop-by-hop,
+//! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
+//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`).
 
-use std::net::SocketAddr;
+mod body;
+mod conn;
+mod error;
+mod handler;
+mod headers;
+mod pool;
+mod server;
+mod upgrade;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -12,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
 use crate::routing::Router;
+
+pub(crate) use pool::UpstreamPool;
 
 /// Settings of the proxy, taken from the [`ClusterSpec`].
 #[derive(Debug, Clone)]
@@ -45,36 +64,74 @@ impl ProxyConfig {
     }
 }
 
+impl Default for ProxyConfig {
+    /// Settings for embedding and tests: 30 s to response headers, 10 s to read request
+    /// headers, 5 s keep-alive, 4 s upstream idle (below Node's 5 s), nobody trusted, no
+    /// access log.
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            upstream_idle_timeout: Duration::from_secs(4),
+            trusted_proxies: Vec::new(),
+            request_logging: false,
+        }
+    }
+}
+
 /// The reverse proxy.
+///
+/// Cheap to clone (one `Arc`); clones share the router, settings and counters.
 #[derive(Debug, Clone)]
 pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+/// What every connection of a proxy shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
     router: Arc<Router>,
-    cfg: Arc<ProxyConfig>,
+    cfg: ProxyConfig,
+    /// Upgraded tunnels open right now.
+    tunnels: AtomicUsize,
 }
 
 impl Proxy {
     /// A proxy routing through `router`.
     pub fn new(router: Arc<Router>, cfg: ProxyConfig) -> Self {
-        Self { router, cfg: Arc::new(cfg) }
+        Self { shared: Arc::new(Shared { router, cfg, tunnels: AtomicUsize::new(0) }) }
     }
 
-    /// Serves `listener` until `stop` is cancelled; then stops accepting, lets each open
-    /// connection finish its in-flight requests and close, and returns once all are closed.
-    /// Callers bound the drain with a timeout.
+    /// Serves `listener` until `stop` is cancelled, then drains.
+    ///
+    /// Each connection is served on its own task (`tokio::spawn`; any runtime flavour).
+    /// When `stop` fires, the listener is closed first, then every connection finishes the
+    /// requests it is serving and closes (an idle keep-alive connection closes at once, a
+    /// busy one after its response; HTTP/2 clients get a GOAWAY), and upgraded tunnels run
+    /// until either side closes them. The future completes when all of that is over.
+    ///
+    /// A client connection with no traffic for `keep_alive_timeout` is closed (after its
+    /// current response, if any); HTTP/1.1 clients also get `header_read_timeout` to send
+    /// each request head, including the wait for the next request on a kept-alive
+    /// connection (hyper starts that timer as soon as the connection is idle).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (for example when a drain timeout elapses) closes every remaining
+    /// connection and tunnel at once; in-flight requests are then cut off.
     pub async fn serve(&self, listener: TcpListener, stop: CancellationToken) {
-        let _ = (listener, stop, &self.router, &self.cfg);
-        todo!("proxy helper")
+        server::serve(Arc::clone(&self.shared), listener, stop).await;
     }
-}
 
-/// Idle keep-alive connections to one worker.
-#[derive(Debug)]
-pub(crate) struct UpstreamPool {
-    addr: SocketAddr,
-}
+    /// Requests (with streaming bodies) and tunnels in flight on the workers currently in
+    /// the routing table; a worker already removed from the table is not counted.
+    pub fn in_flight(&self) -> usize {
+        self.shared.router.snapshot().backends().iter().map(|b| b.load().in_flight()).sum()
+    }
 
-impl UpstreamPool {
-    pub(crate) fn new(addr: SocketAddr) -> Self {
-        Self { addr }
+    /// Upgraded connections (WebSocket and others) open right now.
+    pub fn open_tunnels(&self) -> usize {
+        self.shared.tunnels.load(Ordering::Relaxed)
     }
 }

@@ -1,0 +1,162 @@
+//! One client connection: what the handler knows about it, and the task that serves it
+//! until it closes, stays idle too long, or the proxy stops.
+
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Shared;
+use super::handler;
+use super::headers::ClientInfo;
+
+/// The HTTP/1.1 + h2c server builder shared by every connection of one `serve` call.
+pub(crate) type Http = auto::Builder<TokioExecutor>;
+
+/// What a request handler needs from its connection; one per connection, shared by its
+/// requests through an `Arc`.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    /// The proxy's router, settings and counters.
+    pub(crate) shared: Arc<Shared>,
+    /// The peer, and whether its forwarding headers are trusted.
+    pub(crate) client: ClientInfo,
+    /// Tracks upgraded tunnels so `serve` waits for them.
+    pub(crate) tunnels: TaskTracker,
+    /// Cancelled when `serve`'s future is dropped: tunnels end at once.
+    pub(crate) kill: CancellationToken,
+}
+
+/// Serves one accepted connection to its end.
+///
+/// - `drain` (a per-connection child of the serve-wide drain token, so waiting on it locks
+///   nothing shared) starts a graceful shutdown: in-flight requests finish, then it closes.
+/// - No byte read or written for `idle` also starts a graceful shutdown: an idle keep-alive
+///   connection closes at once, a busy one after its current response.
+/// - `ctx.kill` ends a draining connection at once.
+pub(crate) async fn serve(
+    http: Arc<Http>,
+    tcp: TcpStream,
+    ctx: Arc<ConnCtx>,
+    drain: CancellationToken,
+) {
+    let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
+    let kill = ctx.kill.clone();
+    let activity = Arc::new(AtomicUsize::new(0));
+    let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity) };
+    let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
+    let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
+    let mut idle_timer = pin!(tokio::time::sleep(idle));
+    let mut seen = 0;
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(error) = res {
+                    tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
+                }
+                return;
+            }
+            () = drain.cancelled(), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            () = &mut idle_timer, if !draining => {
+                let now = activity.load(Ordering::Relaxed);
+                if now == seen {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                } else {
+                    seen = now;
+                    idle_timer.as_mut().reset(Instant::now() + idle);
+                }
+            }
+            () = kill.cancelled(), if draining => return,
+        }
+    }
+}
+
+/// A client socket that counts its completed reads and writes, so the connection task can
+/// tell an idle connection from a busy one without a timer per request.
+///
+/// hyper 1 has no idle timeout between keep-alive requests of its own (its header read
+/// timeout covers it in some versions only), and none at all for HTTP/2 or while the
+/// protocol is still being detected.
+struct Watched<T> {
+    inner: T,
+    activity: Arc<AtomicUsize>,
+}
+
+impl<T> Watched<T> {
+    fn touch(&self) {
+        // One writer (the task that owns the socket), so a load and a store suffice.
+        self.activity
+            .store(self.activity.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+}
+
+impl<T: Read + Unpin> Read for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if res.is_ready() {
+            this.touch();
+        }
+        res
+    }
+}
+
+impl<T: Write + Unpin> Write for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if res.is_ready() {
+            this.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if res.is_ready() {
+            this.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,218 @@
+//! What can go wrong while proxying one request, whose fault it was, and what the client sees.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+
+use super::body::ProxyBody;
+
+/// Who caused a [`ProxyError`]; decides the log level and, later, which counters move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The client sent something we cannot forward, or went away mid-request.
+    Client,
+    /// The worker could not be reached, failed mid-request or was too slow.
+    Worker,
+    /// The cluster itself: no worker is ready to take the request.
+    Ours,
+}
+
+/// Whether a failed request may be sent again to another worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Never: the worker may have acted on it, or retrying cannot help.
+    Never,
+    /// Always: nothing was written to the worker, so any method is safe to resend.
+    Unsent,
+    /// Only a request that is idempotent (RFC 9110 §9.2.2) and has no body: it was written,
+    /// but the worker failed before sending any response byte.
+    IfIdempotent,
+}
+
+/// Why a request could not be proxied.
+///
+/// Each variant carries the worker it concerns, so a log line names the culprit. The variant
+/// decides the status the client gets ([`ProxyError::status`]) and whether the request may be
+/// retried elsewhere ([`ProxyError::retry`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ProxyError {
+    /// No worker is ready (none started yet, all draining, or the only one just failed).
+    #[error("no worker is ready to take the request")]
+    NoBackend,
+    /// The TCP connection to the worker could not be opened.
+    #[error("cannot connect to worker {worker} at {addr}: {source}")]
+    Connect {
+        /// The worker's id.
+        worker: u64,
+        /// Its private endpoint.
+        addr: SocketAddr,
+        /// What the connect returned.
+        source: io::Error,
+    },
+    /// The connection to the worker closed before the request was written.
+    #[error("connection to worker {worker} closed before the request was sent: {source}")]
+    Unsent {
+        /// The worker's id.
+        worker: u64,
+        /// hyper's reason.
+        source: hyper::Error,
+    },
+    /// The request was (perhaps partly) written, then the worker failed before responding.
+    #[error("worker {worker} failed before responding: {source}")]
+    Upstream {
+        /// The worker's id.
+        worker: u64,
+        /// hyper's reason.
+        source: hyper::Error,
+    },
+    /// The worker answered something that is not a valid HTTP/1.1 response for this request.
+    #[error("worker {worker} sent an invalid response: {reason}")]
+    BadResponse {
+        /// The worker's id.
+        worker: u64,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The client's request body failed while it was being forwarded (client went away).
+    #[error("client request body failed while forwarding to worker {worker}: {source}")]
+    ClientBody {
+        /// The worker's id.
+        worker: u64,
+        /// hyper's reason.
+        source: hyper::Error,
+    },
+    /// The worker sent no response headers within the request timeout.
+    #[error("no response headers within {after:?} (worker {worker:?})")]
+    Timeout {
+        /// The worker the request was waiting on, if one had been picked.
+        worker: Option<u64>,
+        /// The configured request timeout.
+        after: Duration,
+    },
+    /// The request uses a method a reverse proxy does not forward (`CONNECT`).
+    #[error("method {0} is not supported by the proxy")]
+    Method(http::Method),
+}
+
+impl ProxyError {
+    /// Classifies a hyper client error for a request that hyper did not hand back unsent.
+    ///
+    /// A failure of our own request body means the client went away; anything else that
+    /// happened before response headers is the worker's.
+    pub(crate) fn from_send(worker: u64, source: hyper::Error) -> Self {
+        if source.is_user() {
+            ProxyError::ClientBody { worker, source }
+        } else if source.is_parse() {
+            ProxyError::BadResponse { worker, reason: "malformed response head" }
+        } else {
+            ProxyError::Upstream { worker, source }
+        }
+    }
+
+    /// Whose fault the failure was.
+    pub(crate) fn fault(&self) -> Fault {
+        match self {
+            ProxyError::NoBackend => Fault::Ours,
+            ProxyError::ClientBody { .. } | ProxyError::Method(_) => Fault::Client,
+            ProxyError::Connect { .. }
+            | ProxyError::Unsent { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::BadResponse { .. }
+            | ProxyError::Timeout { .. } => Fault::Worker,
+        }
+    }
+
+    /// Whether the request may be sent again to another worker.
+    pub(crate) fn retry(&self) -> Retry {
+        match self {
+            ProxyError::Connect { .. } | ProxyError::Unsent { .. } => Retry::Unsent,
+            ProxyError::Upstream { .. } => Retry::IfIdempotent,
+            _ => Retry::Never,
+        }
+    }
+
+    /// The worker the failure concerns, if any.
+    pub(crate) fn worker(&self) -> Option<u64> {
+        match self {
+            ProxyError::NoBackend | ProxyError::Method(_) => None,
+            ProxyError::Timeout { worker, .. } => *worker,
+            ProxyError::Connect { worker, .. }
+            | ProxyError::Unsent { worker, .. }
+            | ProxyError::Upstream { worker, .. }
+            | ProxyError::BadResponse { worker, .. }
+            | ProxyError::ClientBody { worker, .. } => Some(*worker),
+        }
+    }
+
+    /// The status the client gets: 503 when no worker is ready, 502 when the worker failed,
+    /// 504 when it was too slow, 4xx when the client was at fault.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Connect { .. }
+            | ProxyError::Unsent { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The response sent to the client: the status, a one-line text body, and for 503 a
+    /// `Retry-After: 1` (RFC 9110 §10.2.3) so clients back off briefly while workers start.
+    pub(crate) fn to_response(&self) -> Response<ProxyBody> {
+        let status = self.status();
+        let text: &'static str = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable: no worker is ready\n",
+            StatusCode::BAD_GATEWAY => "502 Bad Gateway: the worker failed to respond\n",
+            StatusCode::GATEWAY_TIMEOUT => {
+                "504 Gateway Timeout: the worker did not respond in time\n"
+            }
+            StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
+            _ => "400 Bad Request\n",
+        };
+        let mut resp = Response::new(ProxyBody::text(Bytes::from_static(text.as_bytes())));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let e = ProxyError::NoBackend;
+        assert_eq!(
+            (e.status(), e.fault(), e.retry()),
+            (StatusCode::SERVICE_UNAVAILABLE, Fault::Ours, Retry::Never)
+        );
+        assert_eq!(e.to_response().headers()[RETRY_AFTER], "1");
+        let e = ProxyError::Connect {
+            worker: 3,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(
+            (e.status(), e.fault(), e.retry()),
+            (StatusCode::BAD_GATEWAY, Fault::Worker, Retry::Unsent)
+        );
+        assert_eq!(e.worker(), Some(3));
+        let e = ProxyError::Timeout { worker: Some(1), after: Duration::from_secs(1) };
+        assert_eq!((e.status(), e.retry()), (StatusCode::GATEWAY_TIMEOUT, Retry::Never));
+        let e = ProxyError::Method(http::Method::CONNECT);
+        assert_eq!((e.status(), e.fault()), (StatusCode::METHOD_NOT_ALLOWED, Fault::Client));
+    }
+}

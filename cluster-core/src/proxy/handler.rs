@@ -1,0 +1,181 @@
+//! One proxied request: pick a worker, forward, retry once when that is safe, and hand the
+//! response back with its body streaming.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use cluster_balancer::{InFlight, RequestCtx};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body, Incoming};
+use tokio::time::Instant;
+
+use super::body::{Finish, ProxyBody, ReqBody};
+use super::conn::ConnCtx;
+use super::error::{Fault, ProxyError, Retry};
+use super::pool::{self, SendError, Sent};
+use super::{headers, upgrade};
+use crate::routing::Backend;
+
+/// hyper's service entry point: never fails; errors become short error responses.
+pub(crate) async fn handle(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let log = conn
+        .shared
+        .cfg
+        .request_logging
+        .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
+    let mut worker = None;
+    let resp = match proxy(&conn, req, &mut worker).await {
+        Ok(resp) => resp,
+        Err(error) => {
+            match error.fault() {
+                Fault::Client => tracing::debug!(target: "cluster::proxy", %error, "bad request"),
+                Fault::Worker | Fault::Ours => {
+                    tracing::debug!(target: "cluster::proxy", %error, "proxy error")
+                }
+            }
+            worker = error.worker().or(worker);
+            error.to_response()
+        }
+    };
+    if let Some((start, method, uri)) = log {
+        tracing::info!(
+            target: "cluster::access",
+            %method,
+            path = uri.path(),
+            status = resp.status().as_u16(),
+            worker = worker.map(|w| w as i64).unwrap_or(-1),
+            duration_us = start.elapsed().as_micros() as u64,
+            client = %conn.client.ip,
+        );
+    }
+    Ok(resp)
+}
+
+/// Forwards one request and returns the worker's response head, its body still streaming.
+async fn proxy(
+    conn: &ConnCtx,
+    mut req: Request<Incoming>,
+    worker: &mut Option<u64>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if req.method() == Method::CONNECT {
+        return Err(ProxyError::Method(Method::CONNECT));
+    }
+    let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    headers::prepare_request(&mut req, &conn.client, upgrade.is_some());
+    let after = conn.shared.cfg.request_timeout;
+    // Bounds the time to response headers only; the body streams for as long as it takes.
+    let (backend, guard, sent) = tokio::time::timeout(after, forward(conn, req, worker))
+        .await
+        .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
+    let Sent { mut response, sender } = sent;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(downstream) = upgrade else {
+            let reason = "101 Switching Protocols to a request that did not ask to upgrade";
+            return Err(ProxyError::BadResponse { worker: backend.id(), reason });
+        };
+        let version = response.version();
+        headers::prepare_response(response.headers_mut(), version, true);
+        // The connection now belongs to the tunnel: `sender` is dropped, never pooled.
+        return Ok(upgrade::tunnel(conn, downstream, response, guard));
+    }
+
+    let version = response.version();
+    let reusable = headers::prepare_response(response.headers_mut(), version, false);
+    let (parts, body) = response.into_parts();
+    let sender = reusable.then_some(sender);
+    let finish = Finish { guard, backend, sender };
+    let body = if body.is_end_stream() {
+        // hyper will not poll a body that is already at its end: finish now.
+        finish.complete();
+        ProxyBody::empty()
+    } else {
+        ProxyBody::upstream(body, finish)
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Picks a worker and sends the request, retrying once when that is safe: always when
+/// nothing was sent (connect failure, or a pooled connection that closed before the request
+/// was written), and for an idempotent request without a body when the worker failed before
+/// any response byte. Never once a response head has arrived.
+///
+/// The retry goes to another worker. With no other worker, it goes to the same one only if
+/// the failure was on a reused keep-alive connection (the worker closing an idle connection
+/// as the request went out), which says nothing about the worker's health.
+async fn forward(
+    conn: &ConnCtx,
+    req: Request<Incoming>,
+    worker: &mut Option<u64>,
+) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
+    let router = &conn.shared.router;
+    let max_idle = conn.shared.cfg.upstream_idle_timeout;
+    let client = Some(conn.client.ip);
+    let backend = router.pick(&RequestCtx { client, avoid: None }).ok_or(ProxyError::NoBackend)?;
+    *worker = Some(backend.id());
+    let replay = Replay::capture(&req);
+
+    let guard = backend.load().start();
+    let SendError { error, request, reused } =
+        match pool::send(&backend, req.map(ReqBody::Stream), max_idle).await {
+            Ok(sent) => return Ok((backend, guard, sent)),
+            Err(e) => e,
+        };
+    drop(guard);
+    let retry = match (error.retry(), request, replay) {
+        (Retry::Unsent, Some(request), _) => request,
+        (Retry::Unsent | Retry::IfIdempotent, None, Some(replay)) => replay.into_request(),
+        _ => return Err(error),
+    };
+    let next = router
+        .pick(&RequestCtx { client, avoid: Some(backend.id()) })
+        .or_else(|| reused.then_some(backend));
+    let Some(next) = next else { return Err(error) };
+    tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
+    *worker = Some(next.id());
+    let guard = next.load().start();
+    match pool::send(&next, retry, max_idle).await {
+        Ok(sent) => Ok((next, guard, sent)),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// A copy of a request head, kept so the request can be sent again after the worker
+/// failed mid-exchange; only for requests that are idempotent (RFC 9110 §9.2.2) and have
+/// no body, the only ones that may be repeated without the client's knowledge.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn capture(req: &Request<Incoming>) -> Option<Self> {
+        let idempotent = matches!(
+            *req.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        (idempotent && req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn into_request(self) -> Request<ReqBody> {
+        let mut req = Request::new(ReqBody::Empty);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}

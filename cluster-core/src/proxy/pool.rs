@@ -1,0 +1,181 @@
+//! Keep-alive connections to one worker: a lock-free pool of idle HTTP/1.1 senders, and
+//! sending one request over a pooled or a new connection.
+//!
+//! Each connection is a `hyper::client::conn::http1` connection driven by its own task
+//! (spawned `with_upgrades`, so a 101 can hand the socket to a tunnel). Its
+//! [`SendRequest`] handle is taken from the pool for one request and put back when the
+//! response body has been read to its end, never before; so a handle in the pool is always
+//! idle. This is cheaper than hyper-util's legacy client (no pool lock, no key hashing, no
+//! spawned task per request; see PERFORMANCE.md).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::body::ReqBody;
+use super::error::ProxyError;
+use crate::routing::Backend;
+
+/// Idle connections kept per worker; more are closed when they come back.
+const MAX_IDLE: usize = 256;
+/// Time allowed to open a TCP connection to a worker on this machine.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pooled connections tried before opening a new one (each failure drops a dead one).
+const MAX_STALE_TRIES: usize = 8;
+
+#[derive(Debug)]
+struct Idle {
+    sender: SendRequest<ReqBody>,
+    since: Instant,
+}
+
+/// Idle keep-alive connections to one worker.
+///
+/// Lives inside the worker's [`Backend`] and dies with it, which closes the idle
+/// connections. Taking and returning a connection is one lock-free queue operation.
+#[derive(Debug)]
+pub(crate) struct UpstreamPool {
+    addr: SocketAddr,
+    idle: ArrayQueue<Idle>,
+}
+
+impl UpstreamPool {
+    /// An empty pool of connections to `addr`.
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Self { addr, idle: ArrayQueue::new(MAX_IDLE) }
+    }
+
+    /// An idle connection, if one is alive and was idle for at most `max_idle` (kept below
+    /// the worker's own keep-alive timeout so we never write to a socket it is closing).
+    fn take(&self, max_idle: Duration) -> Option<SendRequest<ReqBody>> {
+        let mut now = None;
+        while let Some(Idle { sender, since }) = self.idle.pop() {
+            let now = *now.get_or_insert_with(Instant::now);
+            if sender.is_ready() && now.saturating_duration_since(since) <= max_idle {
+                return Some(sender);
+            }
+            // Closed, closing or too old: dropping it closes the connection.
+        }
+        None
+    }
+
+    /// Keeps an idle connection, unless the pool is full.
+    fn put(&self, sender: SendRequest<ReqBody>) {
+        // `push` hands the value back when full; dropping it closes the connection.
+        let _ = self.idle.push(Idle { sender, since: Instant::now() });
+    }
+}
+
+/// Returns a connection whose response has been read in full to its worker's pool.
+///
+/// hyper marks the connection ready once it has processed the end of the response, which
+/// has normally happened by the time the body's last frame is seen. If not yet (a
+/// multi-thread runtime can observe the frame first, or the request body is still being
+/// written after an early response), a small task waits for it instead of losing it.
+pub(crate) fn release(backend: Arc<Backend>, mut sender: SendRequest<ReqBody>) {
+    if sender.is_ready() {
+        backend.pool.put(sender);
+    } else if !sender.is_closed() {
+        tokio::spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(CONNECT_TIMEOUT, sender.ready()).await {
+                backend.pool.put(sender);
+            }
+        });
+    }
+}
+
+/// A response head from a worker, with the connection it came on.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    /// The worker's response; its body is still streaming.
+    pub(crate) response: Response<Incoming>,
+    /// The connection, busy until the body ends.
+    pub(crate) sender: SendRequest<ReqBody>,
+}
+
+/// A failed send: the error, and the request when it was not written at all.
+#[derive(Debug)]
+pub(crate) struct SendError {
+    /// What went wrong.
+    pub(crate) error: ProxyError,
+    /// The request, intact, when nothing of it reached the worker; it may be resent anywhere.
+    pub(crate) request: Option<Request<ReqBody>>,
+    /// The failure happened on a reused keep-alive connection: most likely the worker closed
+    /// it just as the request went out, not a sign that the worker is unwell.
+    pub(crate) reused: bool,
+}
+
+/// Sends `req` to `backend` and waits for the response head.
+///
+/// Uses an idle pooled connection when there is one; a pooled connection found closed
+/// before the request was written gives the request back (hyper's `TrySendError`) and the
+/// next one is tried. Otherwise opens a new connection.
+///
+/// # Errors
+///
+/// A [`SendError`] carrying the request when it was not sent (connect failure), without it
+/// when the worker may have received part of it.
+pub(crate) async fn send(
+    backend: &Backend,
+    mut req: Request<ReqBody>,
+    max_idle: Duration,
+) -> Result<Sent, SendError> {
+    let worker = backend.id();
+    for _ in 0..MAX_STALE_TRIES {
+        let Some(mut sender) = backend.pool.take(max_idle) else { break };
+        match sender.try_send_request(req).await {
+            Ok(response) => return Ok(Sent { response, sender }),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => req = unsent,
+                None => {
+                    let error = ProxyError::from_send(worker, e.into_error());
+                    return Err(SendError { error, request: None, reused: true });
+                }
+            },
+        }
+    }
+    let mut sender = match connect(backend.pool.addr).await {
+        Ok(sender) => sender,
+        Err(source) => {
+            let error = ProxyError::Connect { worker, addr: backend.pool.addr, source };
+            return Err(SendError { error, request: Some(req), reused: false });
+        }
+    };
+    match sender.try_send_request(req).await {
+        Ok(response) => Ok(Sent { response, sender }),
+        Err(mut e) => {
+            let request = e.take_message();
+            let source = e.into_error();
+            let error = match request {
+                Some(_) => ProxyError::Unsent { worker, source },
+                None => ProxyError::from_send(worker, source),
+            };
+            Err(SendError { error, request, reused: false })
+        }
+    }
+}
+
+/// Opens a new HTTP/1.1 connection to a worker and spawns the task that drives it.
+async fn connect(addr: SocketAddr) -> io::Result<SendRequest<ReqBody>> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    tcp.set_nodelay(true)?;
+    let (sender, conn) =
+        http1::Builder::new().handshake(TokioIo::new(tcp)).await.map_err(io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(error) = conn.with_upgrades().await {
+            tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
+        }
+    });
+    Ok(sender)
+}

@@ -1,0 +1,126 @@
+//! Timeouts and bad input: slow workers get 504, slow or malformed clients are cut off
+//! without disturbing anyone else.
+
+mod proxy_support;
+
+use std::time::{Duration, Instant};
+
+use cluster_core::ProxyConfig;
+use http::{Response, StatusCode};
+use proxy_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads what the proxy sends until it closes the connection (bounded by `within`).
+async fn read_to_close(tcp: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slow_worker_gets_504_after_the_request_timeout() {
+    within(async {
+        let worker = upstream(|_req| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Response::new(full("late"))
+        })
+        .await;
+        let mut cfg = ProxyConfig::default();
+        cfg.request_timeout = Duration::from_millis(300);
+        let proxy = start_proxy(&[worker.addr], cfg).await;
+        let mut client = Client::connect(proxy.addr).await;
+        let started = Instant::now();
+        let resp = client.get("/slow").await;
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(!text(resp).await.is_empty());
+        assert_eq!(proxy.proxy.in_flight(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
+    within(async {
+        let worker = inspecting(1).await;
+        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+        let bad: [&[u8]; 4] = [
+            b"GARBAGE\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nBad Header Line\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ];
+        for request in bad {
+            let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+            tcp.write_all(request).await.unwrap();
+            let answer = read_to_close(&mut tcp).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 400"),
+                "{:?} -> {answer:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        assert_eq!(worker.connections(), 0, "nothing malformed reached the worker");
+        let mut client = Client::connect(proxy.addr).await;
+        assert_eq!(client.get("/").await.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_request_headers_are_cut_off() {
+    within(async {
+        let worker = inspecting(1).await;
+        let mut cfg = ProxyConfig::default();
+        cfg.header_read_timeout = Duration::from_millis(300);
+        let proxy = start_proxy(&[worker.addr], cfg).await;
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        let started = Instant::now();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+        let answer = read_to_close(&mut tcp).await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert_eq!(worker.connections(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_keep_alive_timeout() {
+    within(async {
+        let worker = inspecting(1).await;
+        let mut cfg = ProxyConfig::default();
+        cfg.keep_alive_timeout = Duration::from_millis(300);
+        let proxy = start_proxy(&[worker.addr], cfg).await;
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(read_to_close(&mut tcp).await, "");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    within(async {
+        let worker = inspecting(1).await;
+        let mut cfg = ProxyConfig::default();
+        cfg.keep_alive_timeout = Duration::from_millis(300);
+        let proxy = start_proxy(&[worker.addr], cfg).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for _ in 0..2 {
+            let resp = client.get("/").await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            text(resp).await;
+        }
+        let started = Instant::now();
+        eventually("client connection closed by the proxy", || client.conn.is_finished()).await;
+        assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    })
+    .await;
+}

@@ -1,0 +1,282 @@
+//! Routing through the proxy: spreading, pooling, errors when workers are missing or down,
+//! retries, and h2c from clients.
+
+mod proxy_support;
+
+use std::time::Duration;
+
+use cluster_balancer::Strategy;
+use cluster_core::ProxyConfig;
+use http::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use proxy_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn spread(strategy: Strategy) {
+    let (a, b) = (inspecting(1).await, inspecting(2).await);
+    let proxy = start_proxy_with(&[a.addr, b.addr], ProxyConfig::default(), strategy).await;
+    let mut client = Client::connect(proxy.addr).await;
+    let mut counts = [0; 2];
+    for _ in 0..10 {
+        let resp = client.get("/").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let id: usize = resp.headers()["x-worker"].to_str().unwrap().parse().unwrap();
+        counts[id - 1] += 1;
+        text(resp).await;
+    }
+    assert!(counts[0] > 0 && counts[1] > 0, "both workers used: {counts:?}");
+    if strategy == Strategy::RoundRobin {
+        assert_eq!(counts, [5, 5]);
+    }
+    eventually("nothing in flight", || proxy.proxy.in_flight() == 0).await;
+}
+
+#[tokio::test]
+async fn round_robin_spreads_requests_over_two_workers() {
+    within(spread(Strategy::RoundRobin)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_connections_spreads_on_a_multi_thread_runtime() {
+    within(async {
+        let (a, b) = (inspecting(1).await, inspecting(2).await);
+        let proxy =
+            start_proxy_with(&[a.addr, b.addr], ProxyConfig::default(), Strategy::LeastConnections)
+                .await;
+        // Concurrent clients keep requests in flight on both workers at once.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let addr = proxy.addr;
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut seen = Vec::new();
+                for _ in 0..25 {
+                    let resp = client.get("/").await;
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    seen.push(resp.headers()["x-worker"].to_str().unwrap().to_owned());
+                    text(resp).await;
+                }
+                seen
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        assert_eq!(all.len(), 100);
+        eventually("nothing in flight", || proxy.proxy.in_flight() == 0).await;
+        // Connections are pooled: far fewer than one per request.
+        assert!(
+            a.connections() + b.connections() <= 16,
+            "{} + {}",
+            a.connections(),
+            b.connections()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_upstream_connection() {
+    within(async {
+        let a = inspecting(1).await;
+        let proxy = start_proxy(&[a.addr], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for _ in 0..50 {
+            let resp = client.get("/x").await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            text(resp).await;
+        }
+        assert_eq!(a.connections(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_ready_worker_is_503_with_retry_after() {
+    within(async {
+        let proxy = start_proxy(&[], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        let resp = client.get("/").await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert!(text(resp).await.contains("no worker"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unreachable_worker_is_502() {
+    within(async {
+        let proxy = start_proxy(&[closed_port().await], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        let resp = client.get("/").await;
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        assert!(!text(resp).await.is_empty());
+        assert_eq!(proxy.proxy.in_flight(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn requests_are_retried_on_the_live_worker_when_one_is_down() {
+    within(async {
+        let alive = inspecting(2).await;
+        let proxy = start_proxy(&[closed_port().await, alive.addr], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for _ in 0..20 {
+            let resp = client.get("/").await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            text(resp).await;
+        }
+        // Nothing reached the dead worker, so even a POST with a body is retried.
+        for i in 0..20 {
+            let req = Request::post("/p").header("host", "a").body(full(format!("n={i}"))).unwrap();
+            let resp = client.send(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert!(text(resp).await.contains("content-length"));
+        }
+    })
+    .await;
+}
+
+/// A worker that reads each request head, then closes the connection without answering.
+async fn dropping_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(tcp);
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_retried_when_the_worker_fails_before_responding() {
+    within(async {
+        let (dropper, task) = dropping_worker().await;
+        let alive = inspecting(2).await;
+        let proxy = start_proxy(&[dropper, alive.addr], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for _ in 0..10 {
+            let resp = client.get("/").await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(resp.headers()["x-worker"], "2");
+            text(resp).await;
+        }
+        // A POST with a body was sent to the worker, which may have acted on it: no retry.
+        let mut statuses = Vec::new();
+        for _ in 0..10 {
+            let req = Request::post("/p").header("host", "a").body(full("data")).unwrap();
+            let resp = client.send(req).await.unwrap();
+            statuses.push(resp.status());
+            text(resp).await;
+        }
+        let bad = statuses.iter().filter(|s| **s == StatusCode::BAD_GATEWAY).count();
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!((bad, ok), (5, 5), "{statuses:?}");
+        task.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_request_is_proxied_as_http11() {
+    within(async {
+        let a = inspecting(1).await;
+        let proxy = start_proxy(&[a.addr], ProxyConfig::default()).await;
+        let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        for _ in 0..3 {
+            let req = Request::get("http://app.test:8080/h2/path?q=1").body(empty()).unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            let body = text(resp).await;
+            assert!(body.starts_with("GET /h2/path?q=1 HTTP/1.1\n"), "{body}");
+            assert_eq!(seen(&body, "host").as_deref(), Some("app.test:8080"));
+            assert_eq!(seen(&body, "x-forwarded-host").as_deref(), Some("app.test:8080"));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connect_method_is_refused() {
+    within(async {
+        let a = inspecting(1).await;
+        let proxy = start_proxy(&[a.addr], ProxyConfig::default()).await;
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        tcp.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 405"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+        assert_eq!(a.connections(), 0);
+    })
+    .await;
+}
+
+/// A worker that answers one request per keep-alive connection, then closes it without
+/// saying so (as a worker does when its keep-alive timeout races our reuse).
+async fn closing_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                // Close a moment later, after the proxy may have sent the next request.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_single_worker_closing_kept_alive_connections_causes_no_errors() {
+    within(async {
+        let (worker, task) = closing_worker().await;
+        let proxy = start_proxy(&[worker], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        for i in 0..40 {
+            let resp = client.get("/").await;
+            assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+            assert_eq!(text(resp).await, "ok");
+            if i % 4 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        task.abort();
+    })
+    .await;
+}
