@@ -51,7 +51,7 @@ pub struct ClusterProc {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// Builds the command line of a cluster run.
@@ -70,12 +70,6 @@ impl ClusterCmd {
         Self { cmd, dir }
     }
 
-    /// Sets an environment variable of the primary.
-    pub fn env(mut self, k: &str, v: &str) -> Self {
-        self.cmd.env(k, v);
-        self
-    }
-
     /// Starts the primary and waits until it listens and `ready` workers are ready.
     pub fn spawn(mut self, ready: usize) -> ClusterProc {
         use std::os::unix::process::CommandExt;
@@ -86,7 +80,7 @@ impl ClusterCmd {
         collect(child.stdout.take().expect("stdout"), Arc::clone(&log));
         collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
         let mut proc =
-            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
+            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, _dir: self.dir };
         let line = proc.wait_for_line("listening on http://", Duration::from_secs(20));
         let addr =
             line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
