@@ -111,10 +111,9 @@ async fn forward(
     req: Request<Incoming>,
     worker: &mut Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
-    let router = &conn.shared.router;
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
-    let client = Some(conn.client.ip);
-    let backend = router.pick(&RequestCtx { client, avoid: None }).ok_or(ProxyError::NoBackend)?;
+    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None };
+    let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
     *worker = Some(backend.id());
     let replay = Replay::capture(&req);
 
@@ -130,9 +129,8 @@ async fn forward(
         (Retry::Unsent | Retry::IfIdempotent, None, Some(replay)) => replay.into_request(),
         _ => return Err(error),
     };
-    let next = router
-        .pick(&RequestCtx { client, avoid: Some(backend.id()) })
-        .or_else(|| reused.then_some(backend));
+    let ctx = RequestCtx { avoid: Some(backend.id()), ..ctx };
+    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
     let Some(next) = next else { return Err(error) };
     tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
     *worker = Some(next.id());
