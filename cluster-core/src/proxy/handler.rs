@@ -64,7 +64,8 @@ async fn proxy(
         return Err(ProxyError::Method(Method::CONNECT));
     }
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
-    headers::prepare_request(&mut req, &conn.client, upgrade.is_some());
+    headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
+        .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
     // Bounds the time to response headers only; the body streams for as long as it takes.
     let (backend, guard, sent) = tokio::time::timeout(after, forward(conn, req, worker))
