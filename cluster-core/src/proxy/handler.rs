@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
-use super::error::{Fault, ProxyError, Retry};
+use super::error::{ProxyError, Retry};
 use super::pool::{self, SendError, Sent};
 use super::{headers, upgrade};
 use crate::routing::Backend;
@@ -30,12 +30,9 @@ pub(crate) async fn handle(
     let resp = match proxy(&conn, req, &mut worker).await {
         Ok(resp) => resp,
         Err(error) => {
-            match error.fault() {
-                Fault::Client => tracing::debug!(target: "cluster::proxy", %error, "bad request"),
-                Fault::Worker | Fault::Ours => {
-                    tracing::debug!(target: "cluster::proxy", %error, "proxy error")
-                }
-            }
+            // Per-request failures stay at debug: a dead worker would flood the log, and the
+            // supervisor reports worker health on its own.
+            tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
             worker = error.worker().or(worker);
             error.to_response()
         }
