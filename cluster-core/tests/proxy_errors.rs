@@ -45,11 +45,14 @@ async fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
     within(async {
         let worker = inspecting(1).await;
         let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
-        let bad: [&[u8]; 4] = [
+        let bad: [&[u8]; 6] = [
             b"GARBAGE\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nBad Header Line\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
             b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
         ];
         for request in bad {
             let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();

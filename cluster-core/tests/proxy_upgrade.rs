@@ -112,3 +112,24 @@ async fn stopping_waits_for_open_tunnels() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn dropping_serve_ends_open_tunnels() {
+    within(async {
+        let worker = upgrade_worker().await;
+        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+        let mut client = Client::connect(proxy.addr).await;
+        let resp = client.send(upgrade_request()).await.unwrap();
+        let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+        eventually("tunnel open", || proxy.proxy.open_tunnels() == 1).await;
+        proxy.stop.cancel();
+        // The caller's drain timeout elapsed: it drops the serve future.
+        proxy.served.abort();
+        let mut buf = [0u8; 8];
+        let n = io.read(&mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0, "the tunnel must be closed");
+        eventually("tunnel closed", || proxy.proxy.open_tunnels() == 0).await;
+        eventually("in-flight back to 0", || proxy.proxy.in_flight() == 0).await;
+    })
+    .await;
+}

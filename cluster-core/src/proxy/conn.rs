@@ -1,10 +1,12 @@
 //! One client connection: what the handler knows about it, and the task that serves it
 //! until it closes, stays idle too long, or the proxy stops.
 
+use std::future::Future;
+use std::future::poll_fn;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +26,39 @@ use super::headers::ClientInfo;
 /// The HTTP/1.1 + h2c server builder shared by every connection of one `serve` call.
 pub(crate) type Http = auto::Builder<TokioExecutor>;
 
+/// What the connections and tunnels of one `serve` call share.
+#[derive(Debug, Default)]
+pub(crate) struct ServeState {
+    /// Set just before `drain` is cancelled, so a connection can tell, with one atomic load,
+    /// whether the wake-up it got was the drain (polling the token itself takes its lock).
+    draining: AtomicBool,
+    /// Cancelled when connections must finish their requests and close.
+    drain: CancellationToken,
+    /// Cancelled when everything must end at once (`serve`'s future was dropped).
+    kill: CancellationToken,
+    /// Every connection and tunnel task, so `serve` can wait for them.
+    pub(crate) tasks: TaskTracker,
+}
+
+impl ServeState {
+    /// Asks every connection to finish its requests and close.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.drain.cancel();
+    }
+
+    /// Ends every connection and tunnel at once.
+    pub(crate) fn kill(&self) {
+        self.drain();
+        self.kill.cancel();
+    }
+
+    /// A token cancelled by [`ServeState::kill`], for a tunnel to watch.
+    pub(crate) fn kill_token(&self) -> CancellationToken {
+        self.kill.child_token()
+    }
+}
+
 /// What a request handler needs from its connection; one per connection, shared by its
 /// requests through an `Arc`.
 #[derive(Debug)]
@@ -32,58 +67,64 @@ pub(crate) struct ConnCtx {
     pub(crate) shared: Arc<Shared>,
     /// The peer, and whether its forwarding headers are trusted.
     pub(crate) client: ClientInfo,
-    /// Tracks upgraded tunnels so `serve` waits for them.
-    pub(crate) tunnels: TaskTracker,
-    /// Cancelled when `serve`'s future is dropped: tunnels end at once.
-    pub(crate) kill: CancellationToken,
+    /// The `serve` call this connection belongs to.
+    pub(crate) serve: Arc<ServeState>,
 }
 
 /// Serves one accepted connection to its end.
 ///
-/// - `drain` (a per-connection child of the serve-wide drain token, so waiting on it locks
-///   nothing shared) starts a graceful shutdown: in-flight requests finish, then it closes.
-/// - No byte read or written for `idle` also starts a graceful shutdown: an idle keep-alive
-///   connection closes at once, a busy one after its current response.
-/// - `ctx.kill` ends a draining connection at once.
-pub(crate) async fn serve(
-    http: Arc<Http>,
-    tcp: TcpStream,
-    ctx: Arc<ConnCtx>,
-    drain: CancellationToken,
-) {
+/// - [`ServeState::drain`] starts a graceful shutdown: in-flight requests finish, then the
+///   connection closes.
+/// - No byte read or written for `keep_alive_timeout` also starts a graceful shutdown: an
+///   idle keep-alive connection closes at once, a busy one after its current response.
+/// - [`ServeState::kill`] ends the connection at once.
+pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
-    let kill = ctx.kill.clone();
+    let state = Arc::clone(&ctx.serve);
     let activity = Arc::new(AtomicUsize::new(0));
     let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity) };
     let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
     let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
     let mut idle_timer = pin!(tokio::time::sleep(idle));
-    let mut seen = 0;
+    let mut drain = pin!(state.drain.cancelled());
+    let mut kill = pin!(state.kill.cancelled());
+    let mut armed = false;
     let mut draining = false;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(error) = res {
-                    tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
-                }
-                return;
+    let mut seen = 0;
+    // A hand-written select: the connection is polled on every wake-up (several per request),
+    // the drain token only once to register and then when the flag says it fired.
+    let res = poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+                return Poll::Ready(res);
             }
-            () = drain.cancelled(), if !draining => {
-                conn.as_mut().graceful_shutdown();
-                draining = true;
+            if draining {
+                return kill.as_mut().poll(cx).map(|()| Ok(()));
             }
-            () = &mut idle_timer, if !draining => {
-                let now = activity.load(Ordering::Relaxed);
-                if now == seen {
+            if !armed || state.draining.load(Ordering::Acquire) {
+                armed = true;
+                if drain.as_mut().poll(cx).is_ready() {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
-                } else {
-                    seen = now;
-                    idle_timer.as_mut().reset(Instant::now() + idle);
+                    continue;
                 }
             }
-            () = kill.cancelled(), if draining => return,
+            if idle_timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = activity.load(Ordering::Relaxed);
+            if now == seen {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            } else {
+                seen = now;
+                idle_timer.as_mut().reset(Instant::now() + idle);
+            }
         }
+    })
+    .await;
+    if let Err(error) = res {
+        tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
     }
 }
 

@@ -94,6 +94,9 @@ pub(crate) enum ProxyError {
         /// The configured request timeout.
         after: Duration,
     },
+    /// The request head is not one we may forward (RFC 9112 §3.2 `Host` rules).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
     /// The request uses a method a reverse proxy does not forward (`CONNECT`).
     #[error("method {0} is not supported by the proxy")]
     Method(http::Method),
@@ -118,7 +121,9 @@ impl ProxyError {
     pub(crate) fn fault(&self) -> Fault {
         match self {
             ProxyError::NoBackend => Fault::Ours,
-            ProxyError::ClientBody { .. } | ProxyError::Method(_) => Fault::Client,
+            ProxyError::ClientBody { .. } | ProxyError::BadRequest(_) | ProxyError::Method(_) => {
+                Fault::Client
+            }
             ProxyError::Connect { .. }
             | ProxyError::Unsent { .. }
             | ProxyError::Upstream { .. }
@@ -139,7 +144,7 @@ impl ProxyError {
     /// The worker the failure concerns, if any.
     pub(crate) fn worker(&self) -> Option<u64> {
         match self {
-            ProxyError::NoBackend | ProxyError::Method(_) => None,
+            ProxyError::NoBackend | ProxyError::BadRequest(_) | ProxyError::Method(_) => None,
             ProxyError::Timeout { worker, .. } => *worker,
             ProxyError::Connect { worker, .. }
             | ProxyError::Unsent { worker, .. }
@@ -159,7 +164,7 @@ impl ProxyError {
             | ProxyError::Upstream { .. }
             | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody { .. } | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }

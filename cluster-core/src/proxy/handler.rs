@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
-use super::error::{Fault, ProxyError, Retry};
+use super::error::{ProxyError, Retry};
 use super::pool::{self, SendError, Sent};
 use super::{headers, upgrade};
 use crate::routing::Backend;
@@ -30,12 +30,9 @@ pub(crate) async fn handle(
     let resp = match proxy(&conn, req, &mut worker).await {
         Ok(resp) => resp,
         Err(error) => {
-            match error.fault() {
-                Fault::Client => tracing::debug!(target: "cluster::proxy", %error, "bad request"),
-                Fault::Worker | Fault::Ours => {
-                    tracing::debug!(target: "cluster::proxy", %error, "proxy error")
-                }
-            }
+            // Per-request failures stay at debug: a dead worker would flood the log, and the
+            // supervisor reports worker health on its own.
+            tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
             worker = error.worker().or(worker);
             error.to_response()
         }
@@ -64,7 +61,8 @@ async fn proxy(
         return Err(ProxyError::Method(Method::CONNECT));
     }
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
-    headers::prepare_request(&mut req, &conn.client, upgrade.is_some());
+    headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
+        .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
     // Bounds the time to response headers only; the body streams for as long as it takes.
     let (backend, guard, sent) = tokio::time::timeout(after, forward(conn, req, worker))
@@ -111,10 +109,9 @@ async fn forward(
     req: Request<Incoming>,
     worker: &mut Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
-    let router = &conn.shared.router;
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
-    let client = Some(conn.client.ip);
-    let backend = router.pick(&RequestCtx { client, avoid: None }).ok_or(ProxyError::NoBackend)?;
+    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None };
+    let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
     *worker = Some(backend.id());
     let replay = Replay::capture(&req);
 
@@ -130,9 +127,8 @@ async fn forward(
         (Retry::Unsent | Retry::IfIdempotent, None, Some(replay)) => replay.into_request(),
         _ => return Err(error),
     };
-    let next = router
-        .pick(&RequestCtx { client, avoid: Some(backend.id()) })
-        .or_else(|| reused.then_some(backend));
+    let ctx = RequestCtx { avoid: Some(backend.id()), ..ctx };
+    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
     let Some(next) = next else { return Err(error) };
     tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
     *worker = Some(next.id());

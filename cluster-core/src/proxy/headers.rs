@@ -66,23 +66,47 @@ pub(crate) fn has_connection_option(headers: &HeaderMap, option: &str) -> bool {
 /// - HTTP/2 `cookie` fields are joined into one (RFC 9113 §8.2.3).
 /// - Hop-by-hop fields go ([`strip_hop_by_hop`]), except the upgrade pair when `upgrade`.
 /// - `X-Forwarded-*` are set ([`set_forwarded`]).
-pub(crate) fn prepare_request<B>(req: &mut Request<B>, client: &ClientInfo, upgrade: bool) {
-    let was_h2 = req.version() == Version::HTTP_2;
-    if let Some(authority) = req.uri().authority() {
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            req.headers_mut().insert(HOST, host);
+///
+/// # Errors
+///
+/// The reason to answer 400 when the request has several `Host` fields, or is HTTP/1.1
+/// without one (RFC 9112 §3.2): such a request could reach the worker under a different
+/// name than the one the client or a cache in front of us saw.
+pub(crate) fn prepare_request<B>(
+    req: &mut Request<B>,
+    client: &ClientInfo,
+    upgrade: bool,
+) -> Result<(), &'static str> {
+    let version = req.version();
+    let host = match req.uri().authority() {
+        Some(authority) => {
+            let host =
+                HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid authority")?;
+            req.headers_mut().insert(HOST, host.clone());
+            let pq = req.uri().path_and_query().cloned();
+            *req.uri_mut() = Uri::from(pq.unwrap_or_else(|| PathAndQuery::from_static("/")));
+            Some(host)
         }
-        let pq =
-            req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(pq);
-    }
+        None => {
+            let mut hosts = req.headers().get_all(HOST).iter();
+            let host = hosts.next().cloned();
+            if hosts.next().is_some() {
+                return Err("more than one Host field");
+            }
+            if host.is_none() && version == Version::HTTP_11 {
+                return Err("no Host field");
+            }
+            host
+        }
+    };
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
-    if was_h2 {
+    if version == Version::HTTP_2 {
         join_cookies(headers);
     }
     strip_hop_by_hop(headers, upgrade);
-    set_forwarded(headers, client);
+    set_forwarded(headers, client, host);
+    Ok(())
 }
 
 /// Rewrites a worker's response head for the client; returns whether the worker's
@@ -163,15 +187,19 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 ///
 /// From a trusted proxy, `X-Forwarded-For` gets the peer appended and `X-Forwarded-Proto` /
 /// `X-Forwarded-Host` are kept when present. From anyone else they are replaced: the peer's
-/// address, `http`, and the request's `Host`.
-pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: &ClientInfo) {
+/// address, `http`, and the request's `host`.
+pub(crate) fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: &ClientInfo,
+    host: Option<HeaderValue>,
+) {
     let appended = if client.trusted { append_for(headers, client) } else { None };
     headers.insert(X_FORWARDED_FOR.clone(), appended.unwrap_or_else(|| client.ip_value.clone()));
     if !(client.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
     if !(client.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match headers.get(HOST).cloned() {
+        match host {
             Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
             None => headers.remove(&X_FORWARDED_HOST),
         };
@@ -264,7 +292,8 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil.test"),
         ]);
-        set_forwarded(&mut h, &client(false));
+        let host = h.get("host").cloned();
+        set_forwarded(&mut h, &client(false), host);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.test");
@@ -279,12 +308,13 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "app.test"),
         ]);
-        set_forwarded(&mut h, &client(true));
+        let host = h.get("host").cloned();
+        set_forwarded(&mut h, &client(true), host);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "app.test");
         let mut h = map(&[("host", "a")]);
-        set_forwarded(&mut h, &client(true));
+        set_forwarded(&mut h, &client(true), Some(HeaderValue::from_static("a")));
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a");
@@ -299,12 +329,27 @@ mod tests {
             .header("cookie", "b=2")
             .body(())
             .unwrap();
-        prepare_request(&mut req, &client(false), false);
+        prepare_request(&mut req, &client(false), false).unwrap();
         assert_eq!(req.uri(), "/a/b?c=d");
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.headers()["host"], "app.test:8080");
         assert_eq!(req.headers()["cookie"], "a=1; b=2");
         assert_eq!(req.headers()["x-forwarded-host"], "app.test:8080");
+    }
+
+    #[test]
+    fn host_must_be_unique_and_present_in_http11() {
+        let mut req = Request::builder().header("host", "a").header("host", "b").body(()).unwrap();
+        assert!(prepare_request(&mut req, &client(false), false).is_err());
+        let mut req = Request::builder().body(()).unwrap();
+        assert!(prepare_request(&mut req, &client(false), false).is_err());
+        let mut req = Request::builder().version(Version::HTTP_10).body(()).unwrap();
+        assert!(prepare_request(&mut req, &client(false), false).is_ok());
+        assert!(!req.headers().contains_key("x-forwarded-host"));
+        let builder = Request::builder().uri("http://x.test/p").header("host", "a");
+        let mut req = builder.header("host", "b").body(()).unwrap();
+        assert!(prepare_request(&mut req, &client(false), false).is_ok());
+        assert_eq!(req.headers()["host"], "x.test");
     }
 
     #[test]

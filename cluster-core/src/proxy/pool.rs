@@ -29,6 +29,8 @@ use crate::routing::Backend;
 const MAX_IDLE: usize = 256;
 /// Time allowed to open a TCP connection to a worker on this machine.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time a returned connection may take to become ready again before it is dropped.
+const READY_WAIT: Duration = Duration::from_secs(1);
 /// Pooled connections tried before opening a new one (each failure drops a dead one).
 const MAX_STALE_TRIES: usize = 8;
 
@@ -86,7 +88,7 @@ pub(crate) fn release(backend: Arc<Backend>, mut sender: SendRequest<ReqBody>) {
         backend.pool.put(sender);
     } else if !sender.is_closed() {
         tokio::spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(CONNECT_TIMEOUT, sender.ready()).await {
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
                 backend.pool.put(sender);
             }
         });

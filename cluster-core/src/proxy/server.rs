@@ -7,9 +7,8 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::conn::{self, ConnCtx, Http};
+use super::conn::{self, ConnCtx, Http, ServeState};
 use super::headers::ClientInfo;
 use super::{ProxyConfig, Shared};
 
@@ -19,13 +18,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `listener` until `stop`; see [`Proxy::serve`](super::Proxy::serve).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
-    // `kill` fires when this future is dropped (the caller's drain timeout): every
-    // connection and tunnel ends at once. `drain` (a child, so `kill` implies it) asks
-    // connections to finish their requests and close.
-    let kill = CancellationToken::new();
-    let _kill_on_drop = kill.clone().drop_guard();
-    let drain = kill.child_token();
-    let tracker = TaskTracker::new();
+    let state = Arc::new(ServeState::default());
+    // Dropping this future (the caller's drain timeout) ends every connection and tunnel.
+    let _kill_on_drop = KillOnDrop(Arc::clone(&state));
     let http = Arc::new(builder(&shared.cfg));
 
     loop {
@@ -50,16 +45,24 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
         let ctx = Arc::new(ConnCtx {
             client: ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies),
             shared: Arc::clone(&shared),
-            tunnels: tracker.clone(),
-            kill: kill.clone(),
+            serve: Arc::clone(&state),
         });
-        tracker.spawn(conn::serve(Arc::clone(&http), tcp, ctx, drain.child_token()));
+        state.tasks.spawn(conn::serve(Arc::clone(&http), tcp, ctx));
     }
 
     drop(listener);
-    drain.cancel();
-    tracker.close();
-    tracker.wait().await;
+    state.drain();
+    state.tasks.close();
+    state.tasks.wait().await;
+}
+
+/// Kills the connections of a `serve` call whose future is dropped.
+struct KillOnDrop(Arc<ServeState>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill();
+    }
 }
 
 /// The server builder: HTTP/1.1 with upgrades and h2c (prior knowledge) on one port.

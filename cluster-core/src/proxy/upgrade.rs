@@ -28,8 +28,8 @@ pub(crate) fn tunnel(
 ) -> Response<ProxyBody> {
     let upstream = hyper::upgrade::on(&mut response);
     let open = OpenTunnel::new(Arc::clone(&conn.shared));
-    let kill = conn.kill.child_token();
-    conn.tunnels.spawn(async move {
+    let kill = conn.serve.kill_token();
+    conn.serve.tasks.spawn(async move {
         let _open = open;
         let _guard = guard;
         let (down, up) = match tokio::try_join!(downstream, upstream) {
