@@ -19,6 +19,7 @@
 #   BENCH_DIR=$ROOT/../shared/bench   the harness (read-only is fine)
 #   BENCH_HOME=/tmp/cluster-bench     where the harness keeps tools, builds and results
 #   SKIP_BUILD=1            do not run cargo (use binaries already built)
+#   CLUSTER_PROXY_THREADS=1 the primary's runtime threads (performance.proxyThreads)
 #   CLUSTER_CANDIDATE_CMD   replaces the candidate command line; only for testing this script
 #                           (e.g. with the harness's examples/candidate-spawn-node.js)
 # Any other peers.sh setting (WARMUP, THREADS, REQ_PATH, KEEPALIVE, PROXY_WORKERS ...) passes
@@ -37,6 +38,7 @@ FLAVORS=${FLAVORS:-node rust}
 TOPOLOGIES=${TOPOLOGIES:-direct nginx-rr nginx-lc haproxy-rr candidate}
 RUST_WORKER=${RUST_WORKER:-harness}
 SKIP_BUILD=${SKIP_BUILD:-0}
+CLUSTER_PROXY_THREADS=${CLUSTER_PROXY_THREADS:-1}
 STAMP=$(date +%Y%m%d-%H%M%S)
 export BENCH_HOME REPS DURATION
 
@@ -78,10 +80,13 @@ case "$RUST_WORKER" in
   *) die "RUST_WORKER must be harness or hello" ;;
 esac
 
-# peers.sh expands $FRONT_PORT, $W and $WORKER_CMD when it runs the line (bash -c), so they stay
-# literal here; the binary's path is quoted now.
+# peers.sh expands $FRONT_PORT, $W, $WORKER_CMD and $RUN_DIR when it runs the line (bash -c), so
+# they stay literal here; the binary's path is quoted now. The worker command goes through a
+# config file rather than the command line: peers.sh counts every process whose command line
+# contains the worker's path as a worker, which would put the primary's CPU and memory in the
+# workers' column.
 # shellcheck disable=SC2016
-CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-"exec $(printf '%q' "$CLUSTER_BIN")"' start --host 127.0.0.1 --port $FRONT_PORT --workers $W -- $WORKER_CMD'}
+CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-'set -- $WORKER_CMD; prog=$1; shift; args=""; for a in "$@"; do args="$args${args:+,}\"$a\""; done; printf "{\"command\":\"%s\",\"args\":[%s],\"performance\":{\"proxyThreads\":%s}}" "$prog" "$args" '"$CLUSTER_PROXY_THREADS"' > "$RUN_DIR/cluster.config.json"; exec '"$(printf '%q' "$CLUSTER_BIN")"' start --config "$RUN_DIR/cluster.config.json" --host 127.0.0.1 --port $FRONT_PORT --workers $W'}
 log "candidate: $CANDIDATE_CMD"
 
 # ---- runs ----------------------------------------------------------------------------------
