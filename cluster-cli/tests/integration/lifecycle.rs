@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustix::process::Signal;
 
-use crate::util::{ClusterCmd, Conn, alive, get, hello_bin};
+use crate::util::{ClusterCmd, Conn, Worker, alive, get, hello_bin};
 
 /// Pids of every process whose process group is `pgid`.
 fn group_members(pgid: u32) -> Vec<u32> {
@@ -32,8 +32,13 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[tokio::test]
 async fn a_killed_worker_is_replaced_and_traffic_goes_on() {
-    let hello = hello_bin();
-    let cluster = ClusterCmd::start(&["--workers", "2", "--", hello.to_str().unwrap()]).spawn(2);
+    for worker in Worker::ALL {
+        a_killed_worker_is_replaced_and_traffic_goes_on_with(worker).await;
+    }
+}
+
+async fn a_killed_worker_is_replaced_and_traffic_goes_on_with(worker: Worker) {
+    let cluster = ClusterCmd::workers(2, worker).spawn(2);
     let victim = cluster.worker_pids()[0];
     let addr = cluster.addr;
     let load = tokio::spawn(async move {
@@ -53,7 +58,7 @@ async fn a_killed_worker_is_replaced_and_traffic_goes_on() {
     cluster.wait_for_count(" ready: pid ", 3, Duration::from_secs(20));
     let statuses = load.await.unwrap();
     let failed = statuses.iter().filter(|&&s| s != 200).count();
-    assert_eq!(failed, 0, "{failed} of {} requests failed", statuses.len());
+    assert_eq!(failed, 0, "{worker:?}: {failed} of {} requests failed", statuses.len());
     assert!(cluster.log().iter().any(|l| l.contains("exited unexpectedly")));
     let pids = cluster.worker_pids();
     assert!(!pids[2..].contains(&victim) && alive(pids[2]));
@@ -94,9 +99,13 @@ async fn a_worker_that_never_gets_ready_is_stopped_at_the_start_timeout() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
-    let hello = hello_bin();
-    let mut cluster =
-        ClusterCmd::start(&["--workers", "2", "--", hello.to_str().unwrap()]).spawn(2);
+    for worker in Worker::ALL {
+        graceful_shutdown_lets_an_in_flight_request_finish_on(worker).await;
+    }
+}
+
+async fn graceful_shutdown_lets_an_in_flight_request_finish_on(worker: Worker) {
+    let mut cluster = ClusterCmd::workers(2, worker).spawn(2);
     let workers = cluster.worker_pids();
     let addr = cluster.addr;
     let slow = tokio::spawn(async move {
@@ -106,7 +115,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     let t0 = Instant::now();
     cluster.signal(Signal::TERM);
     let (status, body) = slow.await.unwrap();
-    assert_eq!(status, 200, "body: {body:?}");
+    assert_eq!(status, 200, "{worker:?} body: {body:?}");
     assert!(t0.elapsed() >= Duration::from_millis(1500));
     let exit = cluster.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "exit status {exit:?}");

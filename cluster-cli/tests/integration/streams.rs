@@ -7,16 +7,21 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{ClusterCmd, Conn, hello_bin};
+use crate::util::{ClusterCmd, Conn, Worker, hello_bin};
 
 #[tokio::test]
 async fn sse_events_arrive_one_by_one() {
-    let hello = hello_bin();
-    let cluster = ClusterCmd::start(&["--workers", "1", "--", hello.to_str().unwrap()]).spawn(1);
+    for worker in Worker::ALL {
+        sse_events_arrive_one_by_one_from(worker).await;
+    }
+}
+
+async fn sse_events_arrive_one_by_one_from(worker: Worker) {
+    let cluster = ClusterCmd::workers(1, worker).spawn(1);
     let mut conn = Conn::open(cluster.addr).await;
     let resp = conn.request("GET", "/stream?n=3&interval=400", Bytes::new()).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream", "{worker:?}");
     let mut body = resp.into_body();
     let start = Instant::now();
     let mut arrivals = Vec::new();
@@ -27,8 +32,8 @@ async fn sse_events_arrive_one_by_one() {
             text.push_str(&String::from_utf8_lossy(&data));
         }
     }
-    assert_eq!(text.matches("data: event").count(), 3, "stream: {text:?}");
-    assert!(arrivals.len() >= 3, "events were merged into {} frames", arrivals.len());
+    assert_eq!(text.matches("data: event").count(), 3, "{worker:?} stream: {text:?}");
+    assert!(arrivals.len() >= 3, "{worker:?}: events merged into {} frames", arrivals.len());
     // The first event arrives while the stream is still open: long before the last one.
     assert!(
         arrivals[arrivals.len() - 1] - arrivals[0] >= Duration::from_millis(600),

@@ -46,6 +46,28 @@ pub fn node_server() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node/server.js"))
 }
 
+/// The worker programs the tests run behind the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worker {
+    /// The Rust `hello` example.
+    Rust,
+    /// The plain Node.js `http` server of `examples/node`.
+    Node,
+}
+
+impl Worker {
+    /// Both kinds, for tests that must hold for any worker.
+    pub const ALL: [Worker; 2] = [Worker::Rust, Worker::Node];
+
+    /// The command line that runs this worker.
+    pub fn command(self) -> Vec<String> {
+        match self {
+            Worker::Rust => vec![hello_bin().display().to_string()],
+            Worker::Node => vec!["node".into(), node_server().display().to_string()],
+        }
+    }
+}
+
 /// A running `cluster` primary.
 pub struct ClusterProc {
     child: Option<Child>,
@@ -68,6 +90,15 @@ impl ClusterCmd {
         cmd.arg("start").args(["--host", "127.0.0.1", "--port", "0"]).args(args);
         cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
         Self { cmd, dir }
+    }
+
+    /// `cluster start --workers <n> -- <worker command>`.
+    pub fn workers(n: usize, worker: Worker) -> Self {
+        let n = n.to_string();
+        let mut args = vec!["--workers", n.as_str(), "--"];
+        let command = worker.command();
+        args.extend(command.iter().map(String::as_str));
+        Self::start(&args)
     }
 
     /// Starts the primary and waits until it listens and `ready` workers are ready.
