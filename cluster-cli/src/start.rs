@@ -28,13 +28,9 @@ pub(crate) fn run(spec: ClusterSpec) -> ExitCode {
         .init();
     notices::warn_inactive(&spec);
 
-    let threads = spec.performance.proxy_threads;
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
-    };
-    let runtime = match runtime {
+    // The supervisor and the first proxy thread share this thread; further proxy threads
+    // (`performance.proxyThreads`) get single-threaded runtimes of their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cluster: cannot start the async runtime: {e}");

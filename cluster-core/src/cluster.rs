@@ -148,8 +148,9 @@ impl Cluster {
         let (done_tx, proxy_done) = oneshot::channel();
         let stop = proxy_stop.clone();
         let listener = self.listener;
+        let threads = self.spec.performance.proxy_threads;
         let proxy_task = tokio::spawn(async move {
-            proxy.serve(listener, stop).await;
+            proxy.serve_threads(listener, threads, stop).await;
             let _ = done_tx.send(());
         });
         let events = self.events.clone();

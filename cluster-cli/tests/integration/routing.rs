@@ -98,3 +98,40 @@ async fn no_ready_worker_answers_503_with_retry_after() {
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn several_proxy_threads_serve_and_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(&config, r#"{"performance": {"proxyThreads": 3}}"#).unwrap();
+    let hello = hello_bin();
+    let mut cluster = ClusterCmd::start(&[
+        "--workers",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        hello.to_str().unwrap(),
+    ])
+    .spawn(2);
+    // Many connections, so that every proxy thread accepts some.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let addr = cluster.addr;
+        tasks.push(tokio::spawn(async move { distinct_pids(addr, 10).await }));
+    }
+    let mut pids = HashSet::new();
+    for t in tasks {
+        pids.extend(t.await.unwrap());
+    }
+    assert_eq!(pids.len(), 2);
+    let addr = cluster.addr;
+    let slow = tokio::spawn(async move {
+        Conn::open(addr).await.send("GET", "/slow?ms=1000", Bytes::new()).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.signal(rustix::process::Signal::TERM);
+    let (status, body) = slow.await.unwrap();
+    assert_eq!(status, 200, "{body:?}\n{}", cluster.log().join("\n"));
+    assert!(cluster.wait_exit(Duration::from_secs(10)).success());
+}

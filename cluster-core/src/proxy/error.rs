@@ -108,7 +108,12 @@ impl ProxyError {
     /// A failure of our own request body means the client went away; anything else that
     /// happened before response headers is the worker's.
     pub(crate) fn from_send(worker: u64, source: hyper::Error) -> Self {
-        if source.is_user() {
+        // A failure of the client's body is a user error caused by the body's own error (a
+        // `hyper::Error` from the client connection); other user errors, such as the
+        // connection's task being gone, are failures on the worker's side.
+        let client_body = source.is_user()
+            && std::error::Error::source(&source).is_some_and(|c| c.is::<hyper::Error>());
+        if client_body {
             ProxyError::ClientBody { worker, source }
         } else if source.is_parse() {
             ProxyError::BadResponse { worker, reason: "malformed response head" }

@@ -17,6 +17,7 @@ mod handler;
 mod headers;
 mod pool;
 mod server;
+mod threads;
 mod upgrade;
 
 use std::sync::Arc;
@@ -122,6 +123,20 @@ impl Proxy {
     /// connection and tunnel at once; in-flight requests are then cut off.
     pub async fn serve(&self, listener: TcpListener, stop: CancellationToken) {
         server::serve(Arc::clone(&self.shared), listener, stop).await;
+    }
+
+    /// Serves `listener` like [`serve`](Proxy::serve), on `threads` single-threaded runtimes:
+    /// the caller's and `threads - 1` OS threads of their own, all accepting from the same
+    /// socket. Each thread serves the connections it accepted to their end and keeps its own
+    /// idle connections to the workers, so no request crosses threads. Returns when every
+    /// thread has drained; dropping the future ends every thread's connections at once.
+    pub async fn serve_threads(
+        &self,
+        listener: TcpListener,
+        threads: usize,
+        stop: CancellationToken,
+    ) {
+        threads::serve_threads(self, listener, threads.max(1), stop).await;
     }
 
     /// Requests (with streaming bodies) and tunnels in flight on the workers currently in

@@ -8,9 +8,10 @@
 //! idle. This is cheaper than hyper-util's legacy client (no pool lock, no key hashing, no
 //! spawned task per request; see PERFORMANCE.md).
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -25,8 +26,22 @@ use super::body::ReqBody;
 use super::error::ProxyError;
 use crate::routing::Backend;
 
-/// Idle connections kept per worker; more are closed when they come back.
+/// Idle connections kept per worker and proxy thread; more are closed when they come back.
 const MAX_IDLE: usize = 256;
+/// Proxy threads with a pool shard of their own; more threads share shards.
+const MAX_SHARDS: usize = 8;
+
+thread_local! {
+    /// The pool shard of the proxy thread running on this OS thread.
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread use pool shard `index`: each proxy thread (one single-threaded
+/// runtime each) keeps its idle connections to itself, so a connection is driven and used
+/// on the same thread and no request wakes another thread.
+pub(crate) fn set_thread_shard(index: usize) {
+    SHARD.with(|s| s.set(index % MAX_SHARDS));
+}
 /// Time allowed to open a TCP connection to a worker on this machine.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time a returned connection may take to become ready again before it is dropped.
@@ -44,36 +59,47 @@ struct Idle {
 ///
 /// Lives inside the worker's [`Backend`] and dies with it, which closes the idle
 /// connections. Taking and returning a connection is one lock-free queue operation.
+///
+/// Sharded by proxy thread ([`set_thread_shard`]): a thread takes from its own shard first
+/// and only then from the others, so idle connections are never stranded on one thread
+/// (with a work-stealing runtime, where tasks move between threads, that matters).
+/// A shard's queue is allocated when its thread first returns a connection.
 #[derive(Debug)]
 pub(crate) struct UpstreamPool {
     addr: SocketAddr,
-    idle: ArrayQueue<Idle>,
+    shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
 }
 
 impl UpstreamPool {
     /// An empty pool of connections to `addr`.
     pub(crate) fn new(addr: SocketAddr) -> Self {
-        Self { addr, idle: ArrayQueue::new(MAX_IDLE) }
+        Self { addr, shards: std::array::from_fn(|_| OnceLock::new()) }
     }
 
     /// An idle connection, if one is alive and was idle for at most `max_idle` (kept below
     /// the worker's own keep-alive timeout so we never write to a socket it is closing).
     fn take(&self, max_idle: Duration) -> Option<SendRequest<ReqBody>> {
+        let own = SHARD.with(Cell::get);
         let mut now = None;
-        while let Some(Idle { sender, since }) = self.idle.pop() {
-            let now = *now.get_or_insert_with(Instant::now);
-            if sender.is_ready() && now.saturating_duration_since(since) <= max_idle {
-                return Some(sender);
+        for step in 0..MAX_SHARDS {
+            let Some(idle) = self.shards[(own + step) % MAX_SHARDS].get() else { continue };
+            while let Some(Idle { sender, since }) = idle.pop() {
+                let now = *now.get_or_insert_with(Instant::now);
+                if sender.is_ready() && now.saturating_duration_since(since) <= max_idle {
+                    return Some(sender);
+                }
+                // Closed, closing or too old: dropping it closes the connection.
             }
-            // Closed, closing or too old: dropping it closes the connection.
         }
         None
     }
 
-    /// Keeps an idle connection, unless the pool is full.
+    /// Keeps an idle connection in the calling thread's shard, unless it is full.
     fn put(&self, sender: SendRequest<ReqBody>) {
+        let own = SHARD.with(Cell::get);
+        let idle = self.shards[own].get_or_init(|| ArrayQueue::new(MAX_IDLE));
         // `push` hands the value back when full; dropping it closes the connection.
-        let _ = self.idle.push(Idle { sender, since: Instant::now() });
+        let _ = idle.push(Idle { sender, since: Instant::now() });
     }
 }
 
