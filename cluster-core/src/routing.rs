@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
 
+use crate::metrics::WorkerMetrics;
 use crate::proxy::UpstreamPool;
 
 /// One ready worker as the proxy sees it: where to reach it and how loaded it is.
@@ -20,13 +21,21 @@ pub struct Backend {
     slot: usize,
     addr: SocketAddr,
     load: Arc<BackendLoad>,
+    metrics: WorkerMetrics,
     pub(crate) pool: UpstreamPool,
 }
 
 impl Backend {
     /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`.
     pub fn new(id: u64, slot: usize, addr: SocketAddr) -> Self {
-        Self { id, slot, addr, load: Arc::new(BackendLoad::new(id)), pool: UpstreamPool::new(addr) }
+        Self {
+            id,
+            slot,
+            addr,
+            load: Arc::new(BackendLoad::new(id)),
+            metrics: WorkerMetrics::default(),
+            pool: UpstreamPool::new(addr),
+        }
     }
 
     /// The worker's unique id.
@@ -42,6 +51,11 @@ impl Backend {
     /// The worker's private endpoint.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the proxy has measured of this worker.
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
     }
 
     /// The worker's load signals.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::WorkerState;
+use crate::{MetricsSnapshot, WorkerState};
 
 /// The cluster as the supervisor sees it at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +26,12 @@ pub struct ClusterStatus {
     pub workers: Vec<WorkerStatus>,
     /// Slots whose worker keeps exiting soon after start.
     pub crash_looping_slots: Vec<usize>,
+    /// Requests the proxy has completed or failed on the live workers.
+    pub total_requests: u64,
+    /// Errors (5xx, unreachable, timed out) among them.
+    pub total_errors: u64,
+    /// Mean time to response head over those requests, in milliseconds.
+    pub average_response_time_ms: Option<f64>,
 }
 
 /// One worker process.
@@ -49,4 +55,7 @@ pub struct WorkerStatus {
     pub restarts: u32,
     /// Milliseconds since it started.
     pub uptime_ms: u64,
+    /// What the proxy measured of it (zero until it became ready).
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
 }

@@ -66,12 +66,15 @@ pub(crate) struct Finish {
     pub(crate) backend: Arc<Backend>,
     /// The connection, when it may be reused (the worker did not ask to close it).
     pub(crate) sender: Option<SendRequest<ReqBody>>,
+    /// Body bytes passed on so far.
+    pub(crate) bytes: u64,
 }
 
 impl Finish {
     /// The exchange is complete: the connection goes back to the pool, the guard drops.
     pub(crate) fn complete(self) {
-        let Finish { guard, backend, sender } = self;
+        let Finish { guard, backend, sender, bytes } = self;
+        backend.metrics().add_bytes_out(bytes);
         if let Some(sender) = sender {
             pool::release(backend, sender);
         }
@@ -131,6 +134,9 @@ impl Body for ProxyBody {
             Kind::Text(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
             Kind::Upstream { body, finish } => {
                 let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
+                if let (Some(Ok(f)), Some(fin)) = (&frame, finish.as_mut()) {
+                    fin.bytes += f.data_ref().map_or(0, |d| d.len() as u64);
+                }
                 match &frame {
                     // hyper stops polling once `is_end_stream` is true, so the end is
                     // detected after the last frame as well as on `None`.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
-use super::error::{ProxyError, Retry};
+use super::error::{Fault, ProxyError, Retry};
 use super::pool::{self, SendError, Sent};
 use super::{headers, upgrade};
 use crate::routing::Backend;
@@ -34,6 +34,13 @@ pub(crate) async fn handle(
             // supervisor reports worker health on its own.
             tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
             worker = error.worker().or(worker);
+            if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
+                // Errors are rare: finding the worker by id is fine here.
+                let table = conn.shared.router.snapshot();
+                if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
+                    b.metrics().record_failure();
+                }
+            }
             error.to_response()
         }
     };
@@ -64,11 +71,13 @@ async fn proxy(
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
+    let started = Instant::now();
     // Bounds the time to response headers only; the body streams for as long as it takes.
     let (backend, guard, sent) = tokio::time::timeout(after, forward(conn, req, worker))
         .await
         .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
     let Sent { mut response, sender } = sent;
+    backend.metrics().record_response(response.status().as_u16(), started.elapsed());
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = upgrade else {
@@ -85,7 +94,7 @@ async fn proxy(
     let reusable = headers::prepare_response(response.headers_mut(), version, false);
     let (parts, body) = response.into_parts();
     let sender = reusable.then_some(sender);
-    let finish = Finish { guard, backend, sender };
+    let finish = Finish { guard, backend, sender, bytes: 0 };
     let body = if body.is_end_stream() {
         // hyper will not poll a body that is already at its end: finish now.
         finish.complete();

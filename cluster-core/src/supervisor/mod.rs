@@ -375,8 +375,17 @@ impl Supervisor {
                 in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
                 restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
                 uptime_ms: w.started.elapsed().as_millis() as u64,
+                metrics: w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default(),
             })
             .collect();
+        let total_requests = workers.iter().map(|w| w.metrics.requests).sum();
+        let total_errors = workers.iter().map(|w| w.metrics.errors).sum();
+        let weighted: f64 = workers
+            .iter()
+            .filter_map(|w| Some(w.metrics.latency_mean_ms? * w.metrics.requests as f64))
+            .sum();
+        let average_response_time_ms =
+            (total_requests > 0).then(|| weighted / total_requests as f64);
         ClusterStatus {
             listen: self.listen,
             strategy: self.router.strategy(),
@@ -391,6 +400,9 @@ impl Supervisor {
                 .filter(|(_, s)| s.quick_exits >= backoff::CRASH_LOOP_AFTER)
                 .map(|(i, _)| i)
                 .collect(),
+            total_requests,
+            total_errors,
+            average_response_time_ms,
         }
     }
 }
