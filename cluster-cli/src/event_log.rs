@@ -69,6 +69,15 @@ pub(crate) async fn log_events(
             ClusterEvent::ShutdownStarted { graceful: false } => {
                 tracing::warn!("stopping now: killing workers");
             }
+            ClusterEvent::Recycling { slot, reason, .. } => {
+                tracing::info!("worker {slot} recycling ({reason}): starting its replacement");
+            }
+            ClusterEvent::Recycled { slot, .. } => {
+                tracing::info!("worker {slot} replaced; the old worker is draining");
+            }
+            ClusterEvent::RecycleFailed { slot, .. } => {
+                tracing::warn!("worker {slot}: replacement failed; the old worker keeps serving");
+            }
             ClusterEvent::Stopped => return,
             _ => {}
         }

@@ -77,6 +77,36 @@ pub enum ClusterEvent {
         #[serde(with = "millis")]
         retry_in: Duration,
     },
+    /// A worker is being replaced (memory, request count, probe, restart): its replacement
+    /// is starting; it keeps serving until the replacement is ready.
+    #[serde(rename_all = "camelCase")]
+    Recycling {
+        /// The worker being replaced.
+        worker_id: u64,
+        /// Its slot.
+        slot: usize,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The replacement is ready and in rotation; the old worker is draining and will stop.
+    #[serde(rename_all = "camelCase")]
+    Recycled {
+        /// The worker replaced.
+        worker_id: u64,
+        /// Its replacement.
+        replacement_id: u64,
+        /// Their slot.
+        slot: usize,
+    },
+    /// The replacement could not be started or did not become ready; the old worker keeps
+    /// serving.
+    #[serde(rename_all = "camelCase")]
+    RecycleFailed {
+        /// The worker that was to be replaced.
+        worker_id: u64,
+        /// Its slot.
+        slot: usize,
+    },
     /// Shutdown began.
     ShutdownStarted {
         /// Whether it waits for in-flight requests.

@@ -57,6 +57,19 @@ impl ClusterHandle {
         self.tx.send(Msg::Control(Control::Shutdown(mode))).map_err(|_| ClusterGone)
     }
 
+    /// Replaces worker `worker_id` without losing a request: a replacement is started in its
+    /// slot, and once it is ready the old worker leaves the rotation, finishes its in-flight
+    /// requests and is stopped. Recycles run one at a time; this one is queued behind any
+    /// under way. Ignored if the worker is not ready. `reason` appears in the events.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterGone`] once the cluster has stopped.
+    pub fn recycle(&self, worker_id: u64, reason: impl Into<String>) -> Result<(), ClusterGone> {
+        let reason = reason.into();
+        self.tx.send(Msg::Control(Control::Recycle { worker_id, reason })).map_err(|_| ClusterGone)
+    }
+
     /// Subscribes to cluster events from now on. A subscriber that falls more than 1024
     /// events behind misses the oldest (it receives `RecvError::Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {

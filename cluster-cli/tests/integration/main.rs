@@ -3,6 +3,7 @@
 
 mod config_errors;
 mod lifecycle;
+mod recycle;
 mod routing;
 mod streams;
 mod util;

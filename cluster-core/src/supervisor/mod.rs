@@ -8,6 +8,7 @@
 mod backoff;
 mod ports;
 mod readiness;
+mod recycle;
 mod state;
 mod worker;
 
@@ -50,6 +51,7 @@ pub enum ShutdownMode {
 pub(crate) enum Control {
     Status(oneshot::Sender<ClusterStatus>),
     Shutdown(ShutdownMode),
+    Recycle { worker_id: u64, reason: String },
 }
 
 /// Everything the supervisor task reacts to.
@@ -57,8 +59,14 @@ pub(crate) enum Control {
 pub(crate) enum Msg {
     Control(Control),
     Worker(WorkerMsg),
-    RestartDue { slot: usize },
+    RestartDue {
+        slot: usize,
+    },
     DrainDone,
+    /// A retiring worker has no request in flight any more (or its drain time is up).
+    Drained {
+        id: u64,
+    },
 }
 
 /// One live worker process.
@@ -73,6 +81,8 @@ struct Worker {
     stops: mpsc::UnboundedSender<Stop>,
     backend: Option<Arc<Backend>>,
     failed_start: bool,
+    /// The worker this one was started to replace (a recycle), if any.
+    replaces: Option<u64>,
 }
 
 /// One position in the pool of N workers; survives its workers.
@@ -82,6 +92,8 @@ struct Slot {
     quick_exits: u32,
     restarts: u32,
     restart_pending: bool,
+    /// A replacement being started for this slot's worker (a recycle in progress).
+    replacement: Option<u64>,
 }
 
 /// Drain and shutdown progress.
@@ -111,6 +123,7 @@ pub(crate) struct Supervisor {
     phase: Phase,
     proxy_stop: CancellationToken,
     proxy_done: Option<oneshot::Receiver<()>>,
+    recycles: recycle::Recycles,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -145,13 +158,14 @@ impl Supervisor {
             phase: Phase::Running,
             proxy_stop: p.proxy_stop,
             proxy_done: Some(p.proxy_done),
+            recycles: recycle::Recycles::default(),
         }
     }
 
     /// Starts the workers and runs until shutdown has completed: every worker has exited.
     pub(crate) async fn run(mut self) {
         for slot in 0..self.slots.len() {
-            self.start_worker(slot);
+            self.start_worker(slot, None);
         }
         while let Some(msg) = self.rx.recv().await {
             match msg {
@@ -159,11 +173,15 @@ impl Supervisor {
                     let _ = reply.send(self.status());
                 }
                 Msg::Control(Control::Shutdown(mode)) => self.shutdown(mode),
+                Msg::Control(Control::Recycle { worker_id, reason }) => {
+                    self.request_recycle(worker_id, reason);
+                }
+                Msg::Drained { id } => self.on_drained(id),
                 Msg::Worker(m) => self.on_worker(m),
                 Msg::RestartDue { slot } => {
                     self.slots[slot].restart_pending = false;
                     if self.phase == Phase::Running {
-                        self.start_worker(slot);
+                        self.start_worker(slot, None);
                     }
                 }
                 Msg::DrainDone => self.stop_all(),
@@ -178,19 +196,27 @@ impl Supervisor {
         let _ = self.events.send(event);
     }
 
-    fn start_worker(&mut self, slot: usize) {
+    /// Starts a worker for `slot`; `replaces` names the worker it will take over from (a
+    /// recycle). Returns the new worker's id, `None` when it could not be started.
+    fn start_worker(&mut self, slot: usize, replaces: Option<u64>) -> Option<u64> {
         let id = self.next_id;
         self.next_id += 1;
         let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
         let endpoint = match ports::free_endpoint(&in_use) {
             Ok(e) => e,
-            Err(e) => return self.failed_start(slot, format!("no endpoint for the worker: {e}")),
+            Err(e) => {
+                self.failed_start(slot, replaces, format!("no endpoint for the worker: {e}"));
+                return None;
+            }
         };
         self.slots[slot].generation += 1;
         let spec = WorkerSpec { id, slot, generation: self.slots[slot].generation, endpoint };
         let process = match self.spawner.spawn(&spec) {
             Ok(p) => p,
-            Err(e) => return self.failed_start(slot, e.to_string()),
+            Err(e) => {
+                self.failed_start(slot, replaces, e.to_string());
+                return None;
+            }
         };
         let pid = process.pid();
         let (stops, stop_rx) = mpsc::unbounded_channel();
@@ -215,15 +241,21 @@ impl Supervisor {
                 stops,
                 backend: None,
                 failed_start: false,
+                replaces,
             },
         );
         self.emit(ClusterEvent::WorkerStarted { worker_id: id, slot, pid, addr: endpoint });
+        Some(id)
     }
 
-    /// A start that never produced a process: counts as a quick exit.
-    fn failed_start(&mut self, slot: usize, reason: String) {
+    /// A start that never produced a process: counts as a quick exit, unless it was a
+    /// replacement (then the recycle is abandoned and the old worker keeps serving).
+    fn failed_start(&mut self, slot: usize, replaces: Option<u64>, reason: String) {
         self.emit(ClusterEvent::WorkerFailedStart { slot, reason });
-        self.schedule_restart(slot, true);
+        match replaces {
+            Some(old) => self.recycle_failed(slot, old),
+            None => self.schedule_restart(slot, true),
+        }
     }
 
     fn set_state(&mut self, id: u64, to: WorkerState) {
@@ -250,8 +282,12 @@ impl Supervisor {
                 }
                 let backend = Arc::new(Backend::new(id, w.slot, w.endpoint));
                 w.backend = Some(Arc::clone(&backend));
+                let replaces = w.replaces;
                 self.router.add(backend);
                 self.set_state(id, WorkerState::Ready);
+                if let Some(old) = replaces {
+                    self.replacement_ready(id, old);
+                }
             }
             WorkerMsg::StartTimedOut { id } => {
                 let Some(w) = self.workers.get_mut(&id) else { return };
@@ -285,7 +321,7 @@ impl Supervisor {
             signal,
             expected,
         });
-        if self.phase != Phase::Running || expected {
+        if self.recycle_exit(&w, before) || self.phase != Phase::Running || expected {
             return;
         }
         let quick = w.failed_start || w.started.elapsed() < backoff::QUICK_EXIT;
@@ -305,7 +341,7 @@ impl Supervisor {
             self.emit(ClusterEvent::CrashLooping { slot, quick_exits, retry_in: delay });
         }
         if delay.is_zero() {
-            self.start_worker(slot);
+            self.start_worker(slot, None);
             return;
         }
         self.slots[slot].restart_pending = true;
