@@ -26,7 +26,7 @@
 //! impl HealthPolicy for MaxRequests {
 //!     fn evaluate(&self, w: &WorkerSnapshot) -> Verdict {
 //!         if w.requests_served >= self.0 {
-//!             Verdict::Recycle(RecycleReason::MaxRequests { served: w.requests_served })
+//!             Verdict::Recycle(RecycleReason::MaxRequests { served: w.requests_served, limit: self.0 })
 //!         } else {
 //!             Verdict::Healthy
 //!         }
@@ -38,10 +38,24 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cpu;
+mod max_requests;
+mod memory;
 mod policy;
+mod probe;
+mod process_table;
+mod procfs_sampler;
 mod sampler;
 mod snapshot;
+mod verdict;
 
-pub use policy::{HealthPolicy, RecycleReason, Verdict};
+pub use cpu::{CpuReading, CpuTracker};
+pub use max_requests::MaxRequestsPolicy;
+pub use memory::{MemoryPolicy, MemoryState};
+pub use policy::HealthPolicy;
+pub use probe::{ProbePolicy, WatchdogPolicy};
+pub use process_table::{ProcessEntry, ProcessTable};
+pub use procfs_sampler::ProcfsSampler;
 pub use sampler::{ResourceSample, ResourceSampler, SampleError};
 pub use snapshot::WorkerSnapshot;
+pub use verdict::{RecycleReason, Severity, UnhealthyReason, Verdict};
