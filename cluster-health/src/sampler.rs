@@ -3,21 +3,26 @@
 use std::time::Duration;
 
 /// Memory and CPU of one worker's process tree at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResourceSample {
     /// Resident memory of the whole process tree, in bytes.
     pub rss_bytes: u64,
-    /// CPU time used by the whole process tree since it started.
+    /// Cumulative CPU time of the tree (user + system, including reaped children), the input of
+    /// a [`CpuTracker`](crate::CpuTracker).
     pub cpu_time: Duration,
+    /// Processes in the tree (the worker and its descendants; threads are not counted).
+    pub processes: u32,
 }
 
-/// Reads the resources of a worker's process tree.
+/// Reads the resources of workers' process trees.
 ///
 /// # Contract
 ///
 /// - `sample` returns the figures for the process tree rooted at `pid` (the worker and all
 ///   its descendants), or an error when the process is gone or unreadable.
-/// - It may block on file I/O (procfs): callers run it off the async request path.
+/// - `sample_many` returns one result per pid, in order. Its default calls `sample` for each;
+///   implementations that scan the whole system override it so that one scan serves all.
+/// - Both may block on file I/O (procfs): callers run them off the async request path.
 pub trait ResourceSampler: Send + Sync + std::fmt::Debug {
     /// Samples the process tree rooted at `pid`.
     ///
@@ -25,21 +30,30 @@ pub trait ResourceSampler: Send + Sync + std::fmt::Debug {
     ///
     /// [`SampleError`] when the process does not exist or cannot be read.
     fn sample(&self, pid: u32) -> Result<ResourceSample, SampleError>;
-}
 
-/// A sample could not be taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SampleError {
-    /// The process that was asked for.
-    pub pid: u32,
-    /// What went wrong, for the log.
-    pub message: String,
-}
-
-impl std::fmt::Display for SampleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot sample process {}: {}", self.pid, self.message)
+    /// Samples the process trees rooted at each of `pids`, in order.
+    fn sample_many(&self, pids: &[u32]) -> Vec<Result<ResourceSample, SampleError>> {
+        pids.iter().map(|&pid| self.sample(pid)).collect()
     }
 }
 
-impl std::error::Error for SampleError {}
+/// A sample could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SampleError {
+    /// The process does not exist (it exited, or the pid is wrong).
+    #[error("process {pid} does not exist")]
+    NotFound {
+        /// The process that was asked for.
+        pid: u32,
+    },
+    /// The process table could not be read.
+    #[error("cannot read the process table: {message}")]
+    Unreadable {
+        /// What went wrong.
+        message: String,
+    },
+    /// This platform has no procfs; resource limits cannot be enforced here.
+    #[error("resource sampling is not available on this platform")]
+    Unsupported,
+}

@@ -4,21 +4,30 @@ use std::time::Duration;
 
 /// One worker's state as the supervisor last measured it.
 ///
-/// Plain data, cheap to clone; built by the supervisor for every health tick.
+/// Plain data, cheap to clone; the supervisor builds one per worker on every health tick from
+/// the sampler ([`ResourceSampler`](crate::ResourceSampler)), the proxy's counters, the prober
+/// and the heartbeat channel. Ages are durations, not instants, so that policies need no clock.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerSnapshot {
-    /// The worker's unique id.
+    /// The worker's unique id (a replacement gets a new one). Per-worker jitter derives from it.
     pub worker_id: u64,
-    /// Resident memory of the worker's whole process tree, in bytes (`None` until sampled).
-    pub rss_bytes: Option<u64>,
-    /// CPU share of the worker's process tree over the last interval, in percent of one core.
-    pub cpu_percent: Option<f64>,
-    /// Requests the proxy has completed on this worker.
-    pub requests_served: u64,
-    /// Share of the recent requests that failed (5xx or connection errors), from 0 to 1.
-    pub error_rate: f64,
-    /// Time since the last successful active probe (`None`: no probe configured or none yet).
-    pub since_last_probe_ok: Option<Duration>,
     /// Time since the worker became ready.
     pub age: Duration,
+    /// Resident memory of the worker's whole process tree, in bytes (`None` until sampled).
+    pub rss_bytes: Option<u64>,
+    /// CPU share of the worker's process tree, in percent of one core (`None` until two samples).
+    pub cpu_percent: Option<f64>,
+    /// Requests the proxy has completed on this worker since it started.
+    pub requests_served: u64,
+    /// Requests completed within the proxy's recent window (the volume behind `error_rate`).
+    pub window_requests: u64,
+    /// Share of the requests in the recent window that failed (5xx or connection errors), 0 to 1.
+    pub error_rate: f64,
+    /// Active probes that failed in a row since the last success (0 when the last one passed).
+    pub consecutive_probe_failures: u32,
+    /// Time since the last successful active probe (`None`: no probe configured).
+    pub since_last_probe_ok: Option<Duration>,
+    /// Time since the last heartbeat (`READY=1`/`WATCHDOG=1` or an IPC heartbeat); `None` when
+    /// the worker never sent one, which is allowed: heartbeats are optional.
+    pub since_last_heartbeat: Option<Duration>,
 }

@@ -1,0 +1,112 @@
+//! [`ProcfsSampler`]: the [`ResourceSampler`] that reads `/proc` (Linux).
+
+#[cfg(target_os = "linux")]
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use crate::ProcessEntry;
+use crate::{ProcessTable, ResourceSample, ResourceSampler, SampleError};
+
+/// Samples process trees from `/proc`: one scan of every process's `stat` per call, then a sum
+/// per tree through a [`ProcessTable`].
+///
+/// Call [`sample_many`](ResourceSampler::sample_many) once per tick with every worker's pid:
+/// the cost is one scan (about 20 µs per process on the host) whatever the number of workers.
+/// RSS comes from `stat` (pages × page size), which is 2–3× cheaper to parse than `status`.
+///
+/// On other platforms every call returns [`SampleError::Unsupported`], so the crate still
+/// builds there; memory limits are then not enforced.
+///
+/// # Caveats
+///
+/// The figures are blocking file reads: run them on a blocking thread, not on the async
+/// runtime. RSS counts shared pages once per process, so a tree that shares memory (a
+/// pre-forking parent and its children) over-counts; PM2 and gunicorn have the same view.
+#[derive(Debug, Clone)]
+pub struct ProcfsSampler {
+    #[cfg(target_os = "linux")]
+    page_size: u64,
+    #[cfg(target_os = "linux")]
+    ticks_per_second: u64,
+}
+
+impl Default for ProcfsSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcfsSampler {
+    /// A sampler for this system (reads the page size and clock tick rate once).
+    pub fn new() -> Self {
+        ProcfsSampler {
+            #[cfg(target_os = "linux")]
+            page_size: procfs::page_size(),
+            #[cfg(target_os = "linux")]
+            ticks_per_second: procfs::ticks_per_second().max(1),
+        }
+    }
+
+    /// Scans every process once into a [`ProcessTable`]. Processes that exit during the scan
+    /// are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`SampleError::Unreadable`] when `/proc` cannot be listed;
+    /// [`SampleError::Unsupported`] off Linux.
+    #[cfg(target_os = "linux")]
+    pub fn scan(&self) -> Result<ProcessTable, SampleError> {
+        let all = procfs::process::all_processes()
+            .map_err(|e| SampleError::Unreadable { message: e.to_string() })?;
+        let entries = all.filter_map(|p| p.ok()?.stat().ok()).map(|st| {
+            let ticks = st.utime
+                + st.stime
+                + u64::try_from(st.cutime).unwrap_or(0)
+                + u64::try_from(st.cstime).unwrap_or(0);
+            ProcessEntry {
+                pid: u32::try_from(st.pid).unwrap_or(0),
+                ppid: u32::try_from(st.ppid).unwrap_or(0),
+                rss_bytes: st.rss.saturating_mul(self.page_size),
+                cpu_time: ticks_to_duration(ticks, self.ticks_per_second),
+            }
+        });
+        Ok(ProcessTable::from_entries(entries))
+    }
+
+    /// Off Linux there is no procfs.
+    ///
+    /// # Errors
+    ///
+    /// Always [`SampleError::Unsupported`].
+    #[cfg(not(target_os = "linux"))]
+    pub fn scan(&self) -> Result<ProcessTable, SampleError> {
+        Err(SampleError::Unsupported)
+    }
+}
+
+impl ResourceSampler for ProcfsSampler {
+    fn sample(&self, pid: u32) -> Result<ResourceSample, SampleError> {
+        self.sample_many(&[pid]).pop().unwrap_or(Err(SampleError::NotFound { pid }))
+    }
+
+    fn sample_many(&self, pids: &[u32]) -> Vec<Result<ResourceSample, SampleError>> {
+        match self.scan() {
+            Ok(table) => pids
+                .iter()
+                .map(|&pid| table.tree(pid).ok_or(SampleError::NotFound { pid }))
+                .collect(),
+            Err(e) => pids.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
+    let secs = ticks / per_second;
+    let rest = ticks % per_second;
+    Duration::from_secs(secs) + Duration::from_nanos(rest * 1_000_000_000 / per_second)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+#[path = "procfs_sampler_tests.rs"]
+mod tests;
