@@ -78,6 +78,15 @@ pub(crate) async fn log_events(
             ClusterEvent::RecycleFailed { slot, .. } => {
                 tracing::warn!("worker {slot}: replacement failed; the old worker keeps serving");
             }
+            ClusterEvent::Killed { slot, reason, .. } => {
+                tracing::warn!("worker {slot} killed: {reason}");
+            }
+            ClusterEvent::Ejected { slot, reason, .. } => {
+                tracing::warn!("worker {slot} out of rotation: {reason}");
+            }
+            ClusterEvent::Readmitted { slot, .. } => {
+                tracing::info!("worker {slot} back in rotation");
+            }
             ClusterEvent::Stopped => return,
             _ => {}
         }

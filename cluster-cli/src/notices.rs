@@ -12,7 +12,6 @@ pub(crate) fn warn_inactive(spec: &ClusterSpec) {
         (spec.security.enable_rate_limit, "security.enableRateLimit"),
         (spec.sticky_sessions, "enableStickySession"),
         (spec.scaling.auto_scale, "scaling.autoScale"),
-        (spec.performance.max_requests_per_worker.is_some(), "performance.maxRequestsPerWorker"),
     ];
     for (enabled, key) in inactive {
         if enabled {

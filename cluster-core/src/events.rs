@@ -107,6 +107,35 @@ pub enum ClusterEvent {
         /// Its slot.
         slot: usize,
     },
+    /// A health policy killed a worker at once (hard memory limit); it is replaced like a
+    /// crashed worker.
+    #[serde(rename_all = "camelCase")]
+    Killed {
+        /// The worker.
+        worker_id: u64,
+        /// Its slot.
+        slot: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A health policy took a worker out of rotation; it keeps running.
+    #[serde(rename_all = "camelCase")]
+    Ejected {
+        /// The worker.
+        worker_id: u64,
+        /// Its slot.
+        slot: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An ejected worker is healthy again and back in rotation.
+    #[serde(rename_all = "camelCase")]
+    Readmitted {
+        /// The worker.
+        worker_id: u64,
+        /// Its slot.
+        slot: usize,
+    },
     /// Shutdown began.
     ShutdownStarted {
         /// Whether it waits for in-flight requests.

@@ -55,6 +55,10 @@ pub struct WorkerStatus {
     pub restarts: u32,
     /// Milliseconds since it started.
     pub uptime_ms: u64,
+    /// Resident memory of its process tree, in bytes, at the last health tick.
+    pub rss_bytes: Option<u64>,
+    /// CPU of its process tree, percent of one core, smoothed over about 10 s.
+    pub cpu_percent: Option<f64>,
     /// What the proxy measured of it (zero until it became ready).
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,

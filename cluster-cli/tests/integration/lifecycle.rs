@@ -163,3 +163,36 @@ async fn no_worker_outlives_a_primary_killed_with_sigkill() {
     let survivors: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
     assert!(survivors.is_empty(), "still alive a second after the primary died: {survivors:?}");
 }
+
+#[tokio::test]
+async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        r#"{"healthCheckInterval": 100, "performance": {"maxRequestsPerWorker": 40}}"#,
+    )
+    .unwrap();
+    let hello = hello_bin();
+    let cluster = ClusterCmd::start(&[
+        "--workers",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        hello.to_str().unwrap(),
+    ])
+    .spawn(2);
+    let addr = cluster.addr;
+    let mut conn = Conn::open(addr).await;
+    let mut failed = 0;
+    for _ in 0..400 {
+        if conn.send("GET", "/slow?ms=2", Bytes::new()).await.0 != 200 {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "{failed} requests failed:\n{}", cluster.log().join("\n"));
+    let recycles = cluster.count("recycling (served");
+    assert!(recycles >= 2, "expected recycles, log:\n{}", cluster.log().join("\n"));
+    assert!(cluster.count("replaced; the old worker is draining") >= 2);
+}

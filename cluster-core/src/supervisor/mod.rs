@@ -6,6 +6,7 @@
 //! corrupt it.
 
 mod backoff;
+mod health;
 mod ports;
 mod readiness;
 mod recycle;
@@ -67,6 +68,13 @@ pub(crate) enum Msg {
     Drained {
         id: u64,
     },
+    /// Time to sample and judge the workers.
+    HealthTick,
+    /// Resource samples of the ready workers, taken at `at`.
+    Samples {
+        samples: Vec<(u64, Result<cluster_health::ResourceSample, cluster_health::SampleError>)>,
+        at: std::time::Instant,
+    },
 }
 
 /// One live worker process.
@@ -78,6 +86,8 @@ struct Worker {
     endpoint: SocketAddr,
     state: WorkerState,
     started: Instant,
+    /// When it passed its readiness probe.
+    ready_at: Option<std::time::Instant>,
     stops: mpsc::UnboundedSender<Stop>,
     backend: Option<Arc<Backend>>,
     failed_start: bool,
@@ -124,6 +134,7 @@ pub(crate) struct Supervisor {
     proxy_stop: CancellationToken,
     proxy_done: Option<oneshot::Receiver<()>>,
     recycles: recycle::Recycles,
+    health: health::Health,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -142,6 +153,7 @@ pub(crate) struct SupervisorParts {
 impl Supervisor {
     pub(crate) fn new(p: SupervisorParts) -> Self {
         let probe = Probe::new(p.spec.health_check_path.as_deref());
+        let health = health::Health::from_spec(&p.spec);
         let slots = (0..p.spec.workers).map(|_| Slot::default()).collect();
         Self {
             spec: p.spec,
@@ -159,6 +171,7 @@ impl Supervisor {
             proxy_stop: p.proxy_stop,
             proxy_done: Some(p.proxy_done),
             recycles: recycle::Recycles::default(),
+            health,
         }
     }
 
@@ -167,6 +180,16 @@ impl Supervisor {
         for slot in 0..self.slots.len() {
             self.start_worker(slot, None);
         }
+        let ticks = self.tx.clone();
+        let period = self.spec.health_check_interval;
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            while ticks.send(Msg::HealthTick).is_ok() {
+                interval.tick().await;
+            }
+        });
         while let Some(msg) = self.rx.recv().await {
             match msg {
                 Msg::Control(Control::Status(reply)) => {
@@ -177,6 +200,8 @@ impl Supervisor {
                     self.request_recycle(worker_id, reason);
                 }
                 Msg::Drained { id } => self.on_drained(id),
+                Msg::HealthTick => self.health_tick(),
+                Msg::Samples { samples, at } => self.on_samples(samples, at),
                 Msg::Worker(m) => self.on_worker(m),
                 Msg::RestartDue { slot } => {
                     self.slots[slot].restart_pending = false;
@@ -238,6 +263,7 @@ impl Supervisor {
                 endpoint,
                 state: WorkerState::Starting,
                 started: Instant::now(),
+                ready_at: None,
                 stops,
                 backend: None,
                 failed_start: false,
@@ -282,6 +308,7 @@ impl Supervisor {
                 }
                 let backend = Arc::new(Backend::new(id, w.slot, w.endpoint));
                 w.backend = Some(Arc::clone(&backend));
+                w.ready_at = Some(std::time::Instant::now());
                 let replaces = w.replaces;
                 self.router.add(backend);
                 self.set_state(id, WorkerState::Ready);
@@ -412,6 +439,8 @@ impl Supervisor {
                 restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
                 uptime_ms: w.started.elapsed().as_millis() as u64,
                 metrics: w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default(),
+                rss_bytes: self.health.of(w.id).and_then(|h| h.rss_bytes),
+                cpu_percent: self.health.of(w.id).and_then(|h| h.cpu_percent),
             })
             .collect();
         let total_requests = workers.iter().map(|w| w.metrics.requests).sum();

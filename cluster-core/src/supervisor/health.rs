@@ -1,0 +1,187 @@
+//! The health tick: sample every ready worker's process tree, judge it with the configured
+//! policies, and act: eject, re-admit, recycle (through the one replacement path) or kill.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cluster_health::{
+    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, Policies, ProcfsSampler,
+    ResourceSample, ResourceSampler, SampleError, Verdict, WorkerSnapshot,
+};
+
+use super::worker::Stop;
+use super::{Msg, Phase, Supervisor, WorkerState};
+use crate::config::ClusterSpec;
+use crate::events::ClusterEvent;
+
+/// Time constant of the smoothed CPU figure.
+const CPU_SMOOTHING: Duration = Duration::from_secs(10);
+
+/// What the health tick remembers between ticks.
+pub(super) struct Health {
+    policies: Policies,
+    state: HealthState,
+    sampler: Arc<dyn ResourceSampler>,
+    workers: BTreeMap<u64, WorkerHealth>,
+    sampling: bool,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health").field("workers", &self.workers.len()).finish_non_exhaustive()
+    }
+}
+
+/// One worker's health figures.
+#[derive(Debug)]
+pub(super) struct WorkerHealth {
+    cpu: CpuTracker,
+    last_requests: u64,
+    last_errors: u64,
+    pub(super) rss_bytes: Option<u64>,
+    pub(super) cpu_percent: Option<f64>,
+    ejected: bool,
+}
+
+impl Health {
+    /// The policies the configuration asks for, sampling /proc.
+    pub(super) fn from_spec(spec: &ClusterSpec) -> Self {
+        let mut policies = Policies::new();
+        let mut memory = MemoryPolicy::new(spec.max_memory_bytes / (1024 * 1024));
+        memory.recycle_on_soft_limit = spec.restart_on_high_memory;
+        policies.memory = Some(memory);
+        policies.max_requests =
+            spec.performance.max_requests_per_worker.map(MaxRequestsPolicy::new);
+        Self {
+            policies,
+            state: HealthState::default(),
+            sampler: Arc::new(ProcfsSampler::new()),
+            workers: BTreeMap::new(),
+            sampling: false,
+        }
+    }
+
+    /// The figures of worker `id`, if it has been sampled.
+    pub(super) fn of(&self, id: u64) -> Option<&WorkerHealth> {
+        self.workers.get(&id)
+    }
+}
+
+impl Supervisor {
+    /// Starts a sample of every ready worker on the blocking pool (file I/O on /proc); the
+    /// result comes back as [`Msg::Samples`].
+    pub(super) fn health_tick(&mut self) {
+        if self.health.sampling || self.phase != Phase::Running {
+            return;
+        }
+        let targets: Vec<(u64, u32)> = self
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Ready)
+            .map(|w| (w.id, w.pid))
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        self.health.sampling = true;
+        let sampler = Arc::clone(&self.health.sampler);
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let pids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+            let results = sampler.sample_many(&pids);
+            let samples = targets.into_iter().map(|t| t.0).zip(results).collect();
+            let _ = tx.send(Msg::Samples { samples, at: Instant::now() });
+        });
+    }
+
+    /// Judges every sampled worker and acts on the verdicts.
+    pub(super) fn on_samples(
+        &mut self,
+        samples: Vec<(u64, Result<ResourceSample, SampleError>)>,
+        at: Instant,
+    ) {
+        self.health.sampling = false;
+        if self.phase != Phase::Running {
+            return;
+        }
+        let mut snapshots = Vec::new();
+        for (id, sample) in samples {
+            let Some(w) = self.workers.get(&id).filter(|w| w.state == WorkerState::Ready) else {
+                continue;
+            };
+            let metrics = w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default();
+            let h = self.health.workers.entry(id).or_insert_with(|| WorkerHealth {
+                cpu: CpuTracker::new(CPU_SMOOTHING),
+                last_requests: 0,
+                last_errors: 0,
+                rss_bytes: None,
+                cpu_percent: None,
+                ejected: false,
+            });
+            if let Ok(s) = &sample {
+                h.rss_bytes = Some(s.rss_bytes);
+                h.cpu_percent = h.cpu.update(s.cpu_time, at).map(|r| r.smoothed).or(h.cpu_percent);
+            }
+            let window_requests = metrics.requests.saturating_sub(h.last_requests);
+            let window_errors = metrics.errors.saturating_sub(h.last_errors);
+            h.last_requests = metrics.requests;
+            h.last_errors = metrics.errors;
+            snapshots.push(WorkerSnapshot {
+                worker_id: id,
+                age: w.ready_at.map_or(Duration::ZERO, |t| t.elapsed()),
+                rss_bytes: h.rss_bytes,
+                cpu_percent: h.cpu_percent,
+                requests_served: metrics.requests,
+                window_requests,
+                error_rate: if window_requests == 0 {
+                    0.0
+                } else {
+                    window_errors as f64 / window_requests as f64
+                },
+                ..WorkerSnapshot::default()
+            });
+        }
+        let live: Vec<u64> = self.workers.keys().copied().collect();
+        self.health.workers.retain(|id, _| live.contains(id));
+        let verdicts = self.health.policies.evaluate_all(&snapshots, &mut self.health.state, at);
+        for (snap, verdict) in snapshots.iter().zip(verdicts) {
+            self.act(snap.worker_id, verdict);
+        }
+    }
+
+    fn act(&mut self, id: u64, verdict: Verdict) {
+        let Some(w) = self.workers.get(&id) else { return };
+        let (slot, backend) = (w.slot, w.backend.clone());
+        let ejected = self.health.workers.get(&id).is_some_and(|h| h.ejected);
+        match verdict {
+            Verdict::Recycle(reason) => self.request_recycle(id, reason.to_string()),
+            Verdict::Kill(reason) => {
+                self.emit(ClusterEvent::Killed { worker_id: id, slot, reason: reason.to_string() });
+                self.router.remove(id);
+                let _ = self.workers[&id].stops.send(Stop::Kill);
+            }
+            Verdict::Unhealthy(reason) if !ejected => {
+                self.router.remove(id);
+                if let Some(h) = self.health.workers.get_mut(&id) {
+                    h.ejected = true;
+                }
+                self.emit(ClusterEvent::Ejected {
+                    worker_id: id,
+                    slot,
+                    reason: reason.to_string(),
+                });
+            }
+            v if ejected && v.routable() => {
+                if let Some(b) = backend {
+                    self.router.add(b);
+                }
+                if let Some(h) = self.health.workers.get_mut(&id) {
+                    h.ejected = false;
+                }
+                self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
+            }
+            _ => {}
+        }
+    }
+}
