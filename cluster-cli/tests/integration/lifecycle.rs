@@ -196,3 +196,46 @@ async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() 
     assert!(recycles >= 2, "expected recycles, log:\n{}", cluster.log().join("\n"));
     assert!(cluster.count("replaced; the old worker is draining") >= 2);
 }
+
+#[tokio::test]
+async fn a_frozen_worker_is_taken_out_of_rotation_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        r#"{"healthCheckInterval": 200, "unresponsiveTimeout": 1500, "gracefulShutdownTimeout": 1000}"#,
+    )
+    .unwrap();
+    let hello = hello_bin();
+    let cluster = ClusterCmd::start(&[
+        "--workers",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+        "--",
+        hello.to_str().unwrap(),
+    ])
+    .spawn(2);
+    let frozen = cluster.worker_pids()[0];
+    let pid = rustix::process::Pid::from_raw(frozen as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::STOP).unwrap();
+    let t0 = Instant::now();
+    cluster.wait_for_line("out of rotation", Duration::from_secs(5));
+    assert!(t0.elapsed() < Duration::from_millis(1500), "ejected after {:?}", t0.elapsed());
+    // Once out of rotation, every request goes to the live worker.
+    let mut conn = Conn::open(cluster.addr).await;
+    for _ in 0..50 {
+        assert_eq!(conn.send("GET", "/pid", Bytes::new()).await.0, 200);
+    }
+    cluster.wait_for_line("recycling (unresponsive", Duration::from_secs(5));
+    cluster.wait_for_count(" ready: pid ", 3, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(frozen) {
+        assert!(Instant::now() < deadline, "the frozen worker was never stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut conn = Conn::open(cluster.addr).await;
+    for _ in 0..20 {
+        assert_eq!(conn.send("GET", "/pid", Bytes::new()).await.0, 200);
+    }
+}

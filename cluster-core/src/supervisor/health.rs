@@ -6,17 +6,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster_health::{
-    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, Policies, ProcfsSampler,
+    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, Policies, ProbePolicy, ProcfsSampler,
     ResourceSample, ResourceSampler, SampleError, Verdict, WorkerSnapshot,
 };
 
 use super::worker::Stop;
-use super::{Msg, Phase, Supervisor, WorkerState};
+use super::{Msg, Phase, Supervisor, WorkerState, readiness};
 use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
 
 /// Time constant of the smoothed CPU figure.
 const CPU_SMOOTHING: Duration = Duration::from_secs(10);
+
+/// Longest wait for one liveness probe: the health check interval, within these bounds (a
+/// loaded machine can take a few hundred milliseconds to answer on loopback).
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one tick measured of one worker: its process tree, and whether it answered a probe.
+#[derive(Debug)]
+pub(crate) struct Measured {
+    pub(crate) id: u64,
+    pub(crate) sample: Result<ResourceSample, SampleError>,
+    pub(crate) alive: bool,
+}
 
 /// What the health tick remembers between ticks.
 pub(super) struct Health {
@@ -25,6 +38,8 @@ pub(super) struct Health {
     sampler: Arc<dyn ResourceSampler>,
     workers: BTreeMap<u64, WorkerHealth>,
     sampling: bool,
+    probe_path: Option<String>,
+    probe_timeout: Duration,
 }
 
 impl std::fmt::Debug for Health {
@@ -42,6 +57,8 @@ pub(super) struct WorkerHealth {
     pub(super) rss_bytes: Option<u64>,
     pub(super) cpu_percent: Option<f64>,
     ejected: bool,
+    probe_failures: u32,
+    last_probe_ok: Instant,
 }
 
 impl Health {
@@ -53,12 +70,15 @@ impl Health {
         policies.memory = Some(memory);
         policies.max_requests =
             spec.performance.max_requests_per_worker.map(MaxRequestsPolicy::new);
+        policies.probe = Some(ProbePolicy::new(spec.unresponsive_timeout));
         Self {
             policies,
             state: HealthState::default(),
             sampler: Arc::new(ProcfsSampler::new()),
             workers: BTreeMap::new(),
             sampling: false,
+            probe_path: spec.health_check_path.clone(),
+            probe_timeout: spec.health_check_interval.clamp(MIN_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT),
         }
     }
 
@@ -69,8 +89,9 @@ impl Health {
 }
 
 impl Supervisor {
-    /// Starts a sample of every ready worker on the blocking pool (file I/O on /proc); the
-    /// result comes back as [`Msg::Samples`].
+    /// Starts a sample of every ready worker on the blocking pool (file I/O on /proc) and a
+    /// liveness probe of each (`GET` on the health path, or any answer to `GET /`); the
+    /// results come back together as [`Msg::Samples`].
     pub(super) fn health_tick(&mut self) {
         if self.health.sampling || self.phase != Phase::Running {
             return;
@@ -87,26 +108,39 @@ impl Supervisor {
         self.health.sampling = true;
         let sampler = Arc::clone(&self.health.sampler);
         let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
+        let path = self.health.probe_path.clone();
+        let limit = self.health.probe_timeout;
+        let probes: Vec<_> = targets
+            .iter()
+            .filter_map(|(id, _)| self.workers.get(id).map(|w| w.endpoint))
+            .map(|endpoint| {
+                let path = path.clone();
+                tokio::spawn(
+                    async move { readiness::alive(endpoint, path.as_deref(), limit).await },
+                )
+            })
+            .collect();
+        tokio::spawn(async move {
             let pids: Vec<u32> = targets.iter().map(|t| t.1).collect();
-            let results = sampler.sample_many(&pids);
-            let samples = targets.into_iter().map(|t| t.0).zip(results).collect();
-            let _ = tx.send(Msg::Samples { samples, at: Instant::now() });
+            let samples = tokio::task::spawn_blocking(move || sampler.sample_many(&pids)).await;
+            let samples = samples.unwrap_or_default();
+            let mut measured = Vec::with_capacity(targets.len());
+            for (((id, _), sample), probe) in targets.into_iter().zip(samples).zip(probes) {
+                let alive = probe.await.unwrap_or(false);
+                measured.push(Measured { id, sample, alive });
+            }
+            let _ = tx.send(Msg::Samples { measured, at: Instant::now() });
         });
     }
 
     /// Judges every sampled worker and acts on the verdicts.
-    pub(super) fn on_samples(
-        &mut self,
-        samples: Vec<(u64, Result<ResourceSample, SampleError>)>,
-        at: Instant,
-    ) {
+    pub(super) fn on_samples(&mut self, measured: Vec<Measured>, at: Instant) {
         self.health.sampling = false;
         if self.phase != Phase::Running {
             return;
         }
         let mut snapshots = Vec::new();
-        for (id, sample) in samples {
+        for Measured { id, sample, alive } in measured {
             let Some(w) = self.workers.get(&id).filter(|w| w.state == WorkerState::Ready) else {
                 continue;
             };
@@ -118,7 +152,15 @@ impl Supervisor {
                 rss_bytes: None,
                 cpu_percent: None,
                 ejected: false,
+                probe_failures: 0,
+                last_probe_ok: at,
             });
+            if alive {
+                h.probe_failures = 0;
+                h.last_probe_ok = at;
+            } else {
+                h.probe_failures += 1;
+            }
             if let Ok(s) = &sample {
                 h.rss_bytes = Some(s.rss_bytes);
                 h.cpu_percent = h.cpu.update(s.cpu_time, at).map(|r| r.smoothed).or(h.cpu_percent);
@@ -139,6 +181,8 @@ impl Supervisor {
                 } else {
                     window_errors as f64 / window_requests as f64
                 },
+                consecutive_probe_failures: h.probe_failures,
+                since_last_probe_ok: Some(at.saturating_duration_since(h.last_probe_ok)),
                 ..WorkerSnapshot::default()
             });
         }
@@ -146,6 +190,7 @@ impl Supervisor {
         self.health.workers.retain(|id, _| live.contains(id));
         let verdicts = self.health.policies.evaluate_all(&snapshots, &mut self.health.state, at);
         for (snap, verdict) in snapshots.iter().zip(verdicts) {
+            tracing::trace!(target: "cluster::health", ?snap, ?verdict, "health verdict");
             self.act(snap.worker_id, verdict);
         }
     }
@@ -162,6 +207,12 @@ impl Supervisor {
                 let _ = self.workers[&id].stops.send(Stop::Kill);
             }
             Verdict::Unhealthy(reason) if !ejected => {
+                if self.router.snapshot().backends().len() <= 1 {
+                    // Ejecting the last worker in rotation would turn a sick worker into an
+                    // outage (503 for everyone); keep it and let the recycle replace it.
+                    tracing::warn!(worker = id, %reason, "not ejecting the last worker in rotation");
+                    return;
+                }
                 self.router.remove(id);
                 if let Some(h) = self.health.workers.get_mut(&id) {
                     h.ejected = true;

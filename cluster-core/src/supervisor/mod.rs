@@ -72,7 +72,7 @@ pub(crate) enum Msg {
     HealthTick,
     /// Resource samples of the ready workers, taken at `at`.
     Samples {
-        samples: Vec<(u64, Result<cluster_health::ResourceSample, cluster_health::SampleError>)>,
+        measured: Vec<health::Measured>,
         at: std::time::Instant,
     },
 }
@@ -201,7 +201,7 @@ impl Supervisor {
                 }
                 Msg::Drained { id } => self.on_drained(id),
                 Msg::HealthTick => self.health_tick(),
-                Msg::Samples { samples, at } => self.on_samples(samples, at),
+                Msg::Samples { measured, at } => self.on_samples(measured, at),
                 Msg::Worker(m) => self.on_worker(m),
                 Msg::RestartDue { slot } => {
                     self.slots[slot].restart_pending = false;

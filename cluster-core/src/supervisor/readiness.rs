@@ -53,20 +53,43 @@ impl Probe {
     }
 }
 
-async fn http_get_ok(stream: TcpStream, endpoint: SocketAddr, path: &str) -> bool {
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        return false;
+/// Liveness: does the worker answer HTTP at all within `limit`? With a health path, the
+/// answer must be 2xx; without one, any response to `GET /` counts (an application error is
+/// not a hang, and recycling on it would turn an outage into a restart storm).
+pub(crate) async fn alive(
+    endpoint: SocketAddr,
+    health_path: Option<&str>,
+    limit: Duration,
+) -> bool {
+    let attempt = async {
+        let Ok(stream) = TcpStream::connect(endpoint).await else { return false };
+        match health_path {
+            Some(path) => http_get_ok(stream, endpoint, path).await,
+            None => http_get(stream, endpoint, "/").await.is_some(),
+        }
     };
+    timeout(limit, attempt).await.unwrap_or(false)
+}
+
+async fn http_get_ok(stream: TcpStream, endpoint: SocketAddr, path: &str) -> bool {
+    http_get(stream, endpoint, path).await.is_some_and(|s| s.is_success())
+}
+
+/// `GET path` on `stream`; the response status, `None` when there was no response.
+async fn http_get(
+    stream: TcpStream,
+    endpoint: SocketAddr,
+    path: &str,
+) -> Option<hyper::StatusCode> {
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
     let conn = tokio::spawn(conn);
     let req = Request::get(path)
         .header(hyper::header::HOST, endpoint.to_string())
-        .header(hyper::header::USER_AGENT, "cluster-readiness")
-        .body(Empty::<Bytes>::new());
-    let ok = match req {
-        Ok(req) => sender.send_request(req).await.is_ok_and(|r| r.status().is_success()),
-        Err(_) => false,
-    };
+        .header(hyper::header::USER_AGENT, "cluster-probe")
+        .body(Empty::<Bytes>::new())
+        .ok()?;
+    let status = sender.send_request(req).await.ok().map(|r| r.status());
     conn.abort();
-    ok
+    status
 }
