@@ -79,19 +79,9 @@ async fn a_command_that_exits_at_once_backs_off_instead_of_spinning() {
 
 #[tokio::test]
 async fn a_worker_that_never_gets_ready_is_stopped_at_the_start_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(&config, r#"{"startTimeout": 500}"#).unwrap();
-    let cluster = ClusterCmd::start(&[
-        "--workers",
-        "1",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        "sleep",
-        "30",
-    ])
-    .spawn(0);
+    let cluster = ClusterCmd::start(&["--workers", "1", "--", "sleep", "30"])
+        .config(r#"{"startTimeout": 500}"#)
+        .spawn(0);
     cluster.wait_for_line("not ready within 500 ms", Duration::from_secs(10));
     assert_eq!(cluster.count(" ready: pid "), 0);
     assert_eq!(get(cluster.addr, "/").await.0, 503);
@@ -126,9 +116,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish_on(worker: Worker) {
 
 #[tokio::test]
 async fn a_second_sigint_stops_at_once() {
-    let hello = hello_bin();
-    let mut cluster =
-        ClusterCmd::start(&["--workers", "1", "--", hello.to_str().unwrap()]).spawn(1);
+    let mut cluster = ClusterCmd::workers(1, Worker::Rust).spawn(1);
     let addr = cluster.addr;
     let _slow = tokio::spawn(async move {
         Conn::open(addr).await.send("GET", "/slow?ms=20000", Bytes::new()).await
@@ -166,23 +154,9 @@ async fn no_worker_outlives_a_primary_killed_with_sigkill() {
 
 #[tokio::test]
 async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(
-        &config,
-        r#"{"healthCheckInterval": 100, "performance": {"maxRequestsPerWorker": 40}}"#,
-    )
-    .unwrap();
-    let hello = hello_bin();
-    let cluster = ClusterCmd::start(&[
-        "--workers",
-        "2",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        hello.to_str().unwrap(),
-    ])
-    .spawn(2);
+    let cluster = ClusterCmd::workers(2, Worker::Rust)
+        .config(r#"{"healthCheckInterval": 100, "performance": {"maxRequestsPerWorker": 40}}"#)
+        .spawn(2);
     let addr = cluster.addr;
     let mut conn = Conn::open(addr).await;
     let mut failed = 0;
@@ -199,23 +173,8 @@ async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() 
 
 #[tokio::test]
 async fn a_frozen_worker_is_taken_out_of_rotation_and_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(
-        &config,
-        r#"{"healthCheckInterval": 200, "unresponsiveTimeout": 1500, "gracefulShutdownTimeout": 1000}"#,
-    )
-    .unwrap();
-    let hello = hello_bin();
-    let cluster = ClusterCmd::start(&[
-        "--workers",
-        "2",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        hello.to_str().unwrap(),
-    ])
-    .spawn(2);
+    const CONFIG: &str = r#"{"healthCheckInterval": 200, "unresponsiveTimeout": 1500, "gracefulShutdownTimeout": 1000}"#;
+    let cluster = ClusterCmd::workers(2, Worker::Rust).config(CONFIG).spawn(2);
     let frozen = cluster.worker_pids()[0];
     let pid = rustix::process::Pid::from_raw(frozen as i32).unwrap();
     rustix::process::kill_process(pid, Signal::STOP).unwrap();

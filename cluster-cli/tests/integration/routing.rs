@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::util::{ClusterCmd, Conn, get, hello_bin, node_server};
+use crate::util::{ClusterCmd, Conn, Worker, get, hello_bin, node_server};
 
 async fn distinct_pids(addr: std::net::SocketAddr, requests: usize) -> HashSet<String> {
     // One keep-alive connection: balancing is per request, not per connection.
@@ -59,8 +59,7 @@ async fn the_demo_worker_runs_with_no_command() {
 
 #[tokio::test]
 async fn malformed_request_line_gets_400_and_the_cluster_keeps_serving() {
-    let hello = hello_bin();
-    let cluster = ClusterCmd::start(&["--workers", "1", "--", hello.to_str().unwrap()]).spawn(1);
+    let cluster = ClusterCmd::workers(1, Worker::Rust).spawn(1);
     let addr = cluster.addr;
     let reply = tokio::task::spawn_blocking(move || {
         let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
@@ -79,20 +78,10 @@ async fn malformed_request_line_gets_400_and_the_cluster_keeps_serving() {
 
 #[tokio::test]
 async fn no_ready_worker_answers_503_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(&config, r#"{"startTimeout": 60000}"#).unwrap();
     // `sleep` never listens, so no worker ever becomes ready.
-    let cluster = ClusterCmd::start(&[
-        "--workers",
-        "1",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        "sleep",
-        "30",
-    ])
-    .spawn(0);
+    let cluster = ClusterCmd::start(&["--workers", "1", "--", "sleep", "30"])
+        .config(r#"{"startTimeout": 60000}"#)
+        .spawn(0);
     let mut conn = Conn::open(cluster.addr).await;
     let resp = conn.request("GET", "/", Bytes::new()).await;
     assert_eq!(resp.status(), 503);
@@ -101,19 +90,10 @@ async fn no_ready_worker_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn several_proxy_threads_serve_and_drain() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(&config, r#"{"performance": {"proxyThreads": 3}}"#).unwrap();
     let hello = hello_bin();
-    let mut cluster = ClusterCmd::start(&[
-        "--workers",
-        "2",
-        "--config",
-        config.to_str().unwrap(),
-        "--",
-        hello.to_str().unwrap(),
-    ])
-    .spawn(2);
+    let mut cluster = ClusterCmd::start(&["--workers", "2", "--", hello.to_str().unwrap()])
+        .config(r#"{"performance": {"proxyThreads": 3}}"#)
+        .spawn(2);
     // Many connections, so that every proxy thread accepts some.
     let mut tasks = Vec::new();
     for _ in 0..12 {

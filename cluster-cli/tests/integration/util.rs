@@ -101,6 +101,13 @@ impl ClusterCmd {
         Self::start(&args)
     }
 
+    /// Writes `json` as `./cluster.config.json` in the scratch folder (the primary's working
+    /// directory), where `cluster start` finds it.
+    pub fn config(self, json: &str) -> Self {
+        std::fs::write(self.dir.path().join("cluster.config.json"), json).expect("write config");
+        self
+    }
+
     /// Starts the primary and waits until it listens and `ready` workers are ready.
     pub fn spawn(mut self, ready: usize) -> ClusterProc {
         use std::os::unix::process::CommandExt;
