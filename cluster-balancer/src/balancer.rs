@@ -29,6 +29,26 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
 }
 
+impl<B: Balancer + ?Sized> Balancer for Arc<B> {
+    fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
+        (**self).pick(backends, ctx)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+impl<B: Balancer + ?Sized> Balancer for Box<B> {
+    fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
+        (**self).pick(backends, ctx)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
 /// Returns the only backend that satisfies `ctx.avoid`, or `None` when a real choice is
 /// needed. Shared by strategies for the 0- and 1-backend cases.
 pub(crate) fn trivial_pick(
@@ -40,4 +60,31 @@ pub(crate) fn trivial_pick(
         1 => Some((ctx.avoid != Some(backends[0].id())).then_some(0)),
         _ => None,
     }
+}
+
+/// The index of the backend with the lowest `cost`, skipping `avoid`, scanning from `start`
+/// and wrapping, so that ties go to the first one after a rotating offset instead of piling
+/// onto index 0. Stops early at a zero cost (nothing can beat it). No division in the loop.
+pub(crate) fn least_cost(
+    backends: &[Arc<BackendLoad>],
+    avoid: Option<u64>,
+    start: usize,
+    cost: impl Fn(&BackendLoad) -> u64,
+) -> Option<usize> {
+    let mut best: Option<(usize, u64)> = None;
+    let (tail, head) = (start..backends.len(), 0..start);
+    for i in tail.chain(head) {
+        let b = &backends[i];
+        if avoid == Some(b.id()) {
+            continue;
+        }
+        let c = cost(b);
+        if best.is_none_or(|(_, bc)| c < bc) {
+            best = Some((i, c));
+            if c == 0 {
+                break;
+            }
+        }
+    }
+    best.map(|(i, _)| i)
 }
