@@ -27,7 +27,7 @@ fn concurrent_picks_are_safe() {
                         held.push(b[i].start());
                         b[i].observe_latency(Duration::from_micros(u64::from(r % 97)));
                         if held.len() > 8 {
-                            held.swap_remove(r as usize % 8);
+                            drop(held.swap_remove(r as usize % 8));
                         }
                     }
                 });
