@@ -64,27 +64,26 @@ pub(crate) fn trivial_pick(
 
 /// The index of the backend with the lowest `cost`, skipping `avoid`, scanning from `start`
 /// and wrapping, so that ties go to the first one after a rotating offset instead of piling
-/// onto index 0. Stops early at a zero cost (nothing can beat it). No division in the loop.
+/// onto index 0. Stops early at a zero cost (nothing can beat it). Branch-light: the avoided
+/// backend costs `u64::MAX` and the running minimum is a conditional move.
 pub(crate) fn least_cost(
     backends: &[Arc<BackendLoad>],
     avoid: Option<u64>,
     start: usize,
     cost: impl Fn(&BackendLoad) -> u64,
 ) -> Option<usize> {
-    let mut best: Option<(usize, u64)> = None;
-    let (tail, head) = (start..backends.len(), 0..start);
-    for i in tail.chain(head) {
-        let b = &backends[i];
-        if avoid == Some(b.id()) {
-            continue;
-        }
-        let c = cost(b);
-        if best.is_none_or(|(_, bc)| c < bc) {
-            best = Some((i, c));
-            if c == 0 {
-                break;
+    let (head, tail) = backends.split_at(start);
+    let (mut best_cost, mut best) = (u64::MAX, usize::MAX);
+    for (offset, part) in [(start, tail), (0, head)] {
+        for (j, b) in part.iter().enumerate() {
+            let c = if avoid == Some(b.id()) { u64::MAX } else { cost(b) };
+            let better = c < best_cost;
+            best_cost = if better { c } else { best_cost };
+            best = if better { offset + j } else { best };
+            if best_cost == 0 {
+                return Some(best);
             }
         }
     }
-    best.map(|(i, _)| i)
+    (best != usize::MAX).then_some(best)
 }

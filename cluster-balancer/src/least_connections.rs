@@ -32,8 +32,8 @@ impl Balancer for LeastConnections {
         if let Some(pick) = trivial_pick(backends, ctx) {
             return pick;
         }
-        let start = self.start.fetch_add(1, Ordering::Relaxed) % backends.len();
-        least_cost(backends, ctx.avoid, start, |b| b.in_flight() as u64)
+        let start = self.start.fetch_add(1, Ordering::Relaxed) as u32 % backends.len() as u32;
+        least_cost(backends, ctx.avoid, start as usize, |b| b.in_flight() as u64)
     }
 
     fn name(&self) -> &'static str {
