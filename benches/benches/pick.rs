@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -36,9 +37,9 @@ fn strategies() -> Vec<(String, Arc<dyn Balancer>)> {
     v
 }
 
-fn ctx() -> RequestCtx {
-    RequestCtx { client: Some("192.0.2.44".parse().unwrap()), avoid: None }
-}
+/// A request from a known client (sticky uses it; the others ignore it).
+const CTX: RequestCtx =
+    RequestCtx { client: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 44))), avoid: None };
 
 fn pick_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("pick");
@@ -46,7 +47,7 @@ fn pick_uncontended(c: &mut Criterion) {
         let (b, _held) = backends(n);
         for (name, lb) in strategies() {
             g.bench_with_input(BenchmarkId::new(&name, n), &n, |bench, _| {
-                bench.iter(|| black_box(lb.pick(black_box(&b), black_box(&ctx()))))
+                bench.iter(|| black_box(lb.pick(black_box(&b), black_box(&CTX))))
             });
         }
     }
@@ -68,7 +69,7 @@ fn pick_contended(c: &mut Criterion) {
                             scope.spawn(|| {
                                 start.wait();
                                 for _ in 0..iters / THREADS {
-                                    black_box(lb.pick(&b, &ctx()));
+                                    black_box(lb.pick(&b, &CTX));
                                 }
                             });
                         }

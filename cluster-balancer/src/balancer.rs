@@ -72,18 +72,34 @@ pub(crate) fn least_cost(
     start: usize,
     cost: impl Fn(&BackendLoad) -> u64,
 ) -> Option<usize> {
+    // Two monomorphic loops: the common case (no retry) carries no avoid check.
+    let best = match avoid {
+        None => scan_min(backends, start, cost),
+        Some(id) => scan_min(backends, start, |b| if b.id() == id { u64::MAX } else { cost(b) }),
+    };
+    (best != usize::MAX).then_some(best)
+}
+
+/// The index of the lowest cost below `u64::MAX`, from `start` with wrap-around; `usize::MAX`
+/// when there is none.
+#[inline(always)]
+fn scan_min(
+    backends: &[Arc<BackendLoad>],
+    start: usize,
+    cost: impl Fn(&BackendLoad) -> u64,
+) -> usize {
     let (head, tail) = backends.split_at(start);
     let (mut best_cost, mut best) = (u64::MAX, usize::MAX);
     for (offset, part) in [(start, tail), (0, head)] {
         for (j, b) in part.iter().enumerate() {
-            let c = if avoid == Some(b.id()) { u64::MAX } else { cost(b) };
+            let c = cost(b);
             let better = c < best_cost;
             best_cost = if better { c } else { best_cost };
             best = if better { offset + j } else { best };
             if best_cost == 0 {
-                return Some(best);
+                return best;
             }
         }
     }
-    (best != usize::MAX).then_some(best)
+    best
 }

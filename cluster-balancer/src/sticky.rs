@@ -70,32 +70,26 @@ impl<B: Balancer> Sticky<B> {
             return pick;
         }
         let key = mix64(key);
-        // Both inputs are already well mixed, so one multiply-xorshift suffices for the
-        // score (the full finalizer twice per backend doubles the cost of a pick).
-        let score = |b: &BackendLoad| {
-            let x = (key ^ b.affinity_hash()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            x ^ (x >> 29)
-        };
+        // Both inputs are already well mixed (the key here, the affinity key at
+        // construction), so one multiply suffices: the product's high bits depend on every
+        // bit of `key ^ affinity`, and the argmax is all that is used.
+        let score = |b: &BackendLoad| (key ^ b.affinity_hash()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut total = 0usize;
-        let mut home: Option<(usize, u64)> = None;
+        let (mut home_score, mut home) = (0u64, 0usize);
         for (i, b) in backends.iter().enumerate() {
             total += b.in_flight();
-            if avoid == Some(b.id()) {
-                continue;
-            }
             let s = score(b);
-            if home.is_none_or(|(_, hs)| s > hs) {
-                home = Some((i, s));
+            if s > home_score {
+                (home_score, home) = (s, i);
             }
         }
-        let home = home?.0;
         let cap = (self.factor * (total + 1) as f64 / backends.len() as f64).ceil();
         let cap =
             if cap >= usize::MAX as f64 { usize::MAX } else { (cap as usize).max(self.min_cap) };
-        if backends[home].in_flight() < cap {
+        if backends[home].in_flight() < cap && avoid != Some(backends[home].id()) {
             return Some(home);
         }
-        // Home is full: the highest-scoring backend under the cap (its next choice on the
+        // Home is full (or avoided): the highest-scoring backend under the cap (its next choice on the
         // ranking), else the least loaded (only when `avoid` removed every one under it).
         let mut next: Option<(usize, u64)> = None;
         for (i, b) in backends.iter().enumerate() {
