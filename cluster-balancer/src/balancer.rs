@@ -29,6 +29,26 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
 }
 
+impl<B: Balancer + ?Sized> Balancer for Arc<B> {
+    fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
+        (**self).pick(backends, ctx)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+impl<B: Balancer + ?Sized> Balancer for Box<B> {
+    fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
+        (**self).pick(backends, ctx)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
 /// Returns the only backend that satisfies `ctx.avoid`, or `None` when a real choice is
 /// needed. Shared by strategies for the 0- and 1-backend cases.
 pub(crate) fn trivial_pick(
@@ -40,4 +60,46 @@ pub(crate) fn trivial_pick(
         1 => Some((ctx.avoid != Some(backends[0].id())).then_some(0)),
         _ => None,
     }
+}
+
+/// The index of the backend with the lowest `cost`, skipping `avoid`, scanning from `start`
+/// and wrapping, so that ties go to the first one after a rotating offset instead of piling
+/// onto index 0. Stops early at a zero cost (nothing can beat it). Branch-light: the avoided
+/// backend costs `u64::MAX` and the running minimum is a conditional move.
+pub(crate) fn least_cost(
+    backends: &[Arc<BackendLoad>],
+    avoid: Option<u64>,
+    start: usize,
+    cost: impl Fn(&BackendLoad) -> u64,
+) -> Option<usize> {
+    // Two monomorphic loops: the common case (no retry) carries no avoid check.
+    let best = match avoid {
+        None => scan_min(backends, start, cost),
+        Some(id) => scan_min(backends, start, |b| if b.id() == id { u64::MAX } else { cost(b) }),
+    };
+    (best != usize::MAX).then_some(best)
+}
+
+/// The index of the lowest cost below `u64::MAX`, from `start` with wrap-around; `usize::MAX`
+/// when there is none.
+#[inline(always)]
+fn scan_min(
+    backends: &[Arc<BackendLoad>],
+    start: usize,
+    cost: impl Fn(&BackendLoad) -> u64,
+) -> usize {
+    let (head, tail) = backends.split_at(start);
+    let (mut best_cost, mut best) = (u64::MAX, usize::MAX);
+    for (offset, part) in [(start, tail), (0, head)] {
+        for (j, b) in part.iter().enumerate() {
+            let c = cost(b);
+            let better = c < best_cost;
+            best_cost = if better { c } else { best_cost };
+            best = if better { offset + j } else { best };
+            if best_cost == 0 {
+                return best;
+            }
+        }
+    }
+    best
 }

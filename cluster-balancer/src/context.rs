@@ -2,13 +2,44 @@
 
 use std::net::IpAddr;
 
+use crate::rng::mix64;
+
 /// The little a strategy may know about a request.
 ///
 /// Built by the proxy for every request; cheap to construct (no allocation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestCtx {
-    /// The client's address, when known (used by address-based affinity).
+    /// The client's address, when known (used by address-based affinity, see
+    /// [`sticky_key`](Self::sticky_key)).
     pub client: Option<IpAddr>,
     /// A backend the proxy wants to avoid: the one a retried request just failed on.
     pub avoid: Option<u64>,
+}
+
+impl RequestCtx {
+    /// The key [`Sticky`](crate::Sticky) keeps on one backend: a hash of the client
+    /// address, or `None` when the address is unknown.
+    ///
+    /// An IPv4 address is hashed whole; an IPv6 address by its /64 prefix, because one
+    /// client rotates through privacy addresses within its /64 (RFC 8981).
+    pub fn sticky_key(&self) -> Option<u64> {
+        Some(match self.client? {
+            IpAddr::V4(v4) => mix64(u64::from(v4.to_bits())),
+            IpAddr::V6(v6) => mix64((v6.to_bits() >> 64) as u64 ^ 0x6666),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_prefix() {
+        let ctx = |ip: &str| RequestCtx { client: Some(ip.parse().unwrap()), avoid: None };
+        assert_eq!(ctx("2001:db8::1").sticky_key(), ctx("2001:db8::abcd:1").sticky_key());
+        assert_ne!(ctx("2001:db8::1").sticky_key(), ctx("2001:db8:0:1::1").sticky_key());
+        assert_ne!(ctx("10.0.0.1").sticky_key(), ctx("10.0.0.2").sticky_key());
+        assert_eq!(RequestCtx::default().sticky_key(), None);
+    }
 }

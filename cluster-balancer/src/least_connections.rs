@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::balancer::trivial_pick;
+use crate::balancer::{least_cost, trivial_pick};
 use crate::{BackendLoad, Balancer, RequestCtx};
 
-/// Sends each request to the backend with the fewest requests in flight.
+/// Sends each request to the backend with the fewest requests in flight: join the shortest
+/// queue (JSQ), exact, as nginx `least_conn` and HAProxy `leastconn` do.
 ///
-/// "Connections" is the historical name (nginx `least_conn`, HAProxy `leastconn`); what is
-/// counted is in-flight *requests*, including streaming responses and upgraded tunnels, so
-/// keep-alive clients do not pin load to one worker. The scan starts at a rotating offset,
-/// so ties (the common case at low load) spread over all backends instead of piling onto
-/// the first one. Cost: one atomic increment plus one relaxed load per backend.
+/// "Connections" is the historical name; what is counted is in-flight *requests*,
+/// including streaming responses and upgraded tunnels, so keep-alive clients do not pin
+/// load to one worker. The scan starts at a rotating offset, so ties (the common case at
+/// low load) spread over all backends instead of piling onto the first one. Cost: one
+/// atomic increment plus one relaxed load per backend (a full scan is affordable for the
+/// 2–256 workers of one host; see `docs/balancing.md`).
 #[derive(Debug, Default)]
 pub struct LeastConnections {
     start: AtomicUsize,
@@ -30,24 +32,8 @@ impl Balancer for LeastConnections {
         if let Some(pick) = trivial_pick(backends, ctx) {
             return pick;
         }
-        let n = backends.len();
-        let start = self.start.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best: Option<(usize, usize)> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
-            let b = &backends[i];
-            if ctx.avoid == Some(b.id()) {
-                continue;
-            }
-            let load = b.in_flight();
-            if best.is_none_or(|(_, l)| load < l) {
-                best = Some((i, load));
-                if load == 0 {
-                    break;
-                }
-            }
-        }
-        best.map(|(i, _)| i)
+        let start = self.start.fetch_add(1, Ordering::Relaxed) as u32 % backends.len() as u32;
+        least_cost(backends, ctx.avoid, start as usize, |b| b.in_flight() as u64)
     }
 
     fn name(&self) -> &'static str {

@@ -4,9 +4,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::{Balancer, LeastConnections, RoundRobin};
+use crate::{Balancer, CpuBased, LeastConnections, P2c, PeakEwma, RoundRobin};
 
 /// A built-in strategy, named as in the `loadBalancingStrategy` configuration key.
+///
+/// Sticky sessions ([`Sticky`](crate::Sticky)) and slow start
+/// ([`SlowStart`](crate::SlowStart)) are separate switches that wrap any of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
@@ -14,25 +17,43 @@ pub enum Strategy {
     RoundRobin,
     /// [`LeastConnections`]: `"least-connections"`.
     LeastConnections,
+    /// [`CpuBased`]: `"cpu-based"`.
+    CpuBased,
+    /// [`P2c`]: `"p2c"`.
+    P2c,
+    /// [`PeakEwma`]: `"peak-ewma"`.
+    PeakEwma,
 }
 
 impl Strategy {
     /// Every built-in strategy, in documentation order.
-    pub const ALL: &'static [Strategy] = &[Strategy::RoundRobin, Strategy::LeastConnections];
+    pub const ALL: &'static [Strategy] = &[
+        Strategy::RoundRobin,
+        Strategy::LeastConnections,
+        Strategy::CpuBased,
+        Strategy::P2c,
+        Strategy::PeakEwma,
+    ];
 
     /// The configuration name of this strategy.
     pub fn name(self) -> &'static str {
         match self {
             Strategy::RoundRobin => "round-robin",
             Strategy::LeastConnections => "least-connections",
+            Strategy::CpuBased => "cpu-based",
+            Strategy::P2c => "p2c",
+            Strategy::PeakEwma => "peak-ewma",
         }
     }
 
-    /// Builds a fresh balancer of this strategy.
+    /// Builds a fresh balancer of this strategy with its defaults (system clock).
     pub fn build(self) -> Arc<dyn Balancer> {
         match self {
             Strategy::RoundRobin => Arc::new(RoundRobin::new()),
             Strategy::LeastConnections => Arc::new(LeastConnections::new()),
+            Strategy::CpuBased => Arc::new(CpuBased::new()),
+            Strategy::P2c => Arc::new(P2c::new()),
+            Strategy::PeakEwma => Arc::new(PeakEwma::new()),
         }
     }
 }
@@ -78,6 +99,7 @@ mod tests {
             assert_eq!(s.name().parse::<Strategy>().unwrap(), *s);
             assert_eq!(s.build().name(), s.name());
         }
-        assert!("fastest".parse::<Strategy>().is_err());
+        let err = "fastest".parse::<Strategy>().unwrap_err().to_string();
+        assert!(err.contains("peak-ewma") && err.contains("p2c"), "{err}");
     }
 }
