@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cluster_balancer::Balancer;
+use cluster_balancer::{Balancer, Sticky};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,16 @@ impl ClusterBuilder {
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
-        let balancer = self.balancer.unwrap_or_else(|| self.spec.strategy.build());
+        let balancer = self.balancer.unwrap_or_else(|| {
+            let strategy = self.spec.strategy.build();
+            if self.spec.sticky_sessions {
+                // Affinity by client address, bounded so that one busy client cannot
+                // overload a worker (consistent hashing with bounded loads).
+                Arc::new(Sticky::new(strategy)) as Arc<dyn Balancer>
+            } else {
+                strategy
+            }
+        });
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let handle = ClusterHandle::new(tx.clone(), events.clone(), local_addr);

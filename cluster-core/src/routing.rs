@@ -32,7 +32,8 @@ impl Backend {
             id,
             slot,
             addr,
-            load: Arc::new(BackendLoad::new(id)),
+            // Sticky clients follow the slot, so they stay with a worker's replacement.
+            load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
             metrics: WorkerMetrics::default(),
             pool: UpstreamPool::new(addr),
         }
@@ -113,8 +114,10 @@ impl Router {
         table.backends.get(i).cloned()
     }
 
-    /// Puts a backend into rotation.
+    /// Puts a backend into rotation (and starts its slow-start ramp, for strategies that
+    /// use one).
     pub fn add(&self, backend: Arc<Backend>) {
+        backend.load.mark_ready();
         self.table.rcu(|t| {
             let mut v = t.backends.clone();
             v.retain(|b| b.id != backend.id);

@@ -29,6 +29,8 @@
 //! - `CLUSTER_WORKER_ID`: shown in the banner and in `GET /`.
 //! - `HELLO_START_DELAY_MS`: sleep this long before binding (a slow-starting worker).
 //! - `HELLO_DELAY_MS`: add this delay to every response (a slow worker).
+//! - `HELLO_SLOW_SLOT`: apply `HELLO_DELAY_MS` only in the worker whose `CLUSTER_WORKER_ID` is
+//!   this value, so one worker of a cluster is slow and the others are not.
 //! - `HELLO_EXIT_AFTER_MS`: exit with code 1 this long after binding (a crashing worker).
 //!
 //! # Signals
@@ -92,7 +94,12 @@ impl Config {
             threads: number("THREADS")?.unwrap_or(1).max(1),
             banner: var("WORKER_QUIET").as_deref() != Some("1"),
             start_delay: ms("HELLO_START_DELAY_MS")?.unwrap_or_default(),
-            response_delay: ms("HELLO_DELAY_MS")?.unwrap_or_default(),
+            response_delay: match var("HELLO_SLOW_SLOT") {
+                Some(slot) if var("CLUSTER_WORKER_ID").as_deref() != Some(slot.as_str()) => {
+                    Duration::ZERO
+                }
+                _ => ms("HELLO_DELAY_MS")?.unwrap_or_default(),
+            },
             exit_after: ms("HELLO_EXIT_AFTER_MS")?,
         })
     }

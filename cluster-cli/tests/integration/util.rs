@@ -101,6 +101,12 @@ impl ClusterCmd {
         Self::start(&args)
     }
 
+    /// Sets an environment variable of the primary (its workers inherit it).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Writes `json` as `./cluster.config.json` in the scratch folder (the primary's working
     /// directory), where `cluster start` finds it.
     pub fn config(self, json: &str) -> Self {

@@ -77,7 +77,9 @@ async fn proxy(
         .await
         .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
     let Sent { mut response, sender } = sent;
-    backend.metrics().record_response(response.status().as_u16(), started.elapsed());
+    let latency = started.elapsed();
+    backend.metrics().record_response(response.status().as_u16(), latency);
+    backend.load().observe_latency(latency);
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = upgrade else {

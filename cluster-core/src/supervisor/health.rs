@@ -164,6 +164,10 @@ impl Supervisor {
             if let Ok(s) = &sample {
                 h.rss_bytes = Some(s.rss_bytes);
                 h.cpu_percent = h.cpu.update(s.cpu_time, at).map(|r| r.smoothed).or(h.cpu_percent);
+                if let (Some(pct), Some(b)) = (h.cpu_percent, &w.backend) {
+                    // Feeds the cpu-based strategy (in cores: 1.0 is one core).
+                    b.load().set_cpu_share(pct / 100.0);
+                }
             }
             let window_requests = metrics.requests.saturating_sub(h.last_requests);
             let window_errors = metrics.errors.saturating_sub(h.last_errors);

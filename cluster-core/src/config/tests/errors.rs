@@ -120,11 +120,11 @@ fn unknown_strategy() {
     let dir = Dir::new();
     assert_eq!(
         dir.error(&flags(|o| o.strategy = Some("fastest".into())), &[]),
-        r#"invalid value for `loadBalancingStrategy` from command-line flag --strategy: "fastest" (expected one of "round-robin", "least-connections")"#
+        r#"invalid value for `loadBalancingStrategy` from command-line flag --strategy: "fastest" (expected one of "round-robin", "least-connections", "cpu-based", "p2c", "peak-ewma")"#
     );
     assert_eq!(
         dir.error(&no_flags(), &[("LOAD_BALANCING_STRATEGY", "round-robn")]),
-        r#"invalid value for `loadBalancingStrategy` from environment variable LOAD_BALANCING_STRATEGY: "round-robn" (expected one of "round-robin", "least-connections"; did you mean "round-robin"?)"#
+        r#"invalid value for `loadBalancingStrategy` from environment variable LOAD_BALANCING_STRATEGY: "round-robn" (expected one of "round-robin", "least-connections", "cpu-based", "p2c", "peak-ewma"; did you mean "round-robin"?)"#
     );
 }
 

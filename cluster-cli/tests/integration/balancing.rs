@@ -1,0 +1,102 @@
+//! Strategies through the real proxy: one worker of three is slow; the load-aware strategies
+//! send it clearly fewer requests than round-robin, and clients wait less.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::util::{ClusterCmd, Conn, Worker};
+
+/// Requests per client connection, and concurrent connections: bounded load.
+const PER_CONN: usize = 60;
+const CONNS: usize = 8;
+
+struct Outcome {
+    slow_share: f64,
+    mean_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+}
+
+async fn run(strategy: &str) -> Outcome {
+    let cluster = ClusterCmd::workers(3, Worker::Rust)
+        .env("HELLO_SLOW_SLOT", "0")
+        .env("HELLO_DELAY_MS", "20")
+        .config(&format!(r#"{{"loadBalancingStrategy": "{strategy}"}}"#))
+        .spawn(3);
+    let slow_pid = cluster
+        .log()
+        .iter()
+        .find_map(|l| {
+            l.split("worker 0 ready: pid ").nth(1)?.split_whitespace().next().map(str::to_owned)
+        })
+        .expect("slot 0 pid");
+    let mut tasks = Vec::new();
+    for _ in 0..CONNS {
+        let addr = cluster.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut seen = Vec::with_capacity(PER_CONN);
+            for _ in 0..PER_CONN {
+                let t0 = Instant::now();
+                let (status, body) = conn.send("GET", "/pid", Bytes::new()).await;
+                assert_eq!(status, 200);
+                seen.push((String::from_utf8_lossy(&body).into_owned(), t0.elapsed()));
+            }
+            seen
+        }));
+    }
+    let mut by_pid: HashMap<String, usize> = HashMap::new();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        for (pid, latency) in t.await.unwrap() {
+            *by_pid.entry(pid).or_default() += 1;
+            latencies.push(latency);
+        }
+    }
+    latencies.sort();
+    let n = latencies.len();
+    let at = |q: f64| latencies[((q * n as f64) as usize).min(n - 1)].as_secs_f64() * 1000.0;
+    let outcome = Outcome {
+        slow_share: *by_pid.get(&slow_pid).unwrap_or(&0) as f64 / n as f64,
+        mean_ms: latencies.iter().sum::<Duration>().as_secs_f64() * 1000.0 / n as f64,
+        p90_ms: at(0.90),
+        p99_ms: at(0.99),
+    };
+    println!(
+        "{strategy:>17}: slow worker share {:>5.1} %, mean {:>6.2} ms, p90 {:>6.2} ms, p99 {:>6.2} ms",
+        outcome.slow_share * 100.0,
+        outcome.mean_ms,
+        outcome.p90_ms,
+        outcome.p99_ms
+    );
+    outcome
+}
+
+#[tokio::test]
+async fn load_aware_strategies_avoid_a_slow_worker() {
+    let rr = run("round-robin").await;
+    assert!(rr.slow_share > 0.25, "round-robin gives each worker a third: {}", rr.slow_share);
+    for strategy in ["least-connections", "p2c", "peak-ewma"] {
+        let o = run(strategy).await;
+        assert!(
+            o.slow_share < rr.slow_share * 0.6,
+            "{strategy} sent {:.1} % to the slow worker (round-robin {:.1} %)",
+            o.slow_share * 100.0,
+            rr.slow_share * 100.0
+        );
+        assert!(
+            o.mean_ms < rr.mean_ms,
+            "{strategy} mean {} ms vs round-robin {} ms",
+            o.mean_ms,
+            rr.mean_ms
+        );
+        assert!(
+            o.p90_ms <= rr.p90_ms,
+            "{strategy} p90 {} ms vs round-robin {} ms",
+            o.p90_ms,
+            rr.p90_ms
+        );
+    }
+}
