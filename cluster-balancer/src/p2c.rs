@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::balancer::trivial_pick;
-use crate::rng::{SharedRng, two_distinct};
+use crate::rng::{SharedRng, two_candidates};
 use crate::{BackendLoad, Balancer, RequestCtx};
 
 /// Samples two distinct backends at random and sends the request to the one with fewer
@@ -45,14 +45,11 @@ impl Balancer for P2c {
         if let Some(pick) = trivial_pick(backends, ctx) {
             return pick;
         }
-        let (a, b) = two_distinct(self.rng.next_u64(), backends.len());
+        let (a, b) = match two_candidates(self.rng.next_u64(), backends, ctx) {
+            Ok(pair) => pair,
+            Err(only) => return Some(only),
+        };
         let (ba, bb) = (&backends[a], &backends[b]);
-        if ctx.avoid == Some(ba.id()) {
-            return Some(b);
-        }
-        if ctx.avoid == Some(bb.id()) {
-            return Some(a);
-        }
         Some(if bb.in_flight() < ba.in_flight() { b } else { a })
     }
 

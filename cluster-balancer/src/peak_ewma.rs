@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::balancer::trivial_pick;
 use crate::clock::{Clock, SystemClock};
-use crate::rng::{SharedRng, two_distinct};
+use crate::rng::{SharedRng, two_candidates};
 use crate::{BackendLoad, Balancer, RequestCtx};
 
 /// Picks two distinct backends at random and sends the request to the one with the lower
@@ -66,14 +66,11 @@ impl<C: Clock> Balancer for PeakEwma<C> {
         if let Some(pick) = trivial_pick(backends, ctx) {
             return pick;
         }
-        let (a, b) = two_distinct(self.rng.next_u64(), backends.len());
+        let (a, b) = match two_candidates(self.rng.next_u64(), backends, ctx) {
+            Ok(pair) => pair,
+            Err(only) => return Some(only),
+        };
         let (ba, bb) = (&backends[a], &backends[b]);
-        if ctx.avoid == Some(ba.id()) {
-            return Some(b);
-        }
-        if ctx.avoid == Some(bb.id()) {
-            return Some(a);
-        }
         let now = self.clock.now();
         let (ea, eb) = match (ba.rtt_estimate_at(now), bb.rtt_estimate_at(now)) {
             (Some(x), Some(y)) => (x, y),

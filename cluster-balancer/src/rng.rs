@@ -45,6 +45,24 @@ pub(crate) fn two_distinct(r: u64, n: usize) -> (usize, usize) {
     (a, b)
 }
 
+/// The two candidates of a power-of-two-choices pick over `backends` (at least two): `Ok`
+/// with two distinct indices, or `Err(i)` when one of them is `ctx.avoid`, and `i`, the
+/// other, is then the pick.
+pub(crate) fn two_candidates(
+    r: u64,
+    backends: &[std::sync::Arc<crate::BackendLoad>],
+    ctx: &crate::RequestCtx,
+) -> Result<(usize, usize), usize> {
+    let (a, b) = two_distinct(r, backends.len());
+    if ctx.avoid == Some(backends[a].id()) {
+        return Err(b);
+    }
+    if ctx.avoid == Some(backends[b].id()) {
+        return Err(a);
+    }
+    Ok((a, b))
+}
+
 /// A uniform `f64` in `[0, 1)` from 53 random bits.
 pub(crate) fn unit(r: u64) -> f64 {
     (r >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
