@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cluster_balancer::{Balancer, Sticky};
+use cluster_balancer::{Balancer, SlowStart, Sticky};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -79,7 +79,10 @@ impl ClusterBuilder {
         let local_addr =
             listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
         let balancer = self.balancer.unwrap_or_else(|| {
-            let strategy = self.spec.strategy.build();
+            let mut strategy = self.spec.strategy.build();
+            if let Some(window) = self.spec.performance.slow_start_window {
+                strategy = Arc::new(SlowStart::new(strategy, window));
+            }
             if self.spec.sticky_sessions {
                 // Affinity by client address, bounded so that one busy client cannot
                 // overload a worker (consistent hashing with bounded loads).

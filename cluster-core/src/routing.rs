@@ -114,10 +114,8 @@ impl Router {
         table.backends.get(i).cloned()
     }
 
-    /// Puts a backend into rotation (and starts its slow-start ramp, for strategies that
-    /// use one).
+    /// Puts a backend into rotation.
     pub fn add(&self, backend: Arc<Backend>) {
-        backend.load.mark_ready();
         self.table.rcu(|t| {
             let mut v = t.backends.clone();
             v.retain(|b| b.id != backend.id);

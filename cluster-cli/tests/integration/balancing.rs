@@ -100,3 +100,26 @@ async fn load_aware_strategies_avoid_a_slow_worker() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_replacement_worker_ramps_up_under_slow_start() {
+    let cluster = ClusterCmd::workers(2, Worker::Rust)
+        .config(r#"{"loadBalancingStrategy": "round-robin", "performance": {"slowStartWindow": 60000}}"#)
+        .spawn(2);
+    let victim = cluster.worker_pids()[0];
+    let pid = rustix::process::Pid::from_raw(victim as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    cluster.wait_for_count(" ready: pid ", 3, Duration::from_secs(20));
+    let newcomer = cluster.worker_pids()[2].to_string();
+    let mut conn = Conn::open(cluster.addr).await;
+    let mut to_newcomer = 0;
+    for _ in 0..200 {
+        let (status, body) = conn.send("GET", "/pid", Bytes::new()).await;
+        assert_eq!(status, 200);
+        if String::from_utf8_lossy(&body) == newcomer {
+            to_newcomer += 1;
+        }
+    }
+    // Round-robin alone would give it half; a minute-long ramp starts near its 10 % floor.
+    assert!(to_newcomer < 60, "the cold worker got {to_newcomer} of 200 requests at once");
+}

@@ -55,8 +55,10 @@ impl Validator<'_> {
         let max_requests: u64 = self
             .int(&key("maxRequestsPerWorker"), raw.max_requests_per_worker, 0, MAX_MS)
             .unwrap_or(0);
+        let slow_start = self.millis(&key("slowStartWindow"), raw.slow_start_window, 0, MAX_MS);
         PerformanceSpec {
             max_requests_per_worker: (max_requests > 0).then_some(max_requests),
+            slow_start_window: (!slow_start.is_zero()).then_some(slow_start),
             request_timeout: self.millis(&key("requestTimeout"), raw.request_timeout, 1, MAX_MS),
             keep_alive_timeout: self.millis(
                 &key("keepAliveTimeout"),

@@ -91,6 +91,10 @@ pub struct PerformanceSpec {
     /// How long an idle pooled connection to a worker is kept; must stay below the worker's
     /// own keep-alive timeout (Node's default is 5 s) (`upstreamIdleTimeout`, ms).
     pub upstream_idle_timeout: Duration,
+    /// A worker that has just become ready gets a share of requests that ramps up to a full
+    /// share over this window (`slowStartWindow`, ms; `None` when 0, the default), so a cold
+    /// worker (empty caches, JIT not warmed up) is not handed a full share at once.
+    pub slow_start_window: Option<Duration>,
     /// Threads that run the proxy (`proxyThreads`), each a single-threaded runtime accepting
     /// from the front socket. 1 is fastest on a 2-core machine (measured: a second thread
     /// costs about 20 % more CPU per request there); more help on larger machines.

@@ -310,6 +310,11 @@ impl Supervisor {
                 w.backend = Some(Arc::clone(&backend));
                 w.ready_at = Some(std::time::Instant::now());
                 let replaces = w.replaces;
+                if self.slots[w.slot].generation > 1 {
+                    // A worker joining a serving pool (a replacement) starts cold: under
+                    // `slowStartWindow` its share ramps up. The first workers start together.
+                    backend.load().mark_ready();
+                }
                 self.router.add(backend);
                 self.set_state(id, WorkerState::Ready);
                 if let Some(old) = replaces {

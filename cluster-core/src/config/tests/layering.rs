@@ -59,6 +59,7 @@ fn defaults_alone() {
     assert_eq!((spec.scaling.min_workers, spec.scaling.max_workers), (1, cpu_count()));
     assert_eq!(spec.performance.max_requests_per_worker, None);
     assert_eq!(spec.performance.upstream_idle_timeout, Duration::from_millis(4_000));
+    assert_eq!(spec.performance.slow_start_window, None);
     assert_eq!(spec.performance.proxy_threads, 1);
     assert_eq!(spec.performance.compression_level, 6);
     assert!(spec.security.trusted_proxies.is_empty());
