@@ -38,8 +38,11 @@ fn strategies() -> Vec<(String, Arc<dyn Balancer>)> {
 }
 
 /// A request from a known client (sticky uses it; the others ignore it).
-const CTX: RequestCtx =
-    RequestCtx { client: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 44))), avoid: None };
+const CTX: RequestCtx = RequestCtx {
+    client: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 44))),
+    avoid: None,
+    affinity: None,
+};
 
 fn pick_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("pick");

@@ -38,7 +38,7 @@
 //!
 //! // The same client keeps reaching the same backend; new backends ramp up over 30 s.
 //! let lb = Sticky::new(SlowStart::new(LeastConnections::new(), Duration::from_secs(30)));
-//! let ctx = RequestCtx { client: Some("192.0.2.7".parse().unwrap()), avoid: None };
+//! let ctx = RequestCtx { client: Some("192.0.2.7".parse().unwrap()), ..RequestCtx::default() };
 //! let home = lb.pick(&backends, &ctx);
 //! assert!((0..100).all(|_| lb.pick(&backends, &ctx) == home));
 //! ```

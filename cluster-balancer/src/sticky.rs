@@ -65,7 +65,7 @@ impl<B: Balancer> Sticky<B> {
         key: u64,
         avoid: Option<u64>,
     ) -> Option<usize> {
-        let ctx = RequestCtx { client: None, avoid };
+        let ctx = RequestCtx { client: None, avoid, affinity: Some(key) };
         if let Some(pick) = trivial_pick(backends, &ctx) {
             return pick;
         }

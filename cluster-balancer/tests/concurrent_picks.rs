@@ -21,7 +21,7 @@ fn concurrent_picks_are_safe() {
                     for r in 0..20_000u32 {
                         let client = Some(std::net::Ipv4Addr::from(r % 300 + t).into());
                         let avoid = (r % 5 == 0).then_some(u64::from(r % 16));
-                        let i = lb.pick(b, &RequestCtx { client, avoid }).unwrap();
+                        let i = lb.pick(b, &RequestCtx { client, avoid, affinity: None }).unwrap();
                         assert!(i < b.len());
                         assert_ne!(Some(b[i].id()), avoid);
                         held.push(b[i].start());

@@ -13,7 +13,7 @@ fn backends(ids: std::ops::Range<u64>) -> Vec<Arc<BackendLoad>> {
 
 fn ctx(client: u32) -> RequestCtx {
     let ip = IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + client));
-    RequestCtx { client: Some(ip), avoid: None }
+    RequestCtx { client: Some(ip), avoid: None, affinity: None }
 }
 
 /// The backend id each client lands on.

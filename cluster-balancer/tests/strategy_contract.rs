@@ -51,7 +51,7 @@ fn picks_stay_in_the_slice_and_off_the_avoided_backend() {
             for round in 0..500u64 {
                 let avoid = round % n;
                 let client = Some(std::net::Ipv4Addr::from(round as u32).into());
-                let ctx = RequestCtx { client, avoid: Some(avoid) };
+                let ctx = RequestCtx { client, avoid: Some(avoid), affinity: None };
                 let i = lb.pick(&b, &ctx).expect("a backend exists");
                 assert!(i < b.len(), "{} picked {i} of {n}", lb.name());
                 assert_ne!(b[i].id(), avoid, "{} picked the avoided backend", lb.name());

@@ -139,7 +139,7 @@ pub fn run(scenario: &Scenario, balancer: &dyn Balancer, clock: &ManualClock) ->
             }
             Event::Arrival => {
                 let client = Ipv4Addr::from(0x0A00_0000 + (rng.next() % u64::from(CLIENTS)) as u32);
-                let ctx = RequestCtx { client: Some(client.into()), avoid: None };
+                let ctx = RequestCtx { client: Some(client.into()), ..RequestCtx::default() };
                 let pick = balancer.pick(&table, &ctx).expect("a worker is ready");
                 let wi = table_ix[pick];
                 let slot = requests.len();

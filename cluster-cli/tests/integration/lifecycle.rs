@@ -173,20 +173,21 @@ async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() 
 
 #[tokio::test]
 async fn a_frozen_worker_is_taken_out_of_rotation_and_replaced() {
-    const CONFIG: &str = r#"{"healthCheckInterval": 200, "unresponsiveTimeout": 1500, "gracefulShutdownTimeout": 1000}"#;
+    const CONFIG: &str = r#"{"healthCheckInterval": 200, "unresponsiveTimeout": 3000, "gracefulShutdownTimeout": 1000}"#;
     let cluster = ClusterCmd::workers(2, Worker::Rust).config(CONFIG).spawn(2);
     let frozen = cluster.worker_pids()[0];
     let pid = rustix::process::Pid::from_raw(frozen as i32).unwrap();
     rustix::process::kill_process(pid, Signal::STOP).unwrap();
     let t0 = Instant::now();
     cluster.wait_for_line("out of rotation", Duration::from_secs(5));
-    assert!(t0.elapsed() < Duration::from_millis(1500), "ejected after {:?}", t0.elapsed());
+    // Within the unresponsive timeout: two failed probes, not the full timeout.
+    assert!(t0.elapsed() < Duration::from_millis(3000), "ejected after {:?}", t0.elapsed());
     // Once out of rotation, every request goes to the live worker.
     let mut conn = Conn::open(cluster.addr).await;
     for _ in 0..50 {
         assert_eq!(conn.send("GET", "/pid", Bytes::new()).await.0, 200);
     }
-    cluster.wait_for_line("recycling (unresponsive", Duration::from_secs(5));
+    cluster.wait_for_line("recycling (unresponsive", Duration::from_secs(8));
     cluster.wait_for_count(" ready: pid ", 3, Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(frozen) {

@@ -289,13 +289,26 @@ impl Conn {
         path: &str,
         body: Bytes,
     ) -> hyper::Response<hyper::body::Incoming> {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// Sends a request with extra headers; the response's body is unread.
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> hyper::Response<hyper::body::Incoming> {
         self.sender.ready().await.expect("connection ready");
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", format!("app.test:{}", self.addr.port()))
-            .body(Full::new(body))
-            .expect("request");
+            .header("host", format!("app.test:{}", self.addr.port()));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(Full::new(body)).expect("request");
         self.sender.send_request(req).await.expect("response")
     }
 }

@@ -13,7 +13,7 @@ use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
 use super::pool::{self, SendError, Sent};
-use super::{headers, upgrade};
+use super::{affinity, headers, upgrade};
 use crate::routing::Backend;
 
 /// hyper's service entry point: never fails; errors become short error responses.
@@ -73,10 +73,16 @@ async fn proxy(
     let after = conn.shared.cfg.request_timeout;
     let started = Instant::now();
     // Bounds the time to response headers only; the body streams for as long as it takes.
-    let (backend, guard, sent) = tokio::time::timeout(after, forward(conn, req, worker))
-        .await
-        .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
+    let affinity =
+        conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), conn.client.ip));
+    let (backend, guard, sent) =
+        tokio::time::timeout(after, forward(conn, req, worker, affinity.map(|a| a.key)))
+            .await
+            .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
     let Sent { mut response, sender } = sent;
+    if let Some(a) = affinity.filter(|a| a.set_cookie) {
+        affinity::set_cookie(response.headers_mut(), a.key);
+    }
     let latency = started.elapsed();
     backend.metrics().record_response(response.status().as_u16(), latency);
     backend.load().observe_latency(latency);
@@ -119,9 +125,10 @@ async fn forward(
     conn: &ConnCtx,
     req: Request<Incoming>,
     worker: &mut Option<u64>,
+    affinity: Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
-    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None };
+    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None, affinity };
     let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
     *worker = Some(backend.id());
     let replay = Replay::capture(&req);

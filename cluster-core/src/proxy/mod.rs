@@ -10,6 +10,7 @@
 //! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
 //! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`).
 
+mod affinity;
 mod body;
 mod conn;
 mod error;
@@ -49,6 +50,9 @@ pub struct ProxyConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Log one line per request.
     pub request_logging: bool,
+    /// Sticky sessions: key each request by its affinity cookie (set when missing) so that
+    /// a sticky strategy keeps the client on one worker.
+    pub affinity_cookie: bool,
 }
 
 impl ProxyConfig {
@@ -61,6 +65,7 @@ impl ProxyConfig {
             upstream_idle_timeout: spec.performance.upstream_idle_timeout,
             trusted_proxies: spec.security.trusted_proxies.clone(),
             request_logging: spec.security.enable_request_logging,
+            affinity_cookie: spec.sticky_sessions,
         }
     }
 }
@@ -77,6 +82,7 @@ impl Default for ProxyConfig {
             upstream_idle_timeout: Duration::from_secs(4),
             trusted_proxies: Vec::new(),
             request_logging: false,
+            affinity_cookie: false,
         }
     }
 }
