@@ -6,8 +6,14 @@
 //!   [`SelfExecSpawner`] re-runs the current binary in worker role).
 //! - [`Cluster`]: runs the supervisor (one lifecycle state machine per worker, see
 //!   [`WorkerState`]) and the proxy, and hands out a [`ClusterHandle`], the one control path
-//!   every operation goes through. [`ClusterEvent`]s report what happens.
-//! - [`Router`]: the lock-free routing table the proxy picks ready workers from.
+//!   every operation goes through. [`ClusterEvent`]s report what happens. On every health
+//!   tick the supervisor samples each worker's process tree, probes it and applies the
+//!   configured `cluster_health` policies; every recycle (memory, request count, probe,
+//!   [`ClusterHandle::recycle`]) takes the same path: start the replacement, wait until it is
+//!   ready, drain the old worker, stop it.
+//! - [`Router`]: the lock-free routing table the proxy picks ready workers from; each
+//!   [`Backend`] carries the [`WorkerMetrics`] the proxy measures (requests, errors, bytes,
+//!   latency percentiles).
 //!
 //! # Examples
 //!
