@@ -60,5 +60,5 @@ pub use spawn::{
     Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit,
     WorkerProcess, WorkerSpec, run_guardian,
 };
-pub use status::{ClusterStatus, WorkerStatus};
+pub use status::{ClusterStatus, ErrorSummary, HealthSummary, Spread, WorkerStatus};
 pub use supervisor::{ShutdownMode, WorkerState};

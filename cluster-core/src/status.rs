@@ -32,6 +32,89 @@ pub struct ClusterStatus {
     pub total_errors: u64,
     /// Mean time to response head over those requests, in milliseconds.
     pub average_response_time_ms: Option<f64>,
+    /// The summary block of the original Node design's status.
+    pub health: HealthSummary,
+}
+
+/// The `health` block of the original design's status: totals and averages over the live
+/// workers. Memory in MB, CPU in percent of one core.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HealthSummary {
+    /// Live worker processes.
+    pub total_workers: usize,
+    /// Workers in rotation.
+    pub healthy_workers: usize,
+    /// Requests over the live workers.
+    pub total_requests: u64,
+    /// Mean time to response head, ms (0 before the first request).
+    pub average_response_time: f64,
+    /// Resident memory of the workers' process trees.
+    pub memory_usage: Spread,
+    /// CPU of the workers' process trees.
+    pub cpu_usage: Spread,
+    /// Errors over the live workers.
+    pub errors: ErrorSummary,
+}
+
+/// Total, average and peak of one figure over the sampled workers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Spread {
+    /// Sum over the workers.
+    pub total: f64,
+    /// Mean over the workers sampled.
+    pub average: f64,
+    /// Largest value.
+    pub peak: f64,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Self {
+        let (mut total, mut peak, mut n) = (0.0, 0.0f64, 0usize);
+        for v in values {
+            total += v;
+            peak = peak.max(v);
+            n += 1;
+        }
+        Spread { total, average: if n == 0 { 0.0 } else { total / n as f64 }, peak }
+    }
+}
+
+/// Error totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ErrorSummary {
+    /// Errors counted.
+    pub total: u64,
+    /// Share of requests that failed, 0 to 1.
+    pub rate: f64,
+}
+
+impl HealthSummary {
+    /// Summarizes `workers`, of which `healthy` are in rotation.
+    pub(crate) fn of(workers: &[WorkerStatus], healthy: usize) -> Self {
+        let total_requests: u64 = workers.iter().map(|w| w.metrics.requests).sum();
+        let total_errors: u64 = workers.iter().map(|w| w.metrics.errors).sum();
+        let weighted: f64 = workers
+            .iter()
+            .filter_map(|w| Some(w.metrics.latency_mean_ms? * w.metrics.requests as f64))
+            .sum();
+        let per_request =
+            |x: f64| if total_requests == 0 { 0.0 } else { x / total_requests as f64 };
+        HealthSummary {
+            total_workers: workers.len(),
+            healthy_workers: healthy,
+            total_requests,
+            average_response_time: per_request(weighted),
+            memory_usage: Spread::of(
+                workers.iter().filter_map(|w| w.rss_bytes).map(|b| b as f64 / (1024.0 * 1024.0)),
+            ),
+            cpu_usage: Spread::of(workers.iter().filter_map(|w| w.cpu_percent)),
+            errors: ErrorSummary { total: total_errors, rate: per_request(total_errors as f64) },
+        }
+    }
 }
 
 /// One worker process.
@@ -49,11 +132,13 @@ pub struct WorkerStatus {
     pub status: WorkerState,
     /// Private endpoint.
     pub addr: SocketAddr,
-    /// Requests in flight on it.
+    /// Requests in flight on it (`connections` in JSON, the original design's name).
+    #[serde(rename = "connections")]
     pub in_flight: usize,
     /// Replacements its slot has had.
     pub restarts: u32,
-    /// Milliseconds since it started.
+    /// Milliseconds since it started (`uptime` in JSON).
+    #[serde(rename = "uptime")]
     pub uptime_ms: u64,
     /// Resident memory of its process tree, in bytes, at the last health tick.
     pub rss_bytes: Option<u64>,
@@ -62,4 +147,55 @@ pub struct WorkerStatus {
     /// What the proxy measured of it (zero until it became ready).
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetricsSnapshot;
+
+    fn worker(id: u64, rss_mb: u64, cpu: f64, requests: u64, errors: u64) -> WorkerStatus {
+        let metrics = MetricsSnapshot {
+            requests,
+            errors,
+            latency_mean_ms: Some(2.0),
+            ..MetricsSnapshot::default()
+        };
+        WorkerStatus {
+            worker_id: id,
+            slot: id as usize,
+            pid: 100 + id as u32,
+            status: WorkerState::Ready,
+            addr: ([127, 0, 0, 1], 4000).into(),
+            in_flight: 1,
+            restarts: 0,
+            uptime_ms: 1000,
+            rss_bytes: Some(rss_mb * 1024 * 1024),
+            cpu_percent: Some(cpu),
+            metrics,
+        }
+    }
+
+    #[test]
+    fn the_summary_and_the_json_names_of_the_original_design() {
+        let workers = [worker(1, 100, 10.0, 30, 3), worker(2, 300, 30.0, 10, 1)];
+        let h = HealthSummary::of(&workers, 2);
+        assert_eq!((h.total_workers, h.healthy_workers, h.total_requests), (2, 2, 40));
+        assert_eq!(h.memory_usage, Spread { total: 400.0, average: 200.0, peak: 300.0 });
+        assert_eq!(h.cpu_usage.peak, 30.0);
+        assert_eq!(h.errors, ErrorSummary { total: 4, rate: 0.1 });
+        assert!((h.average_response_time - 2.0).abs() < 1e-9);
+        let json = serde_json::to_value(&workers[0]).unwrap();
+        for key in
+            ["workerId", "pid", "status", "connections", "requestsHandled", "errors", "uptime"]
+        {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        let json = serde_json::to_value(&h).unwrap();
+        for key in ["totalWorkers", "healthyWorkers", "totalRequests", "averageResponseTime"] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert_eq!(json["memoryUsage"]["peak"], 300.0);
+        assert_eq!(json["errors"]["rate"], 0.1);
+    }
 }

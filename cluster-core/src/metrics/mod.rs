@@ -65,7 +65,9 @@ fn ms(us: u64) -> f64 {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct MetricsSnapshot {
-    /// Requests completed or failed on the worker.
+    /// Requests completed or failed on the worker (`requestsHandled` in JSON, the original
+    /// design's name).
+    #[serde(rename = "requestsHandled")]
     pub requests: u64,
     /// 5xx responses plus requests that failed to reach it or timed out.
     pub errors: u64,

@@ -31,7 +31,7 @@ use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
 use crate::routing::{Backend, Router};
 use crate::spawn::{Spawner, WorkerSpec};
-use crate::status::{ClusterStatus, WorkerStatus};
+use crate::status::{ClusterStatus, HealthSummary, WorkerStatus};
 
 /// Least time a worker gets between SIGTERM and SIGKILL at shutdown, even when draining used
 /// up the whole graceful timeout.
@@ -456,11 +456,13 @@ impl Supervisor {
             .sum();
         let average_response_time_ms =
             (total_requests > 0).then(|| weighted / total_requests as f64);
+        let ready_workers = self.router.snapshot().backends().len();
+        let health = HealthSummary::of(&workers, ready_workers);
         ClusterStatus {
             listen: self.listen,
             strategy: self.router.strategy(),
             desired_workers: self.slots.len(),
-            ready_workers: self.router.snapshot().backends().len(),
+            ready_workers,
             shutting_down: self.phase != Phase::Running,
             workers,
             crash_looping_slots: self
@@ -473,6 +475,7 @@ impl Supervisor {
             total_requests,
             total_errors,
             average_response_time_ms,
+            health,
         }
     }
 }
