@@ -141,8 +141,13 @@ async fn requests_are_retried_on_the_live_worker_when_one_is_down() {
     .await;
 }
 
-/// A worker that reads each request head, then closes the connection without answering.
-async fn dropping_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+/// A raw TCP worker: for each connection, reads one request head, then runs `after_head`
+/// on the socket (which is closed when it returns).
+async fn raw_worker<F, Fut>(after_head: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -157,12 +162,20 @@ async fn dropping_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                drop(tcp);
+                after_head(tcp).await;
             });
         }
     });
     (addr, task)
+}
+
+/// A worker that reads each request head, then closes the connection without answering.
+async fn dropping_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    raw_worker(|tcp| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(tcp);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -239,27 +252,12 @@ async fn connect_method_is_refused() {
 /// A worker that answers one request per keep-alive connection, then closes it without
 /// saying so (as a worker does when its keep-alive timeout races our reuse).
 async fn closing_worker() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-                // Close a moment later, after the proxy may have sent the next request.
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            });
-        }
-    });
-    (addr, task)
+    raw_worker(|mut tcp| async move {
+        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        // Close a moment later, after the proxy may have sent the next request.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    })
+    .await
 }
 
 #[tokio::test]

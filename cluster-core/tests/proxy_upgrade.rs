@@ -50,6 +50,16 @@ fn upgrade_request() -> Request<TestBody> {
         .unwrap()
 }
 
+/// An upgrade worker behind a proxy, and a tunnel opened through it (keep the worker alive).
+async fn open_tunnel() -> (Upstream, TestProxy, TokioIo<hyper::upgrade::Upgraded>) {
+    let worker = upgrade_worker().await;
+    let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+    let mut client = Client::connect(proxy.addr).await;
+    let resp = client.send(upgrade_request()).await.unwrap();
+    let io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    (worker, proxy, io)
+}
+
 #[tokio::test]
 async fn upgraded_connection_is_tunnelled_and_released() {
     within(async {
@@ -95,11 +105,7 @@ async fn upgrade_request_answered_without_101_is_an_ordinary_response() {
 #[tokio::test]
 async fn stopping_waits_for_open_tunnels() {
     within(async {
-        let worker = upgrade_worker().await;
-        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
-        let mut client = Client::connect(proxy.addr).await;
-        let resp = client.send(upgrade_request()).await.unwrap();
-        let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+        let (_worker, proxy, mut io) = open_tunnel().await;
         proxy.stop.cancel();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!proxy.served.is_finished(), "serve returned while a tunnel was open");
@@ -116,11 +122,7 @@ async fn stopping_waits_for_open_tunnels() {
 #[tokio::test]
 async fn dropping_serve_ends_open_tunnels() {
     within(async {
-        let worker = upgrade_worker().await;
-        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
-        let mut client = Client::connect(proxy.addr).await;
-        let resp = client.send(upgrade_request()).await.unwrap();
-        let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+        let (_worker, proxy, mut io) = open_tunnel().await;
         eventually("tunnel open", || proxy.proxy.open_tunnels() == 1).await;
         proxy.stop.cancel();
         // The caller's drain timeout elapsed: it drops the serve future.

@@ -448,14 +448,6 @@ impl Supervisor {
                 cpu_percent: self.health.of(w.id).and_then(|h| h.cpu_percent),
             })
             .collect();
-        let total_requests = workers.iter().map(|w| w.metrics.requests).sum();
-        let total_errors = workers.iter().map(|w| w.metrics.errors).sum();
-        let weighted: f64 = workers
-            .iter()
-            .filter_map(|w| Some(w.metrics.latency_mean_ms? * w.metrics.requests as f64))
-            .sum();
-        let average_response_time_ms =
-            (total_requests > 0).then(|| weighted / total_requests as f64);
         let ready_workers = self.router.snapshot().backends().len();
         let health = HealthSummary::of(&workers, ready_workers);
         ClusterStatus {
@@ -472,9 +464,10 @@ impl Supervisor {
                 .filter(|(_, s)| s.quick_exits >= backoff::CRASH_LOOP_AFTER)
                 .map(|(i, _)| i)
                 .collect(),
-            total_requests,
-            total_errors,
-            average_response_time_ms,
+            total_requests: health.total_requests,
+            total_errors: health.errors.total,
+            average_response_time_ms: (health.total_requests > 0)
+                .then_some(health.average_response_time),
             health,
         }
     }
