@@ -52,7 +52,7 @@ mod supervisor;
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
 pub use events::ClusterEvent;
 pub use handle::{ClusterGone, ClusterHandle};
-pub use metrics::{MetricsSnapshot, WorkerMetrics};
+pub use metrics::{MetricsSnapshot, WindowRates, WorkerMetrics};
 pub use proxy::{Proxy, ProxyConfig};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;

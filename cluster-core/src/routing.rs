@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
@@ -23,6 +24,8 @@ pub struct Backend {
     load: Arc<BackendLoad>,
     metrics: WorkerMetrics,
     pub(crate) pool: UpstreamPool,
+    abandoned: AtomicBool,
+    abandon: tokio::sync::Notify,
 }
 
 impl Backend {
@@ -36,7 +39,35 @@ impl Backend {
             load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
             metrics: WorkerMetrics::default(),
             pool: UpstreamPool::new(addr),
+            abandoned: AtomicBool::new(false),
+            abandon: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Gives up on the requests waiting for this worker's response head: the worker stopped
+    /// answering (a frozen process, a deadlocked event loop). Requests that may be repeated
+    /// safely (idempotent, without a body) move to another worker at once instead of
+    /// waiting for the request timeout; the others keep waiting. Call it on a worker taken
+    /// out of rotation; [`resume`](Self::resume) undoes it when the worker comes back.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+        self.abandon.notify_waiters();
+    }
+
+    /// The worker answers again: requests sent to it wait for its answer again.
+    pub fn resume(&self) {
+        self.abandoned.store(false, Ordering::Release);
+    }
+
+    /// Resolves once [`abandon`](Self::abandon) has been called (at once if it was).
+    pub(crate) async fn abandoned(&self) {
+        let notified = self.abandon.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.abandoned.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 
     /// The worker's unique id.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::{MetricsSnapshot, WorkerState};
+use crate::{MetricsSnapshot, WindowRates, WorkerState};
 
 /// The cluster as the supervisor sees it at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +34,8 @@ pub struct ClusterStatus {
     pub average_response_time_ms: Option<f64>,
     /// The summary block of the original Node design's status.
     pub health: HealthSummary,
+    /// Cluster totals of the per-worker rates over the sliding window.
+    pub rates: WindowRates,
 }
 
 /// The `health` block of the original design's status: totals and averages over the live
@@ -135,18 +137,28 @@ pub struct WorkerStatus {
     /// Requests in flight on it (`connections` in JSON, the original design's name).
     #[serde(rename = "connections")]
     pub in_flight: usize,
-    /// Replacements its slot has had.
+    /// Restarts its slot has had after an exit (crash or failed start).
     pub restarts: u32,
+    /// Replacements of its slot through the recycle path (memory, max requests, probe, ...).
+    pub recycles: u32,
+    /// Why its slot's worker was last restarted or recycled.
+    pub last_restart_reason: Option<String>,
+    /// Out of rotation for now (failing probes, or an error-rate outlier), still running.
+    pub ejected: bool,
     /// Milliseconds since it started (`uptime` in JSON).
     #[serde(rename = "uptime")]
     pub uptime_ms: u64,
     /// Resident memory of its process tree, in bytes, at the last health tick.
     pub rss_bytes: Option<u64>,
+    /// The same in MB (`memoryUsage`, the original design's name).
+    pub memory_usage: Option<f64>,
     /// CPU of its process tree, percent of one core, smoothed over about 10 s.
     pub cpu_percent: Option<f64>,
     /// What the proxy measured of it (zero until it became ready).
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
+    /// Its rates over the sliding window, at the last health tick.
+    pub rates: WindowRates,
 }
 
 #[cfg(test)]
@@ -169,10 +181,15 @@ mod tests {
             addr: ([127, 0, 0, 1], 4000).into(),
             in_flight: 1,
             restarts: 0,
+            recycles: 1,
+            last_restart_reason: Some("test".into()),
+            ejected: false,
             uptime_ms: 1000,
             rss_bytes: Some(rss_mb * 1024 * 1024),
+            memory_usage: Some(rss_mb as f64),
             cpu_percent: Some(cpu),
             metrics,
+            rates: WindowRates::default(),
         }
     }
 
@@ -188,6 +205,8 @@ mod tests {
         let json = serde_json::to_value(&workers[0]).unwrap();
         for key in
             ["workerId", "pid", "status", "connections", "requestsHandled", "errors", "uptime"]
+                .into_iter()
+                .chain(["memoryUsage", "latencyP99Ms", "lastRestartReason", "rates"])
         {
             assert!(json.get(key).is_some(), "{key} missing in {json}");
         }
@@ -197,5 +216,6 @@ mod tests {
         }
         assert_eq!(json["memoryUsage"]["peak"], 300.0);
         assert_eq!(json["errors"]["rate"], 0.1);
+        assert_eq!(serde_json::to_value(&workers[1]).unwrap()["memoryUsage"], 300.0);
     }
 }

@@ -24,6 +24,7 @@ mod command;
 mod effective;
 mod error;
 mod extract;
+mod health;
 mod layers;
 mod load;
 mod raw;
@@ -44,7 +45,9 @@ pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
 pub use load::{LoadedConfig, load};
 pub use source::Source;
-pub use spec::{ClusterSpec, PerformanceSpec, ScalingSpec, SecuritySpec, WorkerCommand};
+pub use spec::{
+    ClusterSpec, HealthSpec, PerformanceSpec, ScalingSpec, SecuritySpec, WorkerCommand,
+};
 
 use source::Provenance;
 

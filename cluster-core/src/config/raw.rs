@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
-pub(crate) const SECTIONS: [&str; 3] = ["scaling", "performance", "security"];
+pub(crate) const SECTIONS: [&str; 4] = ["scaling", "performance", "security", "health"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,7 @@ pub(crate) struct RawConfig {
     pub(crate) scaling: RawScaling,
     pub(crate) performance: RawPerformance,
     pub(crate) security: RawSecurity,
+    pub(crate) health: RawHealth,
     pub(crate) command: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cwd: Option<String>,
@@ -68,6 +69,31 @@ pub(crate) struct RawPerformance {
     pub(crate) compression_level: Integer,
 }
 
+/// `health`: the knobs of the health policies (an extension of the original design, whose
+/// top-level keys `healthCheckInterval`, `unresponsiveTimeout`, `maxMemoryUsage` and
+/// `restartOnHighMemory` stay where they were).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawHealth {
+    pub(crate) probe_timeout: Integer,
+    pub(crate) probe_failures: Integer,
+    /// `None` (the default) resolves to 1.5 × `maxMemoryUsage`; `0` turns the hard limit off.
+    pub(crate) hard_memory_limit: Option<MemorySize>,
+    pub(crate) memory_samples: Integer,
+    pub(crate) memory_min_age: Integer,
+    pub(crate) metrics_window: Integer,
+    pub(crate) outlier_detection: bool,
+    pub(crate) outlier_error_rate: Number,
+    pub(crate) outlier_min_requests: Integer,
+    pub(crate) ejection_time: Integer,
+    pub(crate) max_ejected_percent: Number,
+    pub(crate) max_concurrent_recycles: Integer,
+    /// `None` (the default) resolves to `unresponsiveTimeout`.
+    pub(crate) heartbeat_timeout: Option<Integer>,
+    /// `None` (the default): on when the worker program is `node`.
+    pub(crate) node_ipc: Option<bool>,
+}
+
 /// `security`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -98,6 +124,7 @@ impl Default for RawConfig {
             scaling: RawScaling::default(),
             performance: RawPerformance::default(),
             security: RawSecurity::default(),
+            health: RawHealth::default(),
             command: None,
             args: Vec::new(),
             cwd: None,
@@ -143,6 +170,27 @@ impl Default for RawSecurity {
             rate_limit_max: Integer(100),
             trusted_proxies: Vec::new(),
             enable_request_logging: false,
+        }
+    }
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        Self {
+            probe_timeout: Integer(2_000),
+            probe_failures: Integer(2),
+            hard_memory_limit: None,
+            memory_samples: Integer(3),
+            memory_min_age: Integer(30_000),
+            metrics_window: Integer(10_000),
+            outlier_detection: true,
+            outlier_error_rate: Number(20.0),
+            outlier_min_requests: Integer(20),
+            ejection_time: Integer(30_000),
+            max_ejected_percent: Number(34.0),
+            max_concurrent_recycles: Integer(1),
+            heartbeat_timeout: None,
+            node_ipc: None,
         }
     }
 }

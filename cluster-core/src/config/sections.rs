@@ -116,7 +116,7 @@ impl Validator<'_> {
     }
 
     /// A percentage in `(0, 100]`.
-    fn percent(&mut self, key: &str, Number(value): Number) -> f64 {
+    pub(super) fn percent(&mut self, key: &str, Number(value): Number) -> f64 {
         if value > 0.0 && value <= 100.0 {
             value
         } else {

@@ -52,6 +52,8 @@ pub struct ClusterSpec {
     pub performance: PerformanceSpec,
     /// Front-door protection settings (`security`).
     pub security: SecuritySpec,
+    /// Health-policy settings (`health`).
+    pub health: HealthSpec,
     /// What each worker runs (`command`, `args`, `cwd`, `env`).
     pub command: WorkerCommand,
     /// Log filter (`logLevel` / `LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
@@ -103,6 +105,46 @@ pub struct PerformanceSpec {
     pub enable_compression: bool,
     /// Compression level, 1-9 (`compressionLevel`).
     pub compression_level: u32,
+}
+
+/// Health-policy settings (`health` in the file): how workers are probed, judged and replaced.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HealthSpec {
+    /// Longest wait for one active probe (`probeTimeout`, ms).
+    pub probe_timeout: Duration,
+    /// Failed probes in a row that take a worker out of rotation (`probeFailures`).
+    pub probe_failures: u32,
+    /// RSS above which a worker is killed at once, in bytes (`hardMemoryLimit`; defaults to
+    /// 1.5 × `maxMemoryUsage`; `None` when set to 0).
+    pub hard_memory_bytes: Option<u64>,
+    /// Samples in a row over `maxMemoryUsage` before a recycle (`memorySamples`).
+    pub memory_samples: u32,
+    /// Minimum age of a worker before a memory recycle (`memoryMinAge`, ms), so that a limit
+    /// set below what a worker needs to start cannot make it recycle in a loop.
+    pub memory_min_age: Duration,
+    /// The sliding window of the per-worker rates and error rate (`metricsWindow`, ms).
+    pub metrics_window: Duration,
+    /// Outlier ejection on error rate (`outlierDetection`).
+    pub outlier_detection: bool,
+    /// How far, in percentage points, a worker's error rate must stand above the median of
+    /// its peers' for it to be ejected (`outlierErrorRate`, default 20).
+    pub outlier_error_rate: f64,
+    /// Requests in the window needed to judge a worker (`outlierMinRequests`).
+    pub outlier_min_requests: u64,
+    /// Length of a first ejection; the n-th in a row lasts n times as long
+    /// (`ejectionTime`, ms).
+    pub ejection_time: Duration,
+    /// Largest share of the workers ejected at once, in percent (`maxEjectedPercent`).
+    pub max_ejected_percent: f64,
+    /// Recycles that may run at once (`maxConcurrentRecycles`).
+    pub max_concurrent_recycles: usize,
+    /// Time without a heartbeat after which a worker that sends heartbeats is replaced
+    /// (`heartbeatTimeout`, ms; defaults to `unresponsiveTimeout`).
+    pub heartbeat_timeout: Duration,
+    /// Give each worker a Node IPC channel (`NODE_CHANNEL_FD`) for `process.send()`
+    /// heartbeats (`nodeIpc`; `None`: only when the program is `node`).
+    pub node_ipc: Option<bool>,
 }
 
 /// Front-door settings (`security` in the file).

@@ -16,7 +16,7 @@ use super::suggest::nearest;
 use super::{ClusterSpec, ConfigError, Environment, Provenance};
 
 /// Longest accepted for the lifecycle timeouts, in ms (one hour).
-const MAX_LIFECYCLE_MS: i128 = 3_600_000;
+pub(super) const MAX_LIFECYCLE_MS: i128 = 3_600_000;
 
 /// Most workers a cluster may run.
 pub(crate) const MAX_WORKERS: i128 = 1024;
@@ -70,6 +70,7 @@ pub(crate) fn validate(
         scaling: v.scaling(&raw.scaling),
         performance: v.performance(&raw.performance),
         security: v.security(&raw.security),
+        health: v.health(raw),
         command: v.command(raw, env, base),
         log_level: v.log_level(&raw.log_level),
     };
@@ -86,8 +87,8 @@ pub(crate) fn cpu_count() -> usize {
 
 /// Runs the checks and collects their problems.
 pub(super) struct Validator<'a> {
-    prov: &'a Provenance,
-    problems: Vec<ConfigError>,
+    pub(super) prov: &'a Provenance,
+    pub(super) problems: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
@@ -190,22 +191,24 @@ impl Validator<'_> {
 
     fn memory(&mut self, size: &MemorySize) -> u64 {
         const KEY: &str = "maxMemoryUsage";
-        let bytes = match &size.0 {
-            IntOrText::Int(mb) => u64::try_from(*mb).unwrap_or(0).saturating_mul(MIB),
-            IntOrText::Text(text) => match parse_size(text) {
-                Some(bytes) => bytes,
-                None => {
-                    let reason =
-                        r#"expected a size in MB, or a number with a unit such as "512M" or "1G""#;
-                    self.invalid(KEY, reason);
-                    return 0;
-                }
-            },
-        };
-        if bytes == 0 {
+        let bytes = self.size(KEY, size);
+        if bytes == Some(0) {
             self.invalid(KEY, "must be greater than 0");
         }
-        bytes
+        bytes.unwrap_or(0)
+    }
+
+    /// A size in bytes, from MB or from a string with a unit, at `key` (`None`: reported).
+    pub(super) fn size(&mut self, key: &str, size: &MemorySize) -> Option<u64> {
+        match &size.0 {
+            IntOrText::Int(mb) => Some(u64::try_from(*mb).unwrap_or(0).saturating_mul(MIB)),
+            IntOrText::Text(text) => parse_size(text).or_else(|| {
+                let reason =
+                    r#"expected a size in MB, or a number with a unit such as "512M" or "1G""#;
+                self.invalid(key, reason);
+                None
+            }),
+        }
     }
 
     fn strategy(&mut self, name: &str) -> Strategy {

@@ -1,6 +1,7 @@
 //! Per-worker request metrics, measured by the proxy with no help from the application.
 
 mod histogram;
+mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::histogram::LatencyHistogram;
+pub(crate) use self::window::RateWindow;
+pub use self::window::WindowRates;
 
 /// What the proxy has measured of one worker: requests, errors, bytes and latency.
 ///
@@ -16,6 +19,7 @@ use self::histogram::LatencyHistogram;
 pub struct WorkerMetrics {
     requests: AtomicU64,
     errors: AtomicU64,
+    bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     latency: LatencyHistogram,
 }
@@ -36,6 +40,11 @@ impl WorkerMetrics {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request body of `n` bytes was passed on to the worker in full.
+    pub(crate) fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// A response body of `n` bytes was passed on in full.
     pub(crate) fn add_bytes_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
@@ -46,6 +55,7 @@ impl WorkerMetrics {
         MetricsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             latency_mean_ms: self.latency.mean_us().map(|us| us / 1000.0),
             latency_p50_ms: self.latency.quantile_us(0.50).map(ms),
@@ -71,6 +81,8 @@ pub struct MetricsSnapshot {
     pub requests: u64,
     /// 5xx responses plus requests that failed to reach it or timed out.
     pub errors: u64,
+    /// Request body bytes passed on to the worker.
+    pub bytes_in: u64,
     /// Response body bytes passed on to clients.
     pub bytes_out: u64,
     /// Mean latency.

@@ -22,10 +22,26 @@ use crate::routing::Backend;
 /// arrives, or nothing (a retried request, which by construction had no body).
 #[derive(Debug)]
 pub(crate) enum ReqBody {
-    /// The client's body, forwarded frame by frame.
-    Stream(Incoming),
+    /// The client's body, forwarded frame by frame and counted in the bytes-in of the
+    /// worker it goes to.
+    Stream(Incoming, Arc<Backend>),
     /// No body.
     Empty,
+}
+
+impl ReqBody {
+    /// The client's body, going to `backend`.
+    pub(crate) fn stream(body: Incoming, backend: &Arc<Backend>) -> Self {
+        ReqBody::Stream(body, Arc::clone(backend))
+    }
+
+    /// The same body sent to another worker instead (a retry of a request not yet sent).
+    pub(crate) fn retarget(self, backend: &Arc<Backend>) -> Self {
+        match self {
+            ReqBody::Stream(body, _) => ReqBody::stream(body, backend),
+            ReqBody::Empty => ReqBody::Empty,
+        }
+    }
 }
 
 impl Body for ReqBody {
@@ -37,21 +53,27 @@ impl Body for ReqBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ReqBody::Stream(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::Stream(b, backend) => {
+                let frame = ready!(Pin::new(b).poll_frame(cx));
+                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+                    backend.metrics().add_bytes_in(data.map_or(0, |d| d.len() as u64));
+                }
+                Poll::Ready(frame)
+            }
             ReqBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReqBody::Stream(b) => b.is_end_stream(),
+            ReqBody::Stream(b, _) => b.is_end_stream(),
             ReqBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReqBody::Stream(b) => b.size_hint(),
+            ReqBody::Stream(b, _) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
         }
     }

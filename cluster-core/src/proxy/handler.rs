@@ -134,11 +134,25 @@ async fn forward(
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
-    let SendError { error, request, reused } =
-        match pool::send(&backend, req.map(ReqBody::Stream), max_idle).await {
-            Ok(sent) => return Ok((backend, guard, sent)),
-            Err(e) => e,
-        };
+    let send = pool::send(&backend, req.map(|b| ReqBody::stream(b, &backend)), max_idle);
+    let sent = if replay.is_some() {
+        // A request that may be repeated moves on if the worker is given up meanwhile.
+        tokio::select! {
+            biased;
+            sent = send => sent,
+            () = backend.abandoned() => Err(SendError {
+                error: ProxyError::Abandoned { worker: backend.id() },
+                request: None,
+                reused: false,
+            }),
+        }
+    } else {
+        send.await
+    };
+    let SendError { error, request, reused } = match sent {
+        Ok(sent) => return Ok((backend, guard, sent)),
+        Err(e) => e,
+    };
     drop(guard);
     let retry = match (error.retry(), request, replay) {
         (Retry::Unsent, Some(request), _) => request,
@@ -151,7 +165,7 @@ async fn forward(
     tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
     *worker = Some(next.id());
     let guard = next.load().start();
-    match pool::send(&next, retry, max_idle).await {
+    match pool::send(&next, retry.map(|b| b.retarget(&next)), max_idle).await {
         Ok(sent) => Ok((next, guard, sent)),
         Err(e) => Err(e.error),
     }

@@ -6,22 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster_health::{
-    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, Policies, ProbePolicy, ProcfsSampler,
-    ResourceSample, ResourceSampler, SampleError, Verdict, WorkerSnapshot,
+    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, OutlierPolicy, Policies, ProbePolicy,
+    ProcfsSampler, ResourceSample, ResourceSampler, SampleError, UnhealthyReason, Verdict,
+    WorkerSnapshot,
 };
 
 use super::worker::Stop;
 use super::{Msg, Phase, Supervisor, WorkerState, readiness};
 use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
+use crate::metrics::{RateWindow, WindowRates};
 
 /// Time constant of the smoothed CPU figure.
 const CPU_SMOOTHING: Duration = Duration::from_secs(10);
-
-/// Longest wait for one liveness probe: the health check interval, within these bounds (a
-/// loaded machine can take a few hundred milliseconds to answer on loopback).
-const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one tick measured of one worker: its process tree, and whether it answered a probe.
 #[derive(Debug)]
@@ -40,6 +37,7 @@ pub(super) struct Health {
     sampling: bool,
     probe_path: Option<String>,
     probe_timeout: Duration,
+    metrics_window: Duration,
 }
 
 impl std::fmt::Debug for Health {
@@ -52,11 +50,12 @@ impl std::fmt::Debug for Health {
 #[derive(Debug)]
 pub(super) struct WorkerHealth {
     cpu: CpuTracker,
-    last_requests: u64,
-    last_errors: u64,
+    window: RateWindow,
+    /// Rates over the sliding window, at the last tick.
+    pub(super) rates: WindowRates,
     pub(super) rss_bytes: Option<u64>,
     pub(super) cpu_percent: Option<f64>,
-    ejected: bool,
+    pub(super) ejected: bool,
     probe_failures: u32,
     last_probe_ok: Instant,
 }
@@ -64,13 +63,31 @@ pub(super) struct WorkerHealth {
 impl Health {
     /// The policies the configuration asks for, sampling /proc.
     pub(super) fn from_spec(spec: &ClusterSpec) -> Self {
+        let h = &spec.health;
         let mut policies = Policies::new();
-        let mut memory = MemoryPolicy::new(spec.max_memory_bytes / (1024 * 1024));
-        memory.recycle_on_soft_limit = spec.restart_on_high_memory;
-        policies.memory = Some(memory);
+        policies.memory = Some(MemoryPolicy {
+            soft_limit_bytes: spec.max_memory_bytes,
+            hard_limit_bytes: h.hard_memory_bytes,
+            recycle_on_soft_limit: spec.restart_on_high_memory,
+            consecutive_samples: h.memory_samples,
+            min_age: h.memory_min_age,
+        });
         policies.max_requests =
             spec.performance.max_requests_per_worker.map(MaxRequestsPolicy::new);
-        policies.probe = Some(ProbePolicy::new(spec.unresponsive_timeout));
+        policies.probe = Some(ProbePolicy {
+            failure_threshold: h.probe_failures,
+            unresponsive_timeout: spec.unresponsive_timeout,
+        });
+        policies.outlier = h.outlier_detection.then(|| OutlierPolicy {
+            min_excess: h.outlier_error_rate / 100.0,
+            min_error_rate: h.outlier_error_rate / 100.0,
+            min_requests: h.outlier_min_requests,
+            base_ejection: h.ejection_time,
+            max_ejection: h.ejection_time.saturating_mul(10),
+            probation: h.ejection_time.saturating_mul(2),
+            max_ejected_share: h.max_ejected_percent / 100.0,
+            ..OutlierPolicy::default()
+        });
         Self {
             policies,
             state: HealthState::default(),
@@ -78,7 +95,8 @@ impl Health {
             workers: BTreeMap::new(),
             sampling: false,
             probe_path: spec.health_check_path.clone(),
-            probe_timeout: spec.health_check_interval.clamp(MIN_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT),
+            probe_timeout: h.probe_timeout,
+            metrics_window: h.metrics_window,
         }
     }
 
@@ -145,10 +163,11 @@ impl Supervisor {
                 continue;
             };
             let metrics = w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default();
+            let window = self.health.metrics_window;
             let h = self.health.workers.entry(id).or_insert_with(|| WorkerHealth {
                 cpu: CpuTracker::new(CPU_SMOOTHING),
-                last_requests: 0,
-                last_errors: 0,
+                window: RateWindow::new(window),
+                rates: WindowRates::default(),
                 rss_bytes: None,
                 cpu_percent: None,
                 ejected: false,
@@ -169,22 +188,15 @@ impl Supervisor {
                     b.load().set_cpu_share(pct / 100.0);
                 }
             }
-            let window_requests = metrics.requests.saturating_sub(h.last_requests);
-            let window_errors = metrics.errors.saturating_sub(h.last_errors);
-            h.last_requests = metrics.requests;
-            h.last_errors = metrics.errors;
+            h.rates = h.window.push(at, &metrics);
             snapshots.push(WorkerSnapshot {
                 worker_id: id,
                 age: w.ready_at.map_or(Duration::ZERO, |t| t.elapsed()),
                 rss_bytes: h.rss_bytes,
                 cpu_percent: h.cpu_percent,
                 requests_served: metrics.requests,
-                window_requests,
-                error_rate: if window_requests == 0 {
-                    0.0
-                } else {
-                    window_errors as f64 / window_requests as f64
-                },
+                window_requests: h.rates.requests,
+                error_rate: h.rates.error_rate,
                 consecutive_probe_failures: h.probe_failures,
                 since_last_probe_ok: Some(at.saturating_duration_since(h.last_probe_ok)),
                 ..WorkerSnapshot::default()
@@ -218,6 +230,10 @@ impl Supervisor {
                     return;
                 }
                 self.router.remove(id);
+                if let (UnhealthyReason::ProbeFailing { .. }, Some(b)) = (&reason, &backend) {
+                    // It does not answer: move what waits on it elsewhere now.
+                    b.abandon();
+                }
                 if let Some(h) = self.health.workers.get_mut(&id) {
                     h.ejected = true;
                 }
@@ -229,10 +245,14 @@ impl Supervisor {
             }
             v if ejected && v.routable() => {
                 if let Some(b) = backend {
+                    b.resume();
                     self.router.add(b);
                 }
                 if let Some(h) = self.health.workers.get_mut(&id) {
                     h.ejected = false;
+                    // Judge it on what it does from now on, not on the errors that got it
+                    // ejected (the window may be longer than the ejection).
+                    h.window = RateWindow::new(self.health.metrics_window);
                 }
                 self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
             }

@@ -29,6 +29,7 @@ use self::readiness::Probe;
 use self::worker::Stop;
 use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
+use crate::metrics::WindowRates;
 use crate::routing::{Backend, Router};
 use crate::spawn::{Spawner, WorkerSpec};
 use crate::status::{ClusterStatus, HealthSummary, WorkerStatus};
@@ -101,6 +102,10 @@ struct Slot {
     generation: u32,
     quick_exits: u32,
     restarts: u32,
+    /// Workers of this slot replaced through the recycle path.
+    recycles: u32,
+    /// Why the slot's worker was last restarted or replaced.
+    last_reason: Option<String>,
     restart_pending: bool,
     /// A replacement being started for this slot's worker (a recycle in progress).
     replacement: Option<u64>,
@@ -280,7 +285,7 @@ impl Supervisor {
         self.emit(ClusterEvent::WorkerFailedStart { slot, reason });
         match replaces {
             Some(old) => self.recycle_failed(slot, old),
-            None => self.schedule_restart(slot, true),
+            None => self.schedule_restart(slot, true, "failed to start".into()),
         }
     }
 
@@ -357,16 +362,23 @@ impl Supervisor {
             return;
         }
         let quick = w.failed_start || w.started.elapsed() < backoff::QUICK_EXIT;
-        self.schedule_restart(w.slot, quick);
+        let reason = match (w.failed_start, code, signal) {
+            (true, _, _) => "failed to start".to_owned(),
+            (_, _, Some(sig)) => format!("killed by signal {sig}"),
+            (_, Some(code), _) => format!("exited with code {code}"),
+            _ => "exited".to_owned(),
+        };
+        self.schedule_restart(w.slot, quick, reason);
     }
 
-    fn schedule_restart(&mut self, slot: usize, quick: bool) {
+    fn schedule_restart(&mut self, slot: usize, quick: bool, reason: String) {
         if self.phase != Phase::Running {
             return;
         }
         let s = &mut self.slots[slot];
         s.quick_exits = if quick { s.quick_exits + 1 } else { 0 };
         s.restarts += 1;
+        s.last_reason = Some(reason);
         let delay = backoff::restart_delay(s.quick_exits);
         if s.quick_exits >= backoff::CRASH_LOOP_AFTER {
             let quick_exits = s.quick_exits;
@@ -442,15 +454,26 @@ impl Supervisor {
                 addr: w.endpoint,
                 in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
                 restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
+                recycles: self.slots.get(w.slot).map_or(0, |s| s.recycles),
+                last_restart_reason: self.slots.get(w.slot).and_then(|s| s.last_reason.clone()),
+                ejected: self.health.of(w.id).is_some_and(|h| h.ejected),
+                rates: self.health.of(w.id).map(|h| h.rates).unwrap_or_default(),
                 uptime_ms: w.started.elapsed().as_millis() as u64,
                 metrics: w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default(),
                 rss_bytes: self.health.of(w.id).and_then(|h| h.rss_bytes),
+                memory_usage: self
+                    .health
+                    .of(w.id)
+                    .and_then(|h| h.rss_bytes)
+                    .map(|b| b as f64 / (1024.0 * 1024.0)),
                 cpu_percent: self.health.of(w.id).and_then(|h| h.cpu_percent),
             })
             .collect();
         let ready_workers = self.router.snapshot().backends().len();
         let health = HealthSummary::of(&workers, ready_workers);
+        let rates = WindowRates::total(workers.iter().map(|w| &w.rates));
         ClusterStatus {
+            rates,
             listen: self.listen,
             strategy: self.router.strategy(),
             desired_workers: self.slots.len(),

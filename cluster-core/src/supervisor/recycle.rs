@@ -1,11 +1,12 @@
 //! The one replacement path every recycle goes through: start the replacement, wait until
 //! it is ready, take the old worker out of rotation, drain its in-flight requests, stop it.
 //!
-//! Capacity never drops below the ready workers there were (surge of one), and one recycle
-//! runs at a time; further requests wait in a queue. A replacement that fails to start
+//! Capacity never drops below the ready workers there were (surge of one per recycle), and
+//! one recycle runs at a time unless `health.maxConcurrentRecycles` allows more; further
+//! requests wait in a queue. A replacement that fails to start
 //! abandons its recycle: the old worker keeps serving.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,8 +22,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug, Default)]
 pub(super) struct Recycles {
     queue: VecDeque<(u64, String)>,
-    /// The worker being replaced right now.
-    active: Option<u64>,
+    /// The workers being replaced right now.
+    active: BTreeSet<u64>,
 }
 
 impl Supervisor {
@@ -34,7 +35,7 @@ impl Supervisor {
         }
         let ready = self.workers.get(&id).is_some_and(|w| w.state == WorkerState::Ready);
         let known =
-            self.recycles.active == Some(id) || self.recycles.queue.iter().any(|(q, _)| *q == id);
+            self.recycles.active.contains(&id) || self.recycles.queue.iter().any(|(q, _)| *q == id);
         if !ready || known {
             tracing::debug!(worker = id, "recycle ignored: worker not ready or already queued");
             return;
@@ -44,21 +45,22 @@ impl Supervisor {
     }
 
     fn start_next_recycle(&mut self) {
-        if self.recycles.active.is_some() || self.phase != Phase::Running {
-            return;
-        }
-        while let Some((id, reason)) = self.recycles.queue.pop_front() {
+        let max = self.spec.health.max_concurrent_recycles.max(1);
+        while self.recycles.active.len() < max && self.phase == Phase::Running {
+            let Some((id, reason)) = self.recycles.queue.pop_front() else { return };
             let Some(w) = self.workers.get(&id).filter(|w| w.state == WorkerState::Ready) else {
                 continue;
             };
             let slot = w.slot;
-            self.recycles.active = Some(id);
+            self.recycles.active.insert(id);
+            self.slots[slot].recycles += 1;
+            self.slots[slot].last_reason = Some(reason.clone());
             self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason });
             if let Some(new) = self.start_worker(slot, Some(id)) {
                 self.slots[slot].replacement = Some(new);
             }
-            // On failure, `failed_start` has already abandoned this recycle and moved on.
-            return;
+            // On failure, `failed_start` has already abandoned this recycle (and started the
+            // next one).
         }
     }
 
@@ -99,14 +101,12 @@ impl Supervisor {
     /// ready: `old` keeps serving, and the next recycle may go ahead.
     pub(super) fn recycle_failed(&mut self, slot: usize, old: u64) {
         self.slots[slot].replacement = None;
-        if self.recycles.active == Some(old) {
-            self.recycles.active = None;
-        }
+        self.recycles.active.remove(&old);
         self.emit(ClusterEvent::RecycleFailed { worker_id: old, slot });
         let slot_served = self.workers.values().any(|w| w.slot == slot);
         if !slot_served {
             // The old worker died meanwhile: the slot is empty, fill it the normal way.
-            self.schedule_restart(slot, true);
+            self.schedule_restart(slot, true, "replacement failed to start".into());
         }
         self.start_next_recycle();
     }
@@ -121,8 +121,7 @@ impl Supervisor {
                 return true;
             }
         }
-        if self.recycles.active == Some(w.id) {
-            self.recycles.active = None;
+        if self.recycles.active.remove(&w.id) {
             let replacement_pending = self.slots[w.slot].replacement.is_some();
             self.start_next_recycle();
             // Died while its replacement was starting: the replacement takes the slot.

@@ -112,3 +112,41 @@ fn max_workers_default_is_at_least_min_workers() {
     let scaling = dir.load(&no_flags(), &[]).unwrap().spec.scaling;
     assert_eq!((scaling.min_workers, scaling.max_workers), (1024, 1024));
 }
+
+#[test]
+fn health_section() {
+    let dir = Dir::new();
+    dir.config(r#"{"maxMemoryUsage": 100, "unresponsiveTimeout": 4000}"#);
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
+    assert_eq!(h.hard_memory_bytes, Some(150 * MIB), "1.5 x the soft limit by default");
+    assert_eq!(h.heartbeat_timeout, std::time::Duration::from_secs(4), "unresponsiveTimeout");
+    assert!(h.outlier_detection);
+    assert_eq!(h.max_concurrent_recycles, 1);
+
+    dir.config(r#"{"health": {"hardMemoryLimit": 0, "ejectionTime": 2000, "nodeIpc": false}}"#);
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
+    assert_eq!(h.hard_memory_bytes, None, "0 turns the hard limit off");
+    assert_eq!(h.ejection_time, std::time::Duration::from_secs(2));
+    assert_eq!(h.node_ipc, Some(false));
+
+    let cases = [
+        (
+            r#"{"maxMemoryUsage": "1G", "health": {"hardMemoryLimit": "512M"}}"#,
+            r#": "512M" (must be above maxMemoryUsage (or 0 for no hard limit))"#,
+        ),
+        (r#"{"health": {"hardMemoryLimit": -1}}"#, ": -1 (must be 0 (no hard limit) or a size)"),
+        (r#"{"health": {"probeFailures": 0}}"#, ": 0 (must be at least 1)"),
+        (r#"{"health": {"maxEjectedPercent": 0}}"#, ": 0 (must be greater than 0 and at most 100)"),
+        (r#"{"health": {"metricsWindow": 10}}"#, ": 10 (must be at least 100)"),
+        (r#"{"health": {"maxConcurrentRecycles": 0}}"#, ": 0 (must be at least 1)"),
+    ];
+    for (json, tail) in cases {
+        dir.config(json);
+        let error = dir.error(&no_flags(), &[]);
+        assert!(error.ends_with(tail), "{json}: {error}");
+        assert!(error.contains("`health."), "{json}: {error}");
+    }
+    dir.config(r#"{"health": {"ejectionTim": 1}}"#);
+    let error = dir.error(&no_flags(), &[]);
+    assert!(error.contains("health.ejectionTim") && error.contains("ejectionTime"), "{error}");
+}

@@ -1,0 +1,87 @@
+//! Validation of the `health` section.
+
+use std::time::Duration;
+
+use super::HealthSpec;
+use super::raw::RawConfig;
+use super::scalar::{IntOrText, MemorySize};
+use super::validate::{MAX_LIFECYCLE_MS, MAX_WORKERS, Validator};
+
+impl Validator<'_> {
+    /// The `health` section; reads `maxMemoryUsage` and `unresponsiveTimeout` for its
+    /// defaults and to check the hard limit against the soft one.
+    pub(super) fn health(&mut self, raw: &RawConfig) -> HealthSpec {
+        let h = &raw.health;
+        let key = |name: &str| format!("health.{name}");
+        let hard_memory_bytes = self.hard_memory(raw);
+        let unresponsive =
+            Duration::from_millis(u64::try_from(raw.unresponsive_timeout.0).unwrap_or(0).max(1));
+        HealthSpec {
+            probe_timeout: self.millis(&key("probeTimeout"), h.probe_timeout, 10, MAX_LIFECYCLE_MS),
+            probe_failures: self.int(&key("probeFailures"), h.probe_failures, 1, 100).unwrap_or(1),
+            hard_memory_bytes,
+            memory_samples: self.int(&key("memorySamples"), h.memory_samples, 1, 100).unwrap_or(1),
+            memory_min_age: self.millis(
+                &key("memoryMinAge"),
+                h.memory_min_age,
+                0,
+                MAX_LIFECYCLE_MS,
+            ),
+            metrics_window: self.millis(
+                &key("metricsWindow"),
+                h.metrics_window,
+                100,
+                MAX_LIFECYCLE_MS,
+            ),
+            outlier_detection: h.outlier_detection,
+            outlier_error_rate: self.percent(&key("outlierErrorRate"), h.outlier_error_rate),
+            outlier_min_requests: self
+                .int(&key("outlierMinRequests"), h.outlier_min_requests, 1, 1_000_000)
+                .unwrap_or(1),
+            ejection_time: self.millis(
+                &key("ejectionTime"),
+                h.ejection_time,
+                100,
+                MAX_LIFECYCLE_MS,
+            ),
+            max_ejected_percent: self.percent(&key("maxEjectedPercent"), h.max_ejected_percent),
+            max_concurrent_recycles: self
+                .int(&key("maxConcurrentRecycles"), h.max_concurrent_recycles, 1, MAX_WORKERS)
+                .unwrap_or(1),
+            heartbeat_timeout: match h.heartbeat_timeout {
+                Some(ms) => self.millis(&key("heartbeatTimeout"), ms, 100, MAX_LIFECYCLE_MS),
+                None => unresponsive,
+            },
+            node_ipc: h.node_ipc,
+        }
+    }
+
+    /// `health.hardMemoryLimit`: 1.5 × `maxMemoryUsage` by default, off when 0, and never
+    /// at or below the soft limit (a hard limit under the soft one would kill instead of
+    /// recycling gracefully).
+    fn hard_memory(&mut self, raw: &RawConfig) -> Option<u64> {
+        const KEY: &str = "health.hardMemoryLimit";
+        let soft = self.size_quiet(&raw.max_memory_usage).unwrap_or(0);
+        let Some(size) = &raw.health.hard_memory_limit else {
+            return Some(soft.saturating_add(soft / 2));
+        };
+        if matches!(size.0, IntOrText::Int(mb) if mb < 0) {
+            self.invalid(KEY, "must be 0 (no hard limit) or a size");
+            return None;
+        }
+        match self.size(KEY, size)? {
+            0 => None,
+            hard if soft > 0 && hard <= soft => {
+                self.invalid(KEY, "must be above maxMemoryUsage (or 0 for no hard limit)");
+                None
+            }
+            hard => Some(hard),
+        }
+    }
+
+    /// A size without reporting a bad one (`maxMemoryUsage` reports its own problems).
+    fn size_quiet(&mut self, size: &MemorySize) -> Option<u64> {
+        let mut quiet = Validator { prov: self.prov(), problems: Vec::new() };
+        quiet.size("", size)
+    }
+}
