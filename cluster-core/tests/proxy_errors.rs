@@ -127,3 +127,43 @@ async fn an_idle_keep_alive_connection_is_closed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn requests_waiting_on_an_abandoned_worker_move_to_another() {
+    within(async {
+        // Worker 1 never answers (a frozen process); worker 2 answers at once.
+        let frozen = upstream(|_req| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Response::new(full("never"))
+        })
+        .await;
+        let live = upstream(|_req| async move { Response::new(full("live")) }).await;
+        let mut cfg = ProxyConfig::default();
+        cfg.request_timeout = Duration::from_secs(2);
+        let proxy = start_proxy(&[frozen.addr, live.addr], cfg).await;
+        let addr = proxy.addr;
+        // Round-robin: GET -> worker 1 (waits), GET -> worker 2, POST -> worker 1 (waits).
+        let get =
+            tokio::spawn(async move { text(Client::connect(addr).await.get("/").await).await });
+        eventually("the GET waits on worker 1", || proxy.proxy.in_flight() == 1).await;
+        assert_eq!(text(Client::connect(addr).await.get("/").await).await, "live");
+        let post = tokio::spawn(async move {
+            let req = http::Request::post("/").header("host", "t").body(full("x")).unwrap();
+            Client::connect(addr).await.send(req).await.map(|r| r.status())
+        });
+        eventually("the POST waits on worker 1", || proxy.proxy.in_flight() == 2).await;
+
+        let started = Instant::now();
+        let worker1 = proxy.router.snapshot().backends()[0].clone();
+        assert_eq!(worker1.id(), 1);
+        proxy.router.remove(1);
+        worker1.abandon();
+        // The GET may be repeated: it moves to worker 2 at once.
+        assert_eq!(get.await.unwrap(), "live");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        // The POST may not: it keeps waiting on worker 1 until the request timeout.
+        assert_eq!(post.await.unwrap().unwrap(), StatusCode::GATEWAY_TIMEOUT);
+        eventually("nothing in flight", || proxy.proxy.in_flight() == 0).await;
+    })
+    .await;
+}

@@ -32,6 +32,13 @@
 //! - `HELLO_SLOW_SLOT`: apply `HELLO_DELAY_MS` only in the worker whose `CLUSTER_WORKER_ID` is
 //!   this value, so one worker of a cluster is slow and the others are not.
 //! - `HELLO_EXIT_AFTER_MS`: exit with code 1 this long after binding (a crashing worker).
+//! - `HELLO_LEAK_MB_PER_SEC`: resident memory grows by this many MiB a second, up to 2 GiB
+//!   (a leaking worker).
+//! - `HELLO_FAIL_FOR_MS`: answer every request with 500 for this long after binding, then
+//!   recover (a worker with a transient fault).
+//! - `HELLO_BURN_PERCENT`: a thread keeps this percentage of one core busy (a busy worker).
+//! - `HELLO_FAULT_SLOT`: apply the three above only in the worker whose `CLUSTER_WORKER_ID` is
+//!   this value.
 //!
 //! # Signals
 //!
@@ -48,6 +55,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod faults;
 mod routes;
 mod server;
 mod stream;
@@ -75,6 +83,8 @@ pub(crate) struct Config {
     pub(crate) response_delay: Duration,
     /// Exit with code 1 this long after binding.
     pub(crate) exit_after: Option<Duration>,
+    /// Injected faults.
+    pub(crate) faults: faults::Faults,
 }
 
 impl Config {
@@ -101,6 +111,7 @@ impl Config {
                 _ => ms("HELLO_DELAY_MS")?.unwrap_or_default(),
             },
             exit_after: ms("HELLO_EXIT_AFTER_MS")?,
+            faults: faults::Faults::from_env()?,
         })
     }
 }
@@ -111,7 +122,7 @@ pub(crate) fn var(key: &str) -> Option<String> {
 }
 
 /// The variable parsed as a number, `None` when unset.
-fn number<T: std::str::FromStr>(key: &str) -> Result<Option<T>, String> {
+pub(crate) fn number<T: std::str::FromStr>(key: &str) -> Result<Option<T>, String> {
     match var(key) {
         None => Ok(None),
         Some(v) => {

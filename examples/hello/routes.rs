@@ -27,6 +27,9 @@ pub(crate) async fn handle(
     if !shared.response_delay.is_zero() {
         tokio::time::sleep(shared.response_delay).await;
     }
+    if shared.failing.now() {
+        return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "injected failure\n"));
+    }
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let query = req.uri().query().unwrap_or("");
     let response = match req.uri().path() {

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) pid: u32,
     /// `HELLO_DELAY_MS`.
     pub(crate) response_delay: Duration,
+    /// `HELLO_FAIL_FOR_MS`: whether to answer 500 now.
+    pub(crate) failing: crate::faults::Failing,
     /// Cancelled when shutdown starts.
     pub(crate) stop: CancellationToken,
     /// Connections and WebSockets; shutdown waits for it to empty.
@@ -76,6 +78,7 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         worker_id: config.worker_id,
         pid,
         response_delay: config.response_delay,
+        failing: config.faults.start(),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

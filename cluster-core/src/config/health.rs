@@ -3,21 +3,31 @@
 use std::time::Duration;
 
 use super::HealthSpec;
+
+/// Default probe timeout bounds: the health check interval within these (a loaded machine can
+/// take a few hundred milliseconds to answer on loopback; a probe longer than 2 s says enough).
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 use super::raw::RawConfig;
 use super::scalar::{IntOrText, MemorySize};
 use super::validate::{MAX_LIFECYCLE_MS, MAX_WORKERS, Validator};
 
 impl Validator<'_> {
-    /// The `health` section; reads `maxMemoryUsage` and `unresponsiveTimeout` for its
+    /// The `health` section; reads `maxMemoryUsage`, `healthCheckInterval` and
+    /// `unresponsiveTimeout` for its
     /// defaults and to check the hard limit against the soft one.
     pub(super) fn health(&mut self, raw: &RawConfig) -> HealthSpec {
         let h = &raw.health;
         let key = |name: &str| format!("health.{name}");
         let hard_memory_bytes = self.hard_memory(raw);
-        let unresponsive =
-            Duration::from_millis(u64::try_from(raw.unresponsive_timeout.0).unwrap_or(0).max(1));
+        let ms = |v: i128| Duration::from_millis(u64::try_from(v).unwrap_or(0).max(1));
+        let unresponsive = ms(raw.unresponsive_timeout.0);
+        let interval = ms(raw.health_check_interval.0);
         HealthSpec {
-            probe_timeout: self.millis(&key("probeTimeout"), h.probe_timeout, 10, MAX_LIFECYCLE_MS),
+            probe_timeout: match h.probe_timeout {
+                Some(ms) => self.millis(&key("probeTimeout"), ms, 10, MAX_LIFECYCLE_MS),
+                None => interval.clamp(MIN_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT),
+            },
             probe_failures: self.int(&key("probeFailures"), h.probe_failures, 1, 100).unwrap_or(1),
             hard_memory_bytes,
             memory_samples: self.int(&key("memorySamples"), h.memory_samples, 1, 100).unwrap_or(1),

@@ -75,7 +75,8 @@ pub(crate) struct RawPerformance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(crate) struct RawHealth {
-    pub(crate) probe_timeout: Integer,
+    /// `None` (the default) resolves to `healthCheckInterval`, within 500 ms to 2 s.
+    pub(crate) probe_timeout: Option<Integer>,
     pub(crate) probe_failures: Integer,
     /// `None` (the default) resolves to 1.5 × `maxMemoryUsage`; `0` turns the hard limit off.
     pub(crate) hard_memory_limit: Option<MemorySize>,
@@ -177,7 +178,7 @@ impl Default for RawSecurity {
 impl Default for RawHealth {
     fn default() -> Self {
         Self {
-            probe_timeout: Integer(2_000),
+            probe_timeout: None,
             probe_failures: Integer(2),
             hard_memory_limit: None,
             memory_samples: Integer(3),

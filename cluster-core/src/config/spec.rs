@@ -111,7 +111,8 @@ pub struct PerformanceSpec {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HealthSpec {
-    /// Longest wait for one active probe (`probeTimeout`, ms).
+    /// Longest wait for one active probe (`probeTimeout`, ms; defaults to
+    /// `healthCheckInterval` within 500 ms to 2 s).
     pub probe_timeout: Duration,
     /// Failed probes in a row that take a worker out of rotation (`probeFailures`).
     pub probe_failures: u32,

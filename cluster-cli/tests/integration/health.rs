@@ -1,0 +1,417 @@
+//! The health policies acting on real worker processes, with bounded load running through the
+//! proxy: a leaking worker is recycled, a frozen one leaves rotation and is replaced, workers
+//! are recycled after `maxRequestsPerWorker`, a worker answering 500s is ejected and
+//! re-admitted, and the CPU figure of a busy worker agrees with `ps`.
+//!
+//! Each test runs an embedded cluster (`Cluster::builder`) of the `hello` example worker, so it
+//! can follow `ClusterEvent`s and `ClusterHandle::status`; the workers are real processes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cluster_core::config::{self, Environment, Overrides};
+use cluster_core::{Cluster, ClusterEvent, ClusterHandle, ClusterStatus, ShutdownMode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::util::{alive, hello_bin};
+
+/// Longest any one wait of these tests may last.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An embedded cluster of `hello` workers.
+struct Embedded {
+    handle: ClusterHandle,
+    events: broadcast::Receiver<ClusterEvent>,
+    run: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    /// Starts `workers` hello workers with `extra` merged into the configuration (JSON object
+    /// members, without braces), and waits until they are ready.
+    async fn start(workers: usize, extra: &str) -> Embedded {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.config.json");
+        let json = format!(
+            r#"{{"workers": {workers}, "port": 0, "host": "127.0.0.1", "command": {:?}, {extra}}}"#,
+            hello_bin().display().to_string()
+        );
+        std::fs::write(&path, json).unwrap();
+        let mut o = Overrides::default();
+        o.config_path = Some(path);
+        let spec = config::load(&o, &Environment::from_vars([("PATH", "/usr/bin:/bin")]))
+            .expect("config")
+            .spec;
+        let cluster = Cluster::builder(spec).build().await.expect("bind");
+        let handle = cluster.handle();
+        let events = handle.subscribe();
+        let run = tokio::spawn(async move {
+            cluster.run().await.expect("cluster run");
+        });
+        let e = Embedded { handle, events, run, _dir: dir };
+        e.wait_until("workers ready", |s| s.ready_workers == workers).await;
+        e
+    }
+
+    async fn status(&self) -> ClusterStatus {
+        self.handle.status().await.expect("status")
+    }
+
+    /// Polls the status until `done` holds (at most [`WAIT`]).
+    async fn wait_until(&self, what: &str, done: impl Fn(&ClusterStatus) -> bool) -> ClusterStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}: {status:#?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The next event that `pick` accepts (at most [`WAIT`]); the others are skipped.
+    async fn next_event<T>(&mut self, what: &str, pick: impl Fn(&ClusterEvent) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Ok(ev)) => {
+                    if let Some(t) = pick(&ev) {
+                        return t;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(e)) => panic!("{what}: event stream ended: {e}"),
+                Err(_) => panic!("{what}: no such event within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// The pid of the worker in `slot`.
+    async fn pid_of_slot(&self, slot: usize) -> u32 {
+        let status = self.status().await;
+        status.workers.iter().find(|w| w.slot == slot).expect("slot").pid
+    }
+
+    async fn stop(self) {
+        self.handle.shutdown(ShutdownMode::Graceful).unwrap();
+        tokio::time::timeout(WAIT, self.run).await.expect("shutdown in time").unwrap();
+    }
+}
+
+/// What one client saw: the status of each response (0 when the request failed at the
+/// transport level) and the body, which for `/pid` names the worker.
+type Seen = Vec<(u16, String)>;
+
+/// Closed-loop `GET path` on `conns` keep-alive connections until `stop` is set, at most
+/// `max_each` requests per connection and at most [`WAIT`].
+fn load(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    conns: usize,
+    max_each: usize,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Seen> {
+    tokio::spawn(async move {
+        let tasks: Vec<JoinHandle<Seen>> = (0..conns)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + WAIT;
+                    let mut seen = Vec::new();
+                    let mut conn = None;
+                    while seen.len() < max_each
+                        && !stop.load(Ordering::Relaxed)
+                        && Instant::now() < deadline
+                    {
+                        if conn.is_none() {
+                            conn = open(addr).await;
+                        }
+                        let Some(sender) = conn.as_mut() else {
+                            seen.push((0, String::new()));
+                            continue;
+                        };
+                        match get(sender, addr, path).await {
+                            Some(answer) => seen.push(answer),
+                            None => {
+                                seen.push((0, String::new()));
+                                conn = None;
+                            }
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    })
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+async fn open(addr: std::net::SocketAddr) -> Option<Sender> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+async fn get(sender: &mut Sender, addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    sender.ready().await.ok()?;
+    let req = hyper::Request::get(path)
+        .header("host", format!("app.test:{}", addr.port()))
+        .body(Empty::new())
+        .ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Statuses other than 200, counted by status.
+fn failures(seen: &Seen) -> Vec<(u16, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (status, _) in seen.iter().filter(|(s, _)| *s != 200) {
+        *counts.entry(*status).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_leaking_worker_is_recycled_without_a_failed_request() {
+    let mut c = Embedded::start(
+        2,
+        r#""env": {"HELLO_FAULT_SLOT": "0", "HELLO_LEAK_MB_PER_SEC": "40"},
+           "maxMemoryUsage": 80, "healthCheckInterval": 250,
+           "health": {"memoryMinAge": 1000, "memorySamples": 2, "hardMemoryLimit": 0}"#,
+    )
+    .await;
+    let leaking = c.pid_of_slot(0).await;
+    let addr = c.handle.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load(addr, "/pid", 4, 5_000, Arc::clone(&stop));
+
+    let started = Instant::now();
+    let (old, reason) = c
+        .next_event("memory recycle", |ev| match ev {
+            ClusterEvent::Recycling { worker_id, slot: 0, reason } => {
+                Some((*worker_id, reason.clone()))
+            }
+            _ => None,
+        })
+        .await;
+    println!("leaking worker recycled after {:?}: {reason}", started.elapsed());
+    assert!(reason.contains("memory") && reason.contains("soft limit"), "{reason}");
+    c.next_event("recycled", |ev| {
+        matches!(ev, ClusterEvent::Recycled { worker_id, .. } if *worker_id == old).then_some(())
+    })
+    .await;
+    c.wait_until("the leaking worker gone", |s| {
+        s.ready_workers == 2 && s.workers.iter().all(|w| w.worker_id != old)
+    })
+    .await;
+    assert!(!alive(leaking), "the leaking worker {leaking} still runs");
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await.unwrap();
+    println!("{} requests during the recycle, failures: {:?}", seen.len(), failures(&seen));
+    assert!(failures(&seen).is_empty(), "failed requests: {:?}", failures(&seen));
+    let status = c.status().await;
+    let slot0 = status.workers.iter().find(|w| w.slot == 0).unwrap();
+    assert!(slot0.recycles >= 1 && slot0.last_restart_reason.as_deref() == Some(reason.as_str()));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_frozen_worker_leaves_rotation_at_once_and_is_replaced() {
+    let mut c = Embedded::start(
+        2,
+        r#""healthCheckInterval": 200, "unresponsiveTimeout": 2000,
+           "gracefulShutdownTimeout": 1000,
+           "health": {"probeTimeout": 300, "probeFailures": 2}"#,
+    )
+    .await;
+    let frozen = c.pid_of_slot(0).await;
+    let frozen_id = c.status().await.workers.iter().find(|w| w.slot == 0).unwrap().worker_id;
+    let addr = c.handle.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load(addr, "/pid", 4, 5_000, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(frozen as i32).unwrap(),
+        rustix::process::Signal::STOP,
+    )
+    .unwrap();
+    let frozen_at = Instant::now();
+    let reason = c
+        .next_event("ejection", |ev| match ev {
+            ClusterEvent::Ejected { worker_id, reason, .. } if *worker_id == frozen_id => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+    let out_after = frozen_at.elapsed();
+    println!("frozen worker out of rotation after {out_after:?}: {reason}");
+    assert!(reason.contains("probes failed"), "{reason}");
+    let reason = c
+        .next_event("replacement", |ev| match ev {
+            ClusterEvent::Recycling { worker_id, reason, .. } if *worker_id == frozen_id => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+    println!("replacement started after {:?}: {reason}", frozen_at.elapsed());
+    assert!(reason.contains("unresponsive"), "{reason}");
+    c.wait_until("the frozen worker gone", |s| {
+        s.ready_workers == 2 && s.workers.iter().all(|w| w.worker_id != frozen_id)
+    })
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while alive(frozen) {
+        assert!(Instant::now() < deadline, "the frozen worker {frozen} still runs");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    println!("frozen worker replaced and killed after {:?}", frozen_at.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await.unwrap();
+    let served_by_frozen = seen.iter().filter(|(_, body)| body == &frozen.to_string()).count();
+    println!(
+        "{} requests, {served_by_frozen} answered by the frozen worker before it froze, failures: {:?}",
+        seen.len(),
+        failures(&seen)
+    );
+    assert!(failures(&seen).is_empty(), "failed requests: {:?}", failures(&seen));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn max_requests_per_worker_recycles_under_load_without_a_failed_request() {
+    let mut c = Embedded::start(
+        2,
+        r#""healthCheckInterval": 200, "performance": {"maxRequestsPerWorker": 150}"#,
+    )
+    .await;
+    let addr = c.handle.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    // 4 x 200 = 800 requests: each worker passes its limit (150 +- 10 %) at least once.
+    let load = load(addr, "/pid", 4, 200, Arc::clone(&stop));
+    let mut reasons = Vec::new();
+    let mut min_ready = usize::MAX;
+    let deadline = Instant::now() + WAIT;
+    // The limit is judged on every tick, so a worker over it is recycled even if the load
+    // has ended by then.
+    while reasons.len() < 2 {
+        assert!(Instant::now() < deadline, "only {} recycles: {reasons:?}", reasons.len());
+        let ev = tokio::time::timeout(Duration::from_millis(50), c.events.recv()).await;
+        if let Ok(Ok(ClusterEvent::Recycling { reason, .. })) = ev {
+            reasons.push(reason);
+        }
+        min_ready = min_ready.min(c.status().await.ready_workers);
+    }
+    let seen = load.await.unwrap();
+    println!("{} requests, recycles: {reasons:?}, min ready {min_ready}", seen.len());
+    for reason in &reasons {
+        assert!(reason.starts_with("served ") && reason.contains("requests"), "{reason}");
+    }
+    assert!(min_ready >= 2, "ready workers dropped to {min_ready}");
+    assert!(failures(&seen).is_empty(), "failed requests: {:?}", failures(&seen));
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_answering_500s_is_ejected_and_readmitted_once_healthy() {
+    let mut c = Embedded::start(
+        3,
+        r#""env": {"HELLO_FAULT_SLOT": "0", "HELLO_FAIL_FOR_MS": "2500"},
+           "healthCheckInterval": 200,
+           "health": {"outlierMinRequests": 10, "ejectionTime": 2000, "metricsWindow": 1000}"#,
+    )
+    .await;
+    let faulty = c.pid_of_slot(0).await;
+    let faulty_id = c.status().await.workers.iter().find(|w| w.slot == 0).unwrap().worker_id;
+    let addr = c.handle.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load(addr, "/pid", 4, 20_000, Arc::clone(&stop));
+
+    let reason = c
+        .next_event("ejection", |ev| match ev {
+            ClusterEvent::Ejected { worker_id, reason, .. } if *worker_id == faulty_id => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+    println!("faulty worker ejected: {reason}");
+    assert!(reason.contains("error rate"), "{reason}");
+    let ejected = c.status().await;
+    assert!(ejected.workers.iter().any(|w| w.worker_id == faulty_id && w.ejected));
+    assert_eq!(ejected.ready_workers, 2, "one worker out of rotation");
+    // Re-admitted when its ejection ends; if it still fails then, it is ejected again for
+    // longer, and re-admitted after that.
+    c.next_event("re-admission while healthy", |ev| match ev {
+        ClusterEvent::Readmitted { worker_id, .. } if *worker_id == faulty_id => Some(()),
+        _ => None,
+    })
+    .await;
+    let readmitted = Instant::now();
+    // Now healthy: it stays in rotation and serves its share.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = c.status().await;
+    let w = status.workers.iter().find(|w| w.worker_id == faulty_id);
+    let w = w.expect("the worker was re-admitted, not replaced");
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await.unwrap();
+    let errors = seen.iter().filter(|(s, _)| *s == 500).count();
+    println!(
+        "{} requests, {errors} answered 500 by the faulty worker, other failures: {:?}, \
+         worker after re-admission: ejected {} rates {:?}",
+        seen.len(),
+        failures(&seen).into_iter().filter(|(s, _)| *s != 500).collect::<Vec<_>>(),
+        w.ejected,
+        w.rates
+    );
+    assert!(!w.ejected && w.rates.requests > 0, "not serving since {readmitted:?}: {w:#?}");
+    assert_eq!(w.rates.errors, 0, "errors after re-admission");
+    assert!(seen.iter().any(|(s, body)| *s == 200 && body == &faulty.to_string()));
+    // The only failures are the faulty worker's own 500s, and ejection bounds them.
+    assert!(failures(&seen).iter().all(|(s, _)| *s == 500), "{:?}", failures(&seen));
+    assert!(errors * 5 < seen.len(), "{errors} of {} requests answered 500", seen.len());
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_cpu_figure_of_a_busy_worker_agrees_with_ps() {
+    let c =
+        Embedded::start(1, r#""env": {"HELLO_BURN_PERCENT": "60"}, "healthCheckInterval": 500"#)
+            .await;
+    let pid = c.pid_of_slot(0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut diffs = Vec::new();
+    for _ in 0..3 {
+        let ours = c.status().await.workers[0].cpu_percent.expect("a CPU figure");
+        let out = std::process::Command::new("ps")
+            .args(["-o", "%cpu=", "-p", &pid.to_string()])
+            .output()
+            .expect("run ps");
+        let ps: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("ps %cpu");
+        println!("cpu of the busy worker: ours {ours:.1} %, ps {ps:.1} %");
+        diffs.push((ours - ps).abs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    diffs.sort_by(f64::total_cmp);
+    assert!(diffs[1] <= 10.0, "CPU figures differ by {diffs:?} percentage points");
+    c.stop().await;
+}
