@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cluster_balancer::{Balancer, SlowStart, Sticky};
+use cluster_health::{HealthPolicy, ResourceSampler};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,16 @@ pub struct ClusterBuilder {
     spec: ClusterSpec,
     spawner: Option<Arc<dyn Spawner>>,
     balancer: Option<Arc<dyn Balancer>>,
+    hooks: HealthHooks,
+}
+
+/// What an embedder added to the configured health checks.
+#[derive(Debug, Default)]
+pub(crate) struct HealthHooks {
+    /// Replaces the /proc sampler.
+    pub(crate) sampler: Option<Arc<dyn ResourceSampler>>,
+    /// Judged after the configured policies.
+    pub(crate) policies: Vec<Box<dyn HealthPolicy>>,
 }
 
 impl ClusterBuilder {
@@ -58,6 +69,20 @@ impl ClusterBuilder {
     /// Uses `balancer` instead of the configured strategy.
     pub fn balancer(mut self, balancer: Arc<dyn Balancer>) -> Self {
         self.balancer = Some(balancer);
+        self
+    }
+
+    /// Adds a health rule of your own, judged on every health tick after the configured ones
+    /// (memory, probe, max requests, outlier); the most severe verdict wins.
+    pub fn health_policy(mut self, policy: impl HealthPolicy + 'static) -> Self {
+        self.hooks.policies.push(Box::new(policy));
+        self
+    }
+
+    /// Samples workers' resources with `sampler` instead of reading /proc (another platform,
+    /// or a test that feeds its own figures).
+    pub fn sampler(mut self, sampler: impl ResourceSampler + 'static) -> Self {
+        self.hooks.sampler = Some(Arc::new(sampler));
         self
     }
 
@@ -96,6 +121,7 @@ impl ClusterBuilder {
         let handle = ClusterHandle::new(tx.clone(), events.clone(), local_addr);
         Ok(Cluster {
             spec: Arc::new(self.spec),
+            hooks: self.hooks,
             spawner,
             router: Arc::new(Router::new(balancer)),
             listener,
@@ -118,6 +144,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 #[derive(Debug)]
 pub struct Cluster {
     spec: Arc<ClusterSpec>,
+    hooks: HealthHooks,
     spawner: Arc<dyn Spawner>,
     router: Arc<Router>,
     listener: TcpListener,
@@ -130,7 +157,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts building a cluster for `spec`.
     pub fn builder(spec: ClusterSpec) -> ClusterBuilder {
-        ClusterBuilder { spec, spawner: None, balancer: None }
+        ClusterBuilder { spec, spawner: None, balancer: None, hooks: HealthHooks::default() }
     }
 
     /// The bound front address.
@@ -169,6 +196,7 @@ impl Cluster {
         let _ = events.send(crate::ClusterEvent::Listening { addr: self.handle.local_addr() });
         let supervisor = Supervisor::new(SupervisorParts {
             spec: self.spec,
+            hooks: self.hooks,
             spawner: self.spawner,
             router: self.router,
             events: self.events,

@@ -12,7 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cluster_core::config::{self, Environment, Overrides};
-use cluster_core::{Cluster, ClusterEvent, ClusterHandle, ClusterStatus, ShutdownMode};
+use cluster_core::{
+    Cluster, ClusterBuilder, ClusterEvent, ClusterHandle, ClusterStatus, ShutdownMode,
+};
+use cluster_health::{
+    HealthPolicy, ProcfsSampler, ResourceSample, ResourceSampler, SampleError, Verdict,
+    WorkerSnapshot,
+};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::sync::broadcast;
@@ -36,6 +42,15 @@ impl Embedded {
     /// Starts `workers` hello workers with `extra` merged into the configuration (JSON object
     /// members, without braces), and waits until they are ready.
     async fn start(workers: usize, extra: &str) -> Embedded {
+        Self::start_with(workers, extra, |b| b).await
+    }
+
+    /// [`start`](Self::start), with the builder adjusted by `adjust` (custom hooks).
+    async fn start_with(
+        workers: usize,
+        extra: &str,
+        adjust: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
+    ) -> Embedded {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.config.json");
         let json = format!(
@@ -48,7 +63,7 @@ impl Embedded {
         let spec = config::load(&o, &Environment::from_vars([("PATH", "/usr/bin:/bin")]))
             .expect("config")
             .spec;
-        let cluster = Cluster::builder(spec).build().await.expect("bind");
+        let cluster = adjust(Cluster::builder(spec)).build().await.expect("bind");
         let handle = cluster.handle();
         let events = handle.subscribe();
         let run = tokio::spawn(async move {
@@ -413,5 +428,63 @@ async fn the_cpu_figure_of_a_busy_worker_agrees_with_ps() {
     }
     diffs.sort_by(f64::total_cmp);
     assert!(diffs[1] <= 10.0, "CPU figures differ by {diffs:?} percentage points");
+    c.stop().await;
+}
+
+/// Reports what /proc says, except for one pid, which it says uses 1 GiB.
+#[derive(Debug)]
+struct Inflating {
+    real: ProcfsSampler,
+    pid: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl ResourceSampler for Inflating {
+    fn sample(&self, pid: u32) -> Result<ResourceSample, SampleError> {
+        let mut sample = self.real.sample(pid)?;
+        if pid == self.pid.load(Ordering::Relaxed) {
+            sample.rss_bytes = 1 << 30;
+        }
+        Ok(sample)
+    }
+}
+
+/// Healthy always; counts the workers it judged.
+#[derive(Debug)]
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl HealthPolicy for Counting {
+    fn evaluate(&self, _worker: &WorkerSnapshot) -> Verdict {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Verdict::Healthy
+    }
+}
+
+#[tokio::test]
+async fn an_embedder_can_feed_samples_and_add_a_policy() {
+    let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let judged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sampler = Inflating { real: ProcfsSampler::new(), pid: Arc::clone(&pid) };
+    let policy = Counting(Arc::clone(&judged));
+    let mut c = Embedded::start_with(
+        2,
+        r#""maxMemoryUsage": 256, "healthCheckInterval": 100,
+           "health": {"memoryMinAge": 0, "memorySamples": 2, "hardMemoryLimit": 0}"#,
+        |b| b.sampler(sampler).health_policy(policy),
+    )
+    .await;
+    let target = c.pid_of_slot(1).await;
+    pid.store(target, Ordering::Relaxed);
+    let reason = c
+        .next_event("memory recycle", |ev| match ev {
+            ClusterEvent::Recycling { slot: 1, reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, "memory 1024 MB over the 256 MB soft limit");
+    c.wait_until("the inflated worker replaced", |s| {
+        s.ready_workers == 2 && s.workers.iter().all(|w| w.pid != target)
+    })
+    .await;
+    assert!(judged.load(Ordering::Relaxed) >= 2, "the custom policy judged the workers");
     c.stop().await;
 }

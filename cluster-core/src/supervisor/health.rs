@@ -13,6 +13,7 @@ use cluster_health::{
 
 use super::worker::Stop;
 use super::{Msg, Phase, Supervisor, WorkerState, readiness};
+use crate::cluster::HealthHooks;
 use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
 use crate::metrics::{RateWindow, WindowRates};
@@ -61,8 +62,9 @@ pub(super) struct WorkerHealth {
 }
 
 impl Health {
-    /// The policies the configuration asks for, sampling /proc.
-    pub(super) fn from_spec(spec: &ClusterSpec) -> Self {
+    /// The policies the configuration asks for, plus the embedder's; sampling /proc unless
+    /// the embedder gave a sampler.
+    pub(super) fn from_spec(spec: &ClusterSpec, hooks: HealthHooks) -> Self {
         let h = &spec.health;
         let mut policies = Policies::new();
         policies.memory = Some(MemoryPolicy {
@@ -88,10 +90,11 @@ impl Health {
             max_ejected_share: h.max_ejected_percent / 100.0,
             ..OutlierPolicy::default()
         });
+        policies.custom = hooks.policies;
         Self {
             policies,
             state: HealthState::default(),
-            sampler: Arc::new(ProcfsSampler::new()),
+            sampler: hooks.sampler.unwrap_or_else(|| Arc::new(ProcfsSampler::new())),
             workers: BTreeMap::new(),
             sampling: false,
             probe_path: spec.health_check_path.clone(),

@@ -145,6 +145,7 @@ pub(crate) struct Supervisor {
 /// The parts a [`Supervisor`] is built from.
 pub(crate) struct SupervisorParts {
     pub(crate) spec: Arc<ClusterSpec>,
+    pub(crate) hooks: crate::cluster::HealthHooks,
     pub(crate) spawner: Arc<dyn Spawner>,
     pub(crate) router: Arc<Router>,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
@@ -158,7 +159,7 @@ pub(crate) struct SupervisorParts {
 impl Supervisor {
     pub(crate) fn new(p: SupervisorParts) -> Self {
         let probe = Probe::new(p.spec.health_check_path.as_deref());
-        let health = health::Health::from_spec(&p.spec);
+        let health = health::Health::from_spec(&p.spec, p.hooks);
         let slots = (0..p.spec.workers).map(|_| Slot::default()).collect();
         Self {
             spec: p.spec,
