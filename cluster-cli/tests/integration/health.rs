@@ -111,8 +111,36 @@ impl Embedded {
 
     /// The pid of the worker in `slot`.
     async fn pid_of_slot(&self, slot: usize) -> u32 {
+        self.worker_in_slot(slot).await.1
+    }
+
+    /// The id and pid of the worker in `slot`.
+    async fn worker_in_slot(&self, slot: usize) -> (u64, u32) {
         let status = self.status().await;
-        status.workers.iter().find(|w| w.slot == slot).expect("slot").pid
+        let w = status.workers.iter().find(|w| w.slot == slot).expect("slot");
+        (w.worker_id, w.pid)
+    }
+
+    /// The reason of the next ejection of worker `id`.
+    async fn ejection_of(&mut self, id: u64) -> String {
+        self.next_event("ejection", |ev| match ev {
+            ClusterEvent::Ejected { worker_id, reason, .. } if *worker_id == id => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The reason of the next recycle of worker `id`.
+    async fn recycling_of(&mut self, id: u64) -> String {
+        self.next_event("recycle", |ev| match ev {
+            ClusterEvent::Recycling { worker_id, reason, .. } if *worker_id == id => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await
     }
 
     async fn stop(self) {
@@ -212,20 +240,13 @@ async fn a_leaking_worker_is_recycled_without_a_failed_request() {
            "health": {"memoryMinAge": 1000, "memorySamples": 2, "hardMemoryLimit": 0}"#,
     )
     .await;
-    let leaking = c.pid_of_slot(0).await;
+    let (old, leaking) = c.worker_in_slot(0).await;
     let addr = c.handle.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let load = load(addr, "/pid", 4, 5_000, Arc::clone(&stop));
 
     let started = Instant::now();
-    let (old, reason) = c
-        .next_event("memory recycle", |ev| match ev {
-            ClusterEvent::Recycling { worker_id, slot: 0, reason } => {
-                Some((*worker_id, reason.clone()))
-            }
-            _ => None,
-        })
-        .await;
+    let reason = c.recycling_of(old).await;
     println!("leaking worker recycled after {:?}: {reason}", started.elapsed());
     assert!(reason.contains("memory") && reason.contains("soft limit"), "{reason}");
     c.next_event("recycled", |ev| {
@@ -256,8 +277,7 @@ async fn a_frozen_worker_leaves_rotation_at_once_and_is_replaced() {
            "health": {"probeTimeout": 300, "probeFailures": 2}"#,
     )
     .await;
-    let frozen = c.pid_of_slot(0).await;
-    let frozen_id = c.status().await.workers.iter().find(|w| w.slot == 0).unwrap().worker_id;
+    let (frozen_id, frozen) = c.worker_in_slot(0).await;
     let addr = c.handle.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let load = load(addr, "/pid", 4, 5_000, Arc::clone(&stop));
@@ -269,25 +289,11 @@ async fn a_frozen_worker_leaves_rotation_at_once_and_is_replaced() {
     )
     .unwrap();
     let frozen_at = Instant::now();
-    let reason = c
-        .next_event("ejection", |ev| match ev {
-            ClusterEvent::Ejected { worker_id, reason, .. } if *worker_id == frozen_id => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = c.ejection_of(frozen_id).await;
     let out_after = frozen_at.elapsed();
     println!("frozen worker out of rotation after {out_after:?}: {reason}");
     assert!(reason.contains("probes failed"), "{reason}");
-    let reason = c
-        .next_event("replacement", |ev| match ev {
-            ClusterEvent::Recycling { worker_id, reason, .. } if *worker_id == frozen_id => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = c.recycling_of(frozen_id).await;
     println!("replacement started after {:?}: {reason}", frozen_at.elapsed());
     assert!(reason.contains("unresponsive"), "{reason}");
     c.wait_until("the frozen worker gone", |s| {
@@ -355,20 +361,12 @@ async fn a_worker_answering_500s_is_ejected_and_readmitted_once_healthy() {
            "health": {"outlierMinRequests": 10, "ejectionTime": 2000, "metricsWindow": 1000}"#,
     )
     .await;
-    let faulty = c.pid_of_slot(0).await;
-    let faulty_id = c.status().await.workers.iter().find(|w| w.slot == 0).unwrap().worker_id;
+    let (faulty_id, faulty) = c.worker_in_slot(0).await;
     let addr = c.handle.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let load = load(addr, "/pid", 4, 20_000, Arc::clone(&stop));
 
-    let reason = c
-        .next_event("ejection", |ev| match ev {
-            ClusterEvent::Ejected { worker_id, reason, .. } if *worker_id == faulty_id => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = c.ejection_of(faulty_id).await;
     println!("faulty worker ejected: {reason}");
     assert!(reason.contains("error rate"), "{reason}");
     let ejected = c.status().await;
@@ -472,14 +470,9 @@ async fn an_embedder_can_feed_samples_and_add_a_policy() {
         |b| b.sampler(sampler).health_policy(policy),
     )
     .await;
-    let target = c.pid_of_slot(1).await;
+    let (id, target) = c.worker_in_slot(1).await;
     pid.store(target, Ordering::Relaxed);
-    let reason = c
-        .next_event("memory recycle", |ev| match ev {
-            ClusterEvent::Recycling { slot: 1, reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .await;
+    let reason = c.recycling_of(id).await;
     assert_eq!(reason, "memory 1024 MB over the 256 MB soft limit");
     c.wait_until("the inflated worker replaced", |s| {
         s.ready_workers == 2 && s.workers.iter().all(|w| w.pid != target)
