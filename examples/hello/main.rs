@@ -32,6 +32,12 @@
 //! - `HELLO_SLOW_SLOT`: apply `HELLO_DELAY_MS` only in the worker whose `CLUSTER_WORKER_ID` is
 //!   this value, so one worker of a cluster is slow and the others are not.
 //! - `HELLO_EXIT_AFTER_MS`: exit with code 1 this long after binding (a crashing worker).
+//! - `HELLO_NOTIFY=1`: speak the systemd notify protocol on `NOTIFY_SOCKET` (`@name` for the
+//!   abstract namespace): `READY=1` and `STATUS=serving` once bound, then `WATCHDOG=1` every
+//!   `WATCHDOG_USEC`/2 (none without `WATCHDOG_USEC`).
+//! - `HELLO_NOTIFY_HANG_AFTER_MS`: with `HELLO_NOTIFY=1`, stop sending `WATCHDOG=1` this long
+//!   after binding (with a last `STATUS=hanging ...`) while still serving HTTP: a worker whose
+//!   heartbeats stop, for the cluster's watchdog.
 //!
 //! # Signals
 //!
@@ -48,6 +54,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod notify;
 mod routes;
 mod server;
 mod stream;
