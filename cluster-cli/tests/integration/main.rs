@@ -3,6 +3,7 @@
 
 mod balancing;
 mod config_errors;
+mod heartbeat;
 mod lifecycle;
 mod recycle;
 mod routing;
