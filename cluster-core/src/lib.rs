@@ -11,6 +11,9 @@
 //!   configured `cluster_health` policies; every recycle (memory, request count, probe,
 //!   [`ClusterHandle::recycle`]) takes the same path: start the replacement, wait until it is
 //!   ready, drain the old worker, stop it.
+//!   Workers may also report readiness and liveness themselves, over the systemd notify
+//!   protocol (`NOTIFY_SOCKET`) or a Node IPC channel (`NODE_CHANNEL_FD`); a worker that
+//!   announced heartbeats and falls silent is replaced the same way.
 //! - [`Router`]: the lock-free routing table the proxy picks ready workers from; each
 //!   [`Backend`] carries the [`WorkerMetrics`] the proxy measures (requests, errors, bytes,
 //!   latency percentiles).

@@ -159,6 +159,12 @@ pub struct WorkerStatus {
     pub metrics: MetricsSnapshot,
     /// Its rates over the sliding window, at the last health tick.
     pub rates: WindowRates,
+    /// The last status line it reported about itself (`STATUS=...` on the notify socket, or
+    /// `{"type":"status","status":"..."}` on its IPC channel), at most 256 bytes.
+    pub heartbeat_status: Option<String>,
+    /// Milliseconds since its last heartbeat (`WATCHDOG=1`, or a message on its IPC channel);
+    /// `None` until it sends heartbeats.
+    pub last_heartbeat_ms_ago: Option<u64>,
 }
 
 #[cfg(test)]
@@ -190,6 +196,8 @@ mod tests {
             cpu_percent: Some(cpu),
             metrics,
             rates: WindowRates::default(),
+            heartbeat_status: None,
+            last_heartbeat_ms_ago: None,
         }
     }
 

@@ -39,6 +39,12 @@
 //! - `HELLO_BURN_PERCENT`: a thread keeps this percentage of one core busy (a busy worker).
 //! - `HELLO_FAULT_SLOT`: apply the three above only in the worker whose `CLUSTER_WORKER_ID` is
 //!   this value.
+//! - `HELLO_NOTIFY=1`: speak the systemd notify protocol on `NOTIFY_SOCKET` (`@name` for the
+//!   abstract namespace): `READY=1` and `STATUS=serving` once bound, then `WATCHDOG=1` every
+//!   `WATCHDOG_USEC`/2 (none without `WATCHDOG_USEC`).
+//! - `HELLO_NOTIFY_HANG_AFTER_MS`: with `HELLO_NOTIFY=1`, stop sending `WATCHDOG=1` this long
+//!   after binding (with a last `STATUS=hanging ...`) while still serving HTTP: a worker whose
+//!   heartbeats stop, for the cluster's watchdog.
 //!
 //! # Signals
 //!
@@ -56,6 +62,7 @@
 #![forbid(unsafe_code)]
 
 mod faults;
+mod notify;
 mod routes;
 mod server;
 mod stream;

@@ -74,6 +74,10 @@ pub(crate) async fn run(config: Config) -> ExitCode {
             std::process::exit(1);
         });
     }
+    if let Err(e) = crate::notify::start_from_env() {
+        eprintln!("hello: {e}");
+        return ExitCode::from(2);
+    }
     let shared = Arc::new(Shared {
         worker_id: config.worker_id,
         pid,

@@ -17,6 +17,10 @@
 // idle timeout must be shorter, and the tests exercise that.
 // SIGTERM/SIGINT: server.close() (stop accepting, close idle connections, let in-flight
 // requests finish), then exit 0; exit 1 if that takes more than 5 s.
+// Heartbeat, when started with an IPC channel (`cluster` opens one for `node` workers,
+// NODE_CHANNEL_FD): {"v":1,"type":"ready"} once listening, {"v":1,"type":"status",...}, then
+// {"v":1,"type":"heartbeat"} every second. The channel and the timer are unref'd so that they
+// never keep the process alive, and nothing is sent once the cluster has hung up.
 const http = require('http');
 
 const PORT = parseInt(process.env.PORT || '3000', 10);
@@ -97,7 +101,18 @@ server.listen(PORT, HOST, () => {
     const a = server.address();
     console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${a.address}:${a.port}`);
   }
+  startHeartbeat();
 });
+
+function startHeartbeat() {
+  if (typeof process.send !== 'function') return;
+  process.channel.unref();
+  // The callback takes any send error, so it never becomes an 'error' event on process.
+  const report = (msg) => process.connected && process.send(msg, () => {});
+  report({ v: 1, type: 'ready' });
+  report({ v: 1, type: 'status', status: `serving on ${HOST}:${server.address().port}` });
+  setInterval(() => report({ v: 1, type: 'heartbeat' }), 1000).unref();
+}
 
 let stopping = false;
 function shutdown() {

@@ -4,6 +4,7 @@
 mod balancing;
 mod config_errors;
 mod health;
+mod heartbeat;
 mod lifecycle;
 mod recycle;
 mod routing;

@@ -1,6 +1,7 @@
 //! Starting worker processes: the [`Spawner`] trait and the built-in spawners.
 
 mod guardian;
+mod ipc;
 mod output;
 mod process;
 mod self_exec;
@@ -9,6 +10,8 @@ mod sys;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -29,18 +32,53 @@ pub struct WorkerSpec {
     pub generation: u32,
     /// The private loopback endpoint the worker must listen on (`HOST` and `PORT`).
     pub endpoint: SocketAddr,
+    /// Where the worker may send systemd notify datagrams (`NOTIFY_SOCKET`: `READY=1`,
+    /// `WATCHDOG=1`, `STATUS=...`); `None` when the cluster has no notify socket.
+    pub notify_socket: Option<String>,
+    /// How long the worker may stay silent once it sends heartbeats (`WATCHDOG_USEC`, set
+    /// only together with [`notify_socket`](Self::notify_socket)).
+    pub watchdog: Option<Duration>,
+    /// Whether to give the worker a Node IPC channel on fd 3 (`NODE_CHANNEL_FD`): the
+    /// `health.nodeIpc` setting. `None` lets the spawner decide ([`ProcessSpawner`]: only when
+    /// the program is `node` or `nodejs`).
+    pub node_ipc: Option<bool>,
 }
 
 impl WorkerSpec {
     /// The environment variables the cluster gives every worker, in the order they are set.
-    /// They are applied after the configured `env`, so they always win.
-    pub fn cluster_env(&self) -> [(&'static str, String); 5] {
-        [
+    /// They are applied after the configured `env`, so they always win. `NOTIFY_SOCKET` and
+    /// `WATCHDOG_USEC` are included when set; the Node IPC variables are the spawner's, since
+    /// they come with an open file descriptor.
+    pub fn cluster_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
             ("PORT", self.endpoint.port().to_string()),
             ("HOST", self.endpoint.ip().to_string()),
             ("CLUSTER_WORKER_ID", self.slot.to_string()),
             ("NODE_APP_INSTANCE", self.slot.to_string()),
             ("CLUSTER_WORKER_GENERATION", self.generation.to_string()),
+        ];
+        if let Some(socket) = &self.notify_socket {
+            env.push(("NOTIFY_SOCKET", socket.clone()));
+            if let Some(watchdog) = self.watchdog {
+                env.push(("WATCHDOG_USEC", watchdog.as_micros().to_string()));
+            }
+        }
+        env
+    }
+
+    /// Variables a spawner removes from the environment the worker would inherit from the
+    /// primary, before it applies [`cluster_env`](Self::cluster_env): the notify and IPC
+    /// variables of the primary's own supervisor (systemd, a Node parent) would otherwise
+    /// point the worker at a socket or file descriptor that is not its own. `WATCHDOG_PID` is
+    /// always removed: clients such as `sd_watchdog_enabled` ignore `WATCHDOG_USEC` when it
+    /// names another process.
+    pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
+        &[
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "NODE_CHANNEL_FD",
+            "NODE_CHANNEL_SERIALIZATION_MODE",
         ]
     }
 }
@@ -113,6 +151,15 @@ pub trait WorkerProcess: Send + fmt::Debug {
     ///
     /// The OS error if waiting fails.
     async fn wait(&mut self) -> io::Result<WorkerExit>;
+
+    /// Hands over the primary's end of the worker's IPC channel (newline-delimited JSON on the
+    /// worker's fd 3, `NODE_CHANNEL_FD`), once; `None` when the worker has none. The default
+    /// returns `None`.
+    ///
+    /// The supervisor reads heartbeats from it and never writes to it.
+    fn take_ipc_channel(&mut self) -> Option<UnixStream> {
+        None
+    }
 }
 
 /// A worker process could not be started.

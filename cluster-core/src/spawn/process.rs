@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tokio::process::{Child, Command};
 
 use super::output::{Stream, forward_lines};
 use super::{
-    Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec, sys,
+    Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec, ipc, sys,
 };
 use crate::config::WorkerCommand;
 
@@ -20,10 +21,14 @@ use crate::config::WorkerCommand;
 ///
 /// Each worker gets `PORT`, `HOST`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` and
 /// `CLUSTER_WORKER_GENERATION` in its environment, on top of the primary's environment and
-/// the configured extra variables. It runs in its own process group (so Ctrl-C in a terminal
-/// reaches only the primary, and signals reach the worker's own children too) and is killed
-/// by the kernel if the primary dies. Its stdout and stderr are forwarded line by line,
-/// prefixed with `[w<slot>]`.
+/// the configured extra variables, and `NOTIFY_SOCKET`/`WATCHDOG_USEC` when the cluster has a
+/// notify socket. When [`WorkerSpec::node_ipc`] asks for it (by default: when the program is
+/// `node` or `nodejs`), it also gets a Node IPC channel at fd 3 (`NODE_CHANNEL_FD=3`), whose
+/// other end [`WorkerProcess::take_ipc_channel`] hands over.
+///
+/// It runs in its own process group (so Ctrl-C in a terminal reaches only the primary, and
+/// signals reach the worker's own children too) and is killed by the kernel if the primary
+/// dies. Its stdout and stderr are forwarded line by line, prefixed with `[w<slot>]`.
 #[derive(Debug, Clone)]
 pub struct ProcessSpawner {
     program: PathBuf,
@@ -88,10 +93,17 @@ impl ProcessSpawner {
 
 impl Spawner for ProcessSpawner {
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
+        let failed = |source| SpawnError::Start {
+            program: self.program.display().to_string(),
+            slot: spec.slot,
+            source,
+        };
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .envs(&self.env)
-            .envs(spec.cluster_env())
+        cmd.args(&self.args).envs(&self.env);
+        for key in spec.inherited_env_to_remove() {
+            cmd.env_remove(key);
+        }
+        cmd.envs(spec.cluster_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,11 +113,19 @@ impl Spawner for ProcessSpawner {
             cmd.current_dir(dir);
         }
         sys::kill_when_parent_dies(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
-            program: self.program.display().to_string(),
-            slot: spec.slot,
-            source,
-        })?;
+        let ipc_end = if ipc::wanted(&self.program, spec.node_ipc) {
+            let channel = ipc::Channel::open().map_err(&failed)?;
+            cmd.envs(ipc::ENV);
+            sys::pass_as_fd(&mut cmd, channel.child, ipc::CHILD_FD);
+            Some(channel.parent)
+        } else {
+            None
+        };
+        let spawned = cmd.spawn();
+        // The child's end of the channel lives in `cmd`: close it now, so that the channel
+        // reaches end-of-file when the worker exits.
+        drop(cmd);
+        let mut child = spawned.map_err(failed)?;
         let pid = child.id().unwrap_or(0);
         if let Some(g) = &self.guardian {
             g.watch(pid);
@@ -116,7 +136,13 @@ impl Spawner for ProcessSpawner {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(forward_lines(err, spec.slot, Stream::Stderr));
         }
-        Ok(Box::new(ChildProcess { child, pid, exit: None, guardian: self.guardian.clone() }))
+        Ok(Box::new(ChildProcess {
+            child,
+            pid,
+            exit: None,
+            guardian: self.guardian.clone(),
+            ipc: ipc_end,
+        }))
     }
 }
 
@@ -127,6 +153,7 @@ struct ChildProcess {
     pid: u32,
     exit: Option<WorkerExit>,
     guardian: Option<Arc<Guardian>>,
+    ipc: Option<UnixStream>,
 }
 
 #[async_trait]
@@ -161,5 +188,64 @@ impl WorkerProcess for ChildProcess {
         let exit = WorkerExit { code: status.code(), signal: status.signal() };
         self.exit = Some(exit);
         Ok(exit)
+    }
+
+    fn take_ipc_channel(&mut self) -> Option<UnixStream> {
+        self.ipc.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn spec(node_ipc: Option<bool>) -> WorkerSpec {
+        WorkerSpec {
+            id: 1,
+            slot: 0,
+            generation: 1,
+            endpoint: ([127, 0, 0, 1], 4000).into(),
+            notify_socket: Some("@cluster/test/notify".into()),
+            watchdog: Some(Duration::from_millis(1500)),
+            node_ipc,
+        }
+    }
+
+    /// Runs `sh -c script` as a worker and returns what it wrote to its IPC channel.
+    async fn channel_output(script: &str, node_ipc: Option<bool>) -> Option<String> {
+        let spawner = ProcessSpawner::new("sh", ["-c", script])
+            .env("WATCHDOG_PID", "1")
+            .env("NOTIFY_SOCKET", "/run/systemd/notify");
+        let mut process = spawner.spawn(&spec(node_ipc)).expect("spawn sh");
+        let output = process.take_ipc_channel().map(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut out = String::new();
+            // End-of-file comes only if the primary kept no copy of the worker's end.
+            stream.read_to_string(&mut out).expect("the channel ends when the worker exits");
+            out
+        });
+        assert_eq!(process.wait().await.unwrap().code, Some(0));
+        output
+    }
+
+    #[tokio::test]
+    async fn the_channel_is_fd_3_and_the_notify_variables_are_the_clusters() {
+        let script = r#"printf '%s|%s|%s|%s|%s\n' "$NODE_CHANNEL_FD" \
+            "$NODE_CHANNEL_SERIALIZATION_MODE" "$NOTIFY_SOCKET" "$WATCHDOG_USEC" \
+            "${WATCHDOG_PID-unset}" >&3"#;
+        assert_eq!(
+            channel_output(script, Some(true)).await.as_deref(),
+            Some("3|json|@cluster/test/notify|1500000|unset\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn no_channel_unless_asked_for_or_node() {
+        let script = r#"test -z "${NODE_CHANNEL_FD+set}" && ! (: >&3) 2>/dev/null"#;
+        assert_eq!(channel_output(script, None).await, None);
+        assert_eq!(channel_output(script, Some(false)).await, None);
     }
 }

@@ -80,6 +80,7 @@ impl Health {
             failure_threshold: h.probe_failures,
             unresponsive_timeout: spec.unresponsive_timeout,
         });
+        policies.watchdog = Some(cluster_health::WatchdogPolicy { timeout: h.heartbeat_timeout });
         policies.outlier = h.outlier_detection.then(|| OutlierPolicy {
             min_excess: h.outlier_error_rate / 100.0,
             min_error_rate: h.outlier_error_rate / 100.0,
@@ -202,7 +203,7 @@ impl Supervisor {
                 error_rate: h.rates.error_rate,
                 consecutive_probe_failures: h.probe_failures,
                 since_last_probe_ok: Some(at.saturating_duration_since(h.last_probe_ok)),
-                ..WorkerSnapshot::default()
+                since_last_heartbeat: w.heartbeat.since_last(at),
             });
         }
         let live: Vec<u64> = self.workers.keys().copied().collect();

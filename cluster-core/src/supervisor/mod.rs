@@ -7,6 +7,11 @@
 
 mod backoff;
 mod health;
+mod heartbeat;
+mod ipc;
+mod lines;
+mod notify;
+mod owner;
 mod ports;
 mod readiness;
 mod recycle;
@@ -76,6 +81,8 @@ pub(crate) enum Msg {
         measured: Vec<health::Measured>,
         at: std::time::Instant,
     },
+    /// What a worker said about itself (notify socket, IPC channel).
+    Heartbeat(heartbeat::HeartbeatMsg),
 }
 
 /// One live worker process.
@@ -94,6 +101,8 @@ struct Worker {
     failed_start: bool,
     /// The worker this one was started to replace (a recycle), if any.
     replaces: Option<u64>,
+    /// What it said about itself.
+    heartbeat: heartbeat::WorkerHeartbeat,
 }
 
 /// One position in the pool of N workers; survives its workers.
@@ -140,6 +149,7 @@ pub(crate) struct Supervisor {
     proxy_done: Option<oneshot::Receiver<()>>,
     recycles: recycle::Recycles,
     health: health::Health,
+    heartbeats: heartbeat::Heartbeats,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -160,6 +170,7 @@ impl Supervisor {
     pub(crate) fn new(p: SupervisorParts) -> Self {
         let probe = Probe::new(p.spec.health_check_path.as_deref());
         let health = health::Health::from_spec(&p.spec, p.hooks);
+        let heartbeats = heartbeat::Heartbeats::start(p.tx.clone());
         let slots = (0..p.spec.workers).map(|_| Slot::default()).collect();
         Self {
             spec: p.spec,
@@ -178,6 +189,7 @@ impl Supervisor {
             proxy_done: Some(p.proxy_done),
             recycles: recycle::Recycles::default(),
             health,
+            heartbeats,
         }
     }
 
@@ -209,6 +221,7 @@ impl Supervisor {
                 Msg::HealthTick => self.health_tick(),
                 Msg::Samples { measured, at } => self.on_samples(measured, at),
                 Msg::Worker(m) => self.on_worker(m),
+                Msg::Heartbeat(m) => self.on_heartbeat(m),
                 Msg::RestartDue { slot } => {
                     self.slots[slot].restart_pending = false;
                     if self.phase == Phase::Running {
@@ -241,8 +254,17 @@ impl Supervisor {
             }
         };
         self.slots[slot].generation += 1;
-        let spec = WorkerSpec { id, slot, generation: self.slots[slot].generation, endpoint };
-        let process = match self.spawner.spawn(&spec) {
+        let notify_socket = self.heartbeats.notify_socket();
+        let spec = WorkerSpec {
+            id,
+            slot,
+            generation: self.slots[slot].generation,
+            endpoint,
+            watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
+            notify_socket,
+            node_ipc: self.spec.health.node_ipc,
+        };
+        let mut process = match self.spawner.spawn(&spec) {
             Ok(p) => p,
             Err(e) => {
                 self.failed_start(slot, replaces, e.to_string());
@@ -251,15 +273,15 @@ impl Supervisor {
         };
         let pid = process.pid();
         let (stops, stop_rx) = mpsc::unbounded_channel();
-        tokio::spawn(worker::run(
-            process,
+        let heartbeat = heartbeat::WorkerHeartbeat::default();
+        let setup = worker::Setup {
             id,
             endpoint,
-            self.probe.clone(),
-            self.spec.start_timeout,
-            stop_rx,
-            self.tx.clone(),
-        ));
+            probe: self.probe.clone(),
+            start_timeout: self.spec.start_timeout,
+            heartbeat: self.heartbeats.link(id, &heartbeat, process.take_ipc_channel()),
+        };
+        tokio::spawn(worker::run(process, setup, stop_rx, self.tx.clone()));
         self.workers.insert(
             id,
             Worker {
@@ -274,6 +296,7 @@ impl Supervisor {
                 backend: None,
                 failed_start: false,
                 replaces,
+                heartbeat,
             },
         );
         self.emit(ClusterEvent::WorkerStarted { worker_id: id, slot, pid, addr: endpoint });
@@ -468,6 +491,11 @@ impl Supervisor {
                     .and_then(|h| h.rss_bytes)
                     .map(|b| b as f64 / (1024.0 * 1024.0)),
                 cpu_percent: self.health.of(w.id).and_then(|h| h.cpu_percent),
+                heartbeat_status: w.heartbeat.status().map(str::to_owned),
+                last_heartbeat_ms_ago: w
+                    .heartbeat
+                    .since_last(std::time::Instant::now())
+                    .map(|d| d.as_millis() as u64),
             })
             .collect();
         let ready_workers = self.router.snapshot().backends().len();

@@ -8,6 +8,7 @@ use http_body_util::Empty;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::{sleep, timeout};
 
 /// How a worker proves it is ready.
@@ -49,6 +50,20 @@ impl Probe {
         match self {
             Probe::Connect => true,
             Probe::HttpGet(path) => http_get_ok(stream, endpoint, path).await,
+        }
+    }
+}
+
+/// Waits until the worker has said it is ready (`READY=1` or `{"type":"ready"}`, notified
+/// through `said`) while its endpoint accepts a connection, so that the proxy never routes to
+/// a closed port. A worker that says so before it listens waits for the probe instead. Runs
+/// forever for a worker that never says it: callers race it with the probe.
+pub(crate) async fn announced(endpoint: SocketAddr, said: &Notify) {
+    loop {
+        said.notified().await;
+        if matches!(timeout(Duration::from_secs(1), TcpStream::connect(endpoint)).await, Ok(Ok(_)))
+        {
+            return;
         }
     }
 }

@@ -26,6 +26,13 @@ pub(super) struct Recycles {
     active: BTreeSet<u64>,
 }
 
+impl Recycles {
+    /// Whether worker `id` is being replaced right now (its replacement is starting).
+    pub(super) fn is_replacing(&self, id: u64) -> bool {
+        self.active.contains(&id)
+    }
+}
+
 impl Supervisor {
     /// Queues the replacement of worker `id` (ignored unless it is ready and not already
     /// queued or being replaced).

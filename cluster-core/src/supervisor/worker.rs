@@ -7,8 +7,24 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::Msg;
-use super::readiness::Probe;
+use super::heartbeat::Link;
+use super::readiness::{self, Probe};
 use crate::spawn::{StopSignal, WorkerExit, WorkerProcess};
+
+/// What a worker task is told about its worker besides the process itself.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    /// The worker's id.
+    pub(crate) id: u64,
+    /// Its private endpoint.
+    pub(crate) endpoint: SocketAddr,
+    /// How its readiness is probed.
+    pub(crate) probe: Probe,
+    /// How long it may take to become ready.
+    pub(crate) start_timeout: Duration,
+    /// Its heartbeats: `READY` announcements and the IPC channel.
+    pub(crate) heartbeat: Link,
+}
 
 /// What the supervisor can ask of a worker task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +41,7 @@ pub(crate) enum Stop {
 /// What a worker task reports to the supervisor.
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
-    /// The worker passed its readiness probe.
+    /// The worker passed its readiness probe, or said it is ready while its port accepts.
     Ready { id: u64 },
     /// The worker did not pass its probe within the start timeout; the task is stopping it.
     StartTimedOut { id: u64 },
@@ -40,13 +56,11 @@ const FAILED_START_GRACE: Duration = Duration::from_secs(2);
 /// process the supervisor starts is waited for.
 pub(crate) async fn run(
     mut process: Box<dyn WorkerProcess>,
-    id: u64,
-    endpoint: SocketAddr,
-    probe: Probe,
-    start_timeout: Duration,
+    setup: Setup,
     mut stops: mpsc::UnboundedReceiver<Stop>,
     report: mpsc::UnboundedSender<Msg>,
 ) {
+    let Setup { id, endpoint, probe, start_timeout, mut heartbeat } = setup;
     let send = |m: WorkerMsg| {
         let _ = report.send(Msg::Worker(m));
     };
@@ -57,6 +71,10 @@ pub(crate) async fn run(
             return;
         }
         () = probe.wait_ready(endpoint) => {
+            send(WorkerMsg::Ready { id });
+            None
+        }
+        () = readiness::announced(endpoint, &heartbeat.announced) => {
             send(WorkerMsg::Ready { id });
             None
         }
@@ -83,6 +101,7 @@ pub(crate) async fn run(
             }
             Some(Stop::Graceful { deadline }) => {
                 let _ = process.signal(StopSignal::Terminate);
+                heartbeat.hang_up();
                 loop {
                     tokio::select! {
                         exit = process.wait() => {
