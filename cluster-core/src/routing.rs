@@ -7,7 +7,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
@@ -24,8 +23,6 @@ pub struct Backend {
     load: Arc<BackendLoad>,
     metrics: WorkerMetrics,
     pub(crate) pool: UpstreamPool,
-    abandoned: AtomicBool,
-    abandon: tokio::sync::Notify,
 }
 
 impl Backend {
@@ -39,35 +36,23 @@ impl Backend {
             load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
             metrics: WorkerMetrics::default(),
             pool: UpstreamPool::new(addr),
-            abandoned: AtomicBool::new(false),
-            abandon: tokio::sync::Notify::new(),
         }
     }
 
-    /// Gives up on the requests waiting for this worker's response head: the worker stopped
-    /// answering (a frozen process, a deadlocked event loop). Requests that may be repeated
-    /// safely (idempotent, without a body) move to another worker at once instead of
-    /// waiting for the request timeout; the others keep waiting. Call it on a worker taken
-    /// out of rotation; [`resume`](Self::resume) undoes it when the worker comes back.
+    /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
+    /// loop). Its connections are closed, so the requests waiting on it fail at once: those
+    /// that may be repeated safely (idempotent, without a body) go to another worker, the
+    /// others get 502 instead of waiting for the request timeout (HAProxy's
+    /// `on-marked-down shutdown-sessions`). No new connection opens until
+    /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
+    /// per request: each connection task watches one token.
     pub fn abandon(&self) {
-        self.abandoned.store(true, Ordering::Release);
-        self.abandon.notify_waiters();
+        self.pool.cut();
     }
 
-    /// The worker answers again: requests sent to it wait for its answer again.
+    /// The worker answers again: connections to it may open again.
     pub fn resume(&self) {
-        self.abandoned.store(false, Ordering::Release);
-    }
-
-    /// Resolves once [`abandon`](Self::abandon) has been called (at once if it was).
-    pub(crate) async fn abandoned(&self) {
-        let notified = self.abandon.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.abandoned.load(Ordering::Acquire) {
-            return;
-        }
-        notified.await;
+        self.pool.restore();
     }
 
     /// The worker's unique id.

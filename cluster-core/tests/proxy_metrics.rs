@@ -28,11 +28,13 @@ async fn requests_errors_bytes_and_latency_are_counted_per_worker() {
     }
     assert_eq!(client.get("/fail").await.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(text(client.get("/slow").await).await, "slow");
+    let upload = http::Request::post("/").header("host", "t").body(full(vec![7u8; 5000])).unwrap();
+    assert_eq!(text(client.send(upload).await.unwrap()).await, "0123456789");
 
     let backend = proxy.router.snapshot().backends()[0].clone();
-    eventually("bytes counted", || backend.metrics().snapshot().bytes_out == 8 * 10 + 4 + 4).await;
+    eventually("bytes counted", || backend.metrics().snapshot().bytes_out == 9 * 10 + 4 + 4).await;
     let m = backend.metrics().snapshot();
-    assert_eq!((m.requests, m.errors), (10, 1));
+    assert_eq!((m.requests, m.errors, m.bytes_in), (11, 1, 5000));
     let p99 = m.latency_p99_ms.expect("latency recorded");
     assert!(p99 >= 28.0, "the slow request is the p99: {p99} ms");
     assert!(m.latency_p50_ms.unwrap() < 28.0);

@@ -151,3 +151,16 @@ async fn no_worker_outlives_a_primary_killed_with_sigkill() {
     let survivors: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
     assert!(survivors.is_empty(), "still alive a second after the primary died: {survivors:?}");
 }
+
+#[tokio::test]
+async fn the_binary_logs_recycles_for_max_requests_per_worker() {
+    let cluster = ClusterCmd::workers(2, Worker::Rust)
+        .config(r#"{"healthCheckInterval": 100, "performance": {"maxRequestsPerWorker": 40}}"#)
+        .spawn(2);
+    let mut conn = Conn::open(cluster.addr).await;
+    for _ in 0..200 {
+        assert_eq!(conn.send("GET", "/pid", Bytes::new()).await.0, 200);
+    }
+    cluster.wait_for_line("recycling (served", Duration::from_secs(10));
+    cluster.wait_for_line("replaced; the old worker is draining", Duration::from_secs(10));
+}

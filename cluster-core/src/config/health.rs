@@ -25,7 +25,15 @@ impl Validator<'_> {
         let interval = ms(raw.health_check_interval.0);
         HealthSpec {
             probe_timeout: match h.probe_timeout {
-                Some(ms) => self.millis(&key("probeTimeout"), ms, 10, MAX_LIFECYCLE_MS),
+                Some(ms) => {
+                    let timeout = self.millis(&key("probeTimeout"), ms, 10, MAX_LIFECYCLE_MS);
+                    if !timeout.is_zero() && timeout >= unresponsive {
+                        // One hung probe would hold every check of the tick past the time a
+                        // silent worker is replaced.
+                        self.invalid(&key("probeTimeout"), "must be below unresponsiveTimeout");
+                    }
+                    timeout
+                }
                 None => interval.clamp(MIN_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT),
             },
             probe_failures: self.int(&key("probeFailures"), h.probe_failures, 1, 100).unwrap_or(1),
@@ -66,9 +74,9 @@ impl Validator<'_> {
         }
     }
 
-    /// `health.hardMemoryLimit`: 1.5 × `maxMemoryUsage` by default, off when 0, and never
-    /// at or below the soft limit (a hard limit under the soft one would kill instead of
-    /// recycling gracefully).
+    /// `health.hardMemoryLimit`: 1.5 × `maxMemoryUsage` by default, off when 0, and never at
+    /// or below the soft limit while `restartOnHighMemory` recycles there (a hard limit under
+    /// the soft one would kill instead of recycling gracefully).
     fn hard_memory(&mut self, raw: &RawConfig) -> Option<u64> {
         const KEY: &str = "health.hardMemoryLimit";
         let soft = self.size_quiet(&raw.max_memory_usage).unwrap_or(0);
@@ -81,7 +89,7 @@ impl Validator<'_> {
         }
         match self.size(KEY, size)? {
             0 => None,
-            hard if soft > 0 && hard <= soft => {
+            hard if soft > 0 && hard <= soft && raw.restart_on_high_memory => {
                 self.invalid(KEY, "must be above maxMemoryUsage (or 0 for no hard limit)");
                 None
             }

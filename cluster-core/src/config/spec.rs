@@ -129,7 +129,8 @@ pub struct HealthSpec {
     /// Outlier ejection on error rate (`outlierDetection`).
     pub outlier_detection: bool,
     /// How far, in percentage points, a worker's error rate must stand above the median of
-    /// its peers' for it to be ejected (`outlierErrorRate`, default 20).
+    /// its peers' for it to be ejected, and the lowest error rate that can be ejected
+    /// (`outlierErrorRate`, default 20). Needs at least three workers: two peers to compare.
     pub outlier_error_rate: f64,
     /// Requests in the window needed to judge a worker (`outlierMinRequests`).
     pub outlier_min_requests: u64,

@@ -40,7 +40,7 @@ impl WorkerMetrics {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request body of `n` bytes was passed on to the worker in full.
+    /// `n` more request body bytes were read from a client and forwarded to the worker.
     pub(crate) fn add_bytes_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
@@ -81,7 +81,7 @@ pub struct MetricsSnapshot {
     pub requests: u64,
     /// 5xx responses plus requests that failed to reach it or timed out.
     pub errors: u64,
-    /// Request body bytes passed on to the worker.
+    /// Request body bytes read from clients and forwarded to the worker.
     pub bytes_in: u64,
     /// Response body bytes passed on to clients.
     pub bytes_out: u64,

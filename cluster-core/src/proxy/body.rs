@@ -19,28 +19,50 @@ use super::pool;
 use crate::routing::Backend;
 
 /// The body of a request forwarded to a worker: the client's own body, streamed as it
-/// arrives, or nothing (a retried request, which by construction had no body).
+/// arrives, or nothing (a request without a body, or a retried one, which by construction
+/// had none).
 #[derive(Debug)]
 pub(crate) enum ReqBody {
     /// The client's body, forwarded frame by frame and counted in the bytes-in of the
     /// worker it goes to.
-    Stream(Incoming, Arc<Backend>),
+    Stream(Incoming, BytesIn),
     /// No body.
     Empty,
 }
 
+/// Request body bytes forwarded to one worker, added to its metrics once, when the body is
+/// done with (one atomic add per request, not per frame).
+#[derive(Debug)]
+pub(crate) struct BytesIn {
+    backend: Arc<Backend>,
+    bytes: u64,
+}
+
+impl Drop for BytesIn {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.backend.metrics().add_bytes_in(self.bytes);
+        }
+    }
+}
+
 impl ReqBody {
-    /// The client's body, going to `backend`.
+    /// The client's body, going to `backend`; [`ReqBody::Empty`] when it has already ended
+    /// (most requests), which costs nothing.
     pub(crate) fn stream(body: Incoming, backend: &Arc<Backend>) -> Self {
-        ReqBody::Stream(body, Arc::clone(backend))
+        if body.is_end_stream() {
+            ReqBody::Empty
+        } else {
+            ReqBody::Stream(body, BytesIn { backend: Arc::clone(backend), bytes: 0 })
+        }
     }
 
     /// The same body sent to another worker instead (a retry of a request not yet sent).
-    pub(crate) fn retarget(self, backend: &Arc<Backend>) -> Self {
-        match self {
-            ReqBody::Stream(body, _) => ReqBody::stream(body, backend),
-            ReqBody::Empty => ReqBody::Empty,
+    pub(crate) fn retarget(mut self, backend: &Arc<Backend>) -> Self {
+        if let ReqBody::Stream(_, counted) = &mut self {
+            counted.backend = Arc::clone(backend);
         }
+        self
     }
 }
 
@@ -53,10 +75,12 @@ impl Body for ReqBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ReqBody::Stream(b, backend) => {
+            ReqBody::Stream(b, counted) => {
                 let frame = ready!(Pin::new(b).poll_frame(cx));
-                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-                    backend.metrics().add_bytes_in(data.map_or(0, |d| d.len() as u64));
+                if let Some(Ok(Some(data))) =
+                    frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+                {
+                    counted.bytes += data.len() as u64;
                 }
                 Poll::Ready(frame)
             }

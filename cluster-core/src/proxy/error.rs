@@ -86,13 +86,6 @@ pub(crate) enum ProxyError {
         /// hyper's reason.
         source: hyper::Error,
     },
-    /// The worker stopped answering probes and was taken out of rotation while this request
-    /// waited for its response head; the request may be moved to another worker.
-    #[error("worker {worker} stopped answering before it responded")]
-    Abandoned {
-        /// The worker's id.
-        worker: u64,
-    },
     /// The worker sent no response headers within the request timeout.
     #[error("no response headers within {after:?} (worker {worker:?})")]
     Timeout {
@@ -140,7 +133,6 @@ impl ProxyError {
             | ProxyError::Unsent { .. }
             | ProxyError::Upstream { .. }
             | ProxyError::BadResponse { .. }
-            | ProxyError::Abandoned { .. }
             | ProxyError::Timeout { .. } => Fault::Worker,
         }
     }
@@ -149,7 +141,7 @@ impl ProxyError {
     pub(crate) fn retry(&self) -> Retry {
         match self {
             ProxyError::Connect { .. } | ProxyError::Unsent { .. } => Retry::Unsent,
-            ProxyError::Upstream { .. } | ProxyError::Abandoned { .. } => Retry::IfIdempotent,
+            ProxyError::Upstream { .. } => Retry::IfIdempotent,
             _ => Retry::Never,
         }
     }
@@ -163,7 +155,6 @@ impl ProxyError {
             | ProxyError::Unsent { worker, .. }
             | ProxyError::Upstream { worker, .. }
             | ProxyError::BadResponse { worker, .. }
-            | ProxyError::Abandoned { worker }
             | ProxyError::ClientBody { worker, .. } => Some(*worker),
         }
     }
@@ -176,7 +167,6 @@ impl ProxyError {
             ProxyError::Connect { .. }
             | ProxyError::Unsent { .. }
             | ProxyError::Upstream { .. }
-            | ProxyError::Abandoned { .. }
             | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientBody { .. } | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -134,21 +134,7 @@ async fn forward(
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
-    let send = pool::send(&backend, req.map(|b| ReqBody::stream(b, &backend)), max_idle);
-    let sent = if replay.is_some() {
-        // A request that may be repeated moves on if the worker is given up meanwhile.
-        tokio::select! {
-            biased;
-            sent = send => sent,
-            () = backend.abandoned() => Err(SendError {
-                error: ProxyError::Abandoned { worker: backend.id() },
-                request: None,
-                reused: false,
-            }),
-        }
-    } else {
-        send.await
-    };
+    let sent = pool::send(&backend, req.map(|b| ReqBody::stream(b, &backend)), max_idle).await;
     let SendError { error, request, reused } = match sent {
         Ok(sent) => return Ok((backend, guard, sent)),
         Err(e) => e,

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -21,6 +22,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::body::ReqBody;
 use super::error::ProxyError;
@@ -68,12 +70,34 @@ struct Idle {
 pub(crate) struct UpstreamPool {
     addr: SocketAddr,
     shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
+    /// Cancelled by [`cut`](Self::cut): every connection task of the current generation
+    /// ends, and no new connection opens until [`restore`](Self::restore). Read once per new
+    /// connection, never per request.
+    alive: ArcSwap<CancellationToken>,
 }
 
 impl UpstreamPool {
     /// An empty pool of connections to `addr`.
     pub(crate) fn new(addr: SocketAddr) -> Self {
-        Self { addr, shards: std::array::from_fn(|_| OnceLock::new()) }
+        Self {
+            addr,
+            shards: std::array::from_fn(|_| OnceLock::new()),
+            alive: ArcSwap::from_pointee(CancellationToken::new()),
+        }
+    }
+
+    /// Closes every connection to the worker, idle or busy, and refuses new ones until
+    /// [`restore`](Self::restore): requests waiting on it fail at once, into the retry rules
+    /// (HAProxy's `on-marked-down shutdown-sessions`).
+    pub(crate) fn cut(&self) {
+        self.alive.load().cancel();
+    }
+
+    /// Allows connections again after [`cut`](Self::cut).
+    pub(crate) fn restore(&self) {
+        if self.alive.load().is_cancelled() {
+            self.alive.store(Arc::new(CancellationToken::new()));
+        }
     }
 
     /// An idle connection, if one is alive and was idle for at most `max_idle` (kept below
@@ -171,7 +195,7 @@ pub(crate) async fn send(
             },
         }
     }
-    let mut sender = match connect(backend.pool.addr).await {
+    let mut sender = match connect(backend.pool.addr, &backend.pool.alive.load_full()).await {
         Ok(sender) => sender,
         Err(source) => {
             let error = ProxyError::Connect { worker, addr: backend.pool.addr, source };
@@ -192,17 +216,27 @@ pub(crate) async fn send(
     }
 }
 
-/// Opens a new HTTP/1.1 connection to a worker and spawns the task that drives it.
-async fn connect(addr: SocketAddr) -> io::Result<SendRequest<ReqBody>> {
+/// Opens a new HTTP/1.1 connection to a worker and spawns the task that drives it until it
+/// ends or `alive` is cancelled.
+async fn connect(addr: SocketAddr, alive: &CancellationToken) -> io::Result<SendRequest<ReqBody>> {
+    if alive.is_cancelled() {
+        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "worker cut off"));
+    }
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     tcp.set_nodelay(true)?;
     let (sender, conn) =
         http1::Builder::new().handshake(TokioIo::new(tcp)).await.map_err(io::Error::other)?;
+    let alive = alive.clone();
     tokio::spawn(async move {
-        if let Err(error) = conn.with_upgrades().await {
-            tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
+        tokio::select! {
+            ended = conn.with_upgrades() => if let Err(error) = ended {
+                tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
+            },
+            () = alive.cancelled() => {
+                tracing::debug!(target: "cluster::proxy", %addr, "worker connection cut");
+            }
         }
     });
     Ok(sender)

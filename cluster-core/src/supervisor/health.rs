@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use cluster_health::{
     CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, OutlierPolicy, Policies, ProbePolicy,
-    ProcfsSampler, ResourceSample, ResourceSampler, SampleError, UnhealthyReason, Verdict,
-    WorkerSnapshot,
+    ProcfsSampler, RecycleReason, ResourceSample, ResourceSampler, SampleError, UnhealthyReason,
+    Verdict, WorkerSnapshot,
 };
 
 use super::worker::Stop;
@@ -57,6 +57,8 @@ pub(super) struct WorkerHealth {
     pub(super) rss_bytes: Option<u64>,
     pub(super) cpu_percent: Option<f64>,
     pub(super) ejected: bool,
+    /// Warned once that it was kept in rotation as the last worker.
+    kept_as_last: bool,
     probe_failures: u32,
     last_probe_ok: Instant,
 }
@@ -175,6 +177,7 @@ impl Supervisor {
                 rss_bytes: None,
                 cpu_percent: None,
                 ejected: false,
+                kept_as_last: false,
                 probe_failures: 0,
                 last_probe_ok: at,
             });
@@ -213,54 +216,109 @@ impl Supervisor {
             tracing::trace!(target: "cluster::health", ?snap, ?verdict, "health verdict");
             self.act(snap.worker_id, verdict);
         }
+        self.readmit_if_none_in_rotation();
     }
 
     fn act(&mut self, id: u64, verdict: Verdict) {
-        let Some(w) = self.workers.get(&id) else { return };
-        let (slot, backend) = (w.slot, w.backend.clone());
+        let Some(slot) = self.workers.get(&id).map(|w| w.slot) else { return };
         let ejected = self.health.workers.get(&id).is_some_and(|h| h.ejected);
         match verdict {
-            Verdict::Recycle(reason) => self.request_recycle(id, reason.to_string()),
+            Verdict::Recycle(reason) => {
+                // A worker that stopped answering, or keeps failing, leaves rotation now, not
+                // when its replacement is ready.
+                match reason {
+                    RecycleReason::Unresponsive { .. } => self.eject(id, &reason, true),
+                    RecycleReason::ErrorRate { .. } => self.eject(id, &reason, false),
+                    _ => {}
+                }
+                self.request_recycle(id, reason.to_string());
+            }
             Verdict::Kill(reason) => {
-                self.emit(ClusterEvent::Killed { worker_id: id, slot, reason: reason.to_string() });
+                let reason = reason.to_string();
+                self.slots[slot].last_reason = Some(reason.clone());
+                self.emit(ClusterEvent::Killed { worker_id: id, slot, reason });
                 self.router.remove(id);
                 let _ = self.workers[&id].stops.send(Stop::Kill);
             }
-            Verdict::Unhealthy(reason) if !ejected => {
-                if self.router.snapshot().backends().len() <= 1 {
-                    // Ejecting the last worker in rotation would turn a sick worker into an
-                    // outage (503 for everyone); keep it and let the recycle replace it.
-                    tracing::warn!(worker = id, %reason, "not ejecting the last worker in rotation");
-                    return;
-                }
-                self.router.remove(id);
-                if let (UnhealthyReason::ProbeFailing { .. }, Some(b)) = (&reason, &backend) {
-                    // It does not answer: move what waits on it elsewhere now.
-                    b.abandon();
-                }
-                if let Some(h) = self.health.workers.get_mut(&id) {
-                    h.ejected = true;
-                }
-                self.emit(ClusterEvent::Ejected {
-                    worker_id: id,
-                    slot,
-                    reason: reason.to_string(),
-                });
+            Verdict::Unhealthy(reason) => {
+                let unresponsive = matches!(reason, UnhealthyReason::ProbeFailing { .. });
+                self.eject(id, &reason, unresponsive);
             }
-            v if ejected && v.routable() => {
-                if let Some(b) = backend {
-                    b.resume();
-                    self.router.add(b);
-                }
-                if let Some(h) = self.health.workers.get_mut(&id) {
-                    h.ejected = false;
-                    // Judge it on what it does from now on, not on the errors that got it
-                    // ejected (the window may be longer than the ejection).
-                    h.window = RateWindow::new(self.health.metrics_window);
-                }
-                self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
-            }
+            v if ejected && v.routable() => self.readmit(id),
             _ => {}
+        }
+    }
+
+    /// Takes worker `id` out of rotation (never the last worker in rotation); when it is
+    /// `unresponsive`, also cuts its connections so that what waits on it moves elsewhere.
+    fn eject(&mut self, id: u64, reason: &dyn std::fmt::Display, unresponsive: bool) {
+        let Some(w) = self.workers.get(&id) else { return };
+        let (slot, backend) = (w.slot, w.backend.clone());
+        let Some(h) = self.health.workers.get_mut(&id) else { return };
+        if h.ejected {
+            if let (true, Some(b)) = (unresponsive, &backend) {
+                // Ejected for its error rate, and now it does not answer either.
+                b.abandon();
+            }
+            return;
+        }
+        if self.router.snapshot().backends().len() <= 1 {
+            // Ejecting the last worker in rotation would turn a sick worker into an outage
+            // (503 for everyone); keep it and let the recycle replace it.
+            if !h.kept_as_last {
+                h.kept_as_last = true;
+                tracing::warn!(worker = id, %reason, "not ejecting the last worker in rotation");
+            }
+            return;
+        }
+        h.ejected = true;
+        h.kept_as_last = false;
+        self.router.remove(id);
+        if let (true, Some(b)) = (unresponsive, &backend) {
+            b.abandon();
+        }
+        self.emit(ClusterEvent::Ejected { worker_id: id, slot, reason: reason.to_string() });
+    }
+
+    /// Puts an ejected worker back in rotation.
+    fn readmit(&mut self, id: u64) {
+        let Some(w) = self.workers.get(&id) else { return };
+        let (slot, backend) = (w.slot, w.backend.clone());
+        if let Some(b) = backend {
+            b.resume();
+            self.router.add(b);
+        }
+        if let Some(h) = self.health.workers.get_mut(&id) {
+            h.ejected = false;
+            // Judge it on what it does from now on, not on the errors that got it ejected
+            // (the window may be longer than the ejection).
+            h.window = RateWindow::new(self.health.metrics_window);
+            h.rates = WindowRates::default();
+        }
+        self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
+    }
+
+    /// When no worker is left in rotation (the last one exited or was killed) but ejected
+    /// workers are still running, re-admits them: a sick worker answers some requests, an
+    /// empty table answers none (Envoy's panic threshold).
+    pub(super) fn readmit_if_none_in_rotation(&mut self) {
+        if self.phase != Phase::Running || !self.router.snapshot().backends().is_empty() {
+            return;
+        }
+        let ejected: Vec<u64> = self
+            .health
+            .workers
+            .iter()
+            .filter(|(id, h)| {
+                h.ejected && self.workers.get(id).is_some_and(|w| w.state == WorkerState::Ready)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if !ejected.is_empty() {
+            tracing::warn!(workers = ?ejected, "no worker left in rotation: re-admitting ejected workers");
+        }
+        for id in ejected {
+            self.readmit(id);
         }
     }
 }

@@ -382,6 +382,7 @@ impl Supervisor {
             signal,
             expected,
         });
+        self.readmit_if_none_in_rotation();
         if self.recycle_exit(&w, before) || self.phase != Phase::Running || expected {
             return;
         }

@@ -6,7 +6,7 @@
 //! requests wait in a queue. A replacement that fails to start
 //! abandons its recycle: the old worker keeps serving.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,14 +22,14 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug, Default)]
 pub(super) struct Recycles {
     queue: VecDeque<(u64, String)>,
-    /// The workers being replaced right now.
-    active: BTreeSet<u64>,
+    /// The workers being replaced right now, with the reason.
+    active: BTreeMap<u64, String>,
 }
 
 impl Recycles {
     /// Whether worker `id` is being replaced right now (its replacement is starting).
     pub(super) fn is_replacing(&self, id: u64) -> bool {
-        self.active.contains(&id)
+        self.active.contains_key(&id)
     }
 }
 
@@ -41,8 +41,8 @@ impl Supervisor {
             return;
         }
         let ready = self.workers.get(&id).is_some_and(|w| w.state == WorkerState::Ready);
-        let known =
-            self.recycles.active.contains(&id) || self.recycles.queue.iter().any(|(q, _)| *q == id);
+        let known = self.recycles.active.contains_key(&id)
+            || self.recycles.queue.iter().any(|(q, _)| *q == id);
         if !ready || known {
             tracing::debug!(worker = id, "recycle ignored: worker not ready or already queued");
             return;
@@ -59,9 +59,7 @@ impl Supervisor {
                 continue;
             };
             let slot = w.slot;
-            self.recycles.active.insert(id);
-            self.slots[slot].recycles += 1;
-            self.slots[slot].last_reason = Some(reason.clone());
+            self.recycles.active.insert(id, reason.clone());
             self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason });
             if let Some(new) = self.start_worker(slot, Some(id)) {
                 self.slots[slot].replacement = Some(new);
@@ -79,6 +77,9 @@ impl Supervisor {
             return;
         };
         let backend = w.backend.clone();
+        // Counted once the replacement serves, not when it was attempted.
+        self.slots[slot].recycles += 1;
+        self.slots[slot].last_reason = self.recycles.active.get(&old).cloned();
         self.router.remove(old);
         self.set_state(old, WorkerState::Draining);
         let deadline = Instant::now() + self.spec.graceful_shutdown_timeout;
@@ -128,11 +129,13 @@ impl Supervisor {
                 return true;
             }
         }
-        if self.recycles.active.remove(&w.id) {
+        if self.recycles.active.remove(&w.id).is_some() {
             let replacement_pending = self.slots[w.slot].replacement.is_some();
             self.start_next_recycle();
-            // Died while its replacement was starting: the replacement takes the slot.
-            return replacement_pending || before == WorkerState::Stopping;
+            // Died while its replacement was starting, or after it took over (draining or
+            // stopping): the replacement has the slot.
+            return replacement_pending
+                || matches!(before, WorkerState::Draining | WorkerState::Stopping);
         }
         false
     }

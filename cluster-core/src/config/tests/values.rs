@@ -150,3 +150,17 @@ fn health_section() {
     let error = dir.error(&no_flags(), &[]);
     assert!(error.contains("health.ejectionTim") && error.contains("ejectionTime"), "{error}");
 }
+
+#[test]
+fn health_timeouts_fit_together() {
+    let dir = Dir::new();
+    dir.config(r#"{"unresponsiveTimeout": 3000, "health": {"probeTimeout": 3000}}"#);
+    let error = dir.error(&no_flags(), &[]);
+    assert!(error.ends_with(": 3000 (must be below unresponsiveTimeout)"), "{error}");
+    // Without recycling at the soft limit, a hard limit at or below it is allowed.
+    dir.config(
+        r#"{"maxMemoryUsage": 100, "restartOnHighMemory": false, "health": {"hardMemoryLimit": 100}}"#,
+    );
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
+    assert_eq!(h.hard_memory_bytes, Some(100 * MIB));
+}
