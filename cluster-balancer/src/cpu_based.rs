@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::balancer::{least_cost, trivial_pick};
+use crate::balancer::trivial_pick;
+use crate::least_cost::least_cost;
 use crate::{BackendLoad, Balancer, RequestCtx};
 
 /// Sends each request to the backend with the lowest recent CPU share, with in-flight
