@@ -32,6 +32,9 @@
 //! - `HELLO_SLOW_SLOT`: apply `HELLO_DELAY_MS` only in the worker whose `CLUSTER_WORKER_ID` is
 //!   this value, so one worker of a cluster is slow and the others are not.
 //! - `HELLO_EXIT_AFTER_MS`: exit with code 1 this long after binding (a crashing worker).
+//! - `HELLO_SLOW_SERIAL=1`: the delayed responses are served one at a time, in arrival order,
+//!   like a CPU-bound single-threaded worker (a Node worker): under load its queue grows and
+//!   each response waits for the ones before it. Without it the delays run concurrently.
 //!
 //! # Signals
 //!
@@ -75,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) response_delay: Duration,
     /// Exit with code 1 this long after binding.
     pub(crate) exit_after: Option<Duration>,
+    /// Serve delayed responses one at a time (`HELLO_SLOW_SERIAL=1`).
+    pub(crate) slow_serial: bool,
 }
 
 impl Config {
@@ -101,8 +106,14 @@ impl Config {
                 _ => ms("HELLO_DELAY_MS")?.unwrap_or_default(),
             },
             exit_after: ms("HELLO_EXIT_AFTER_MS")?,
+            slow_serial: slow_serial(),
         })
     }
+}
+
+/// `HELLO_SLOW_SERIAL`: `1` serves delayed responses one at a time.
+fn slow_serial() -> bool {
+    var("HELLO_SLOW_SERIAL").as_deref() == Some("1")
 }
 
 /// The variable's value, or `None` when it is unset, empty or not UTF-8.

@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) pid: u32,
     /// `HELLO_DELAY_MS`.
     pub(crate) response_delay: Duration,
+    /// Held during the response delay when `HELLO_SLOW_SERIAL=1`: one delayed response at a
+    /// time, in arrival order (tokio's mutex is fair).
+    pub(crate) serial: Option<tokio::sync::Mutex<()>>,
     /// Cancelled when shutdown starts.
     pub(crate) stop: CancellationToken,
     /// Connections and WebSockets; shutdown waits for it to empty.
@@ -76,6 +79,7 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         worker_id: config.worker_id,
         pid,
         response_delay: config.response_delay,
+        serial: config.slow_serial.then(|| tokio::sync::Mutex::new(())),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
