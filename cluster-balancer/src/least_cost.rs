@@ -26,8 +26,8 @@ const SMALL: usize = 16;
 /// (the scan's mark for "skip"; in-flight counts and the CPU cost never reach it).
 ///
 /// Below [`SMALL`] backends, one compare-and-select loop from `start` that stops at a zero.
-/// From [`SMALL`] backends on, two passes, each a plain loop (0.5–0.7 of the one loop's time
-/// for least-connections and 0.6–0.8 for cpu-based at 64 backends; `docs/balancing.md`):
+/// From [`SMALL`] backends on, two passes, each a plain loop (at 64 backends 0.63 of the one
+/// loop's time for least-connections and 0.71 for cpu-based; `docs/balancing.md`):
 ///
 /// 1. Blocks of [`BLOCK`] consecutive backends, in the scan order (the two slices `start..`
 ///    and `..start`, so no modulo per backend): the least cost of each block, folded into
