@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::balancer::{least_cost, trivial_pick};
+use crate::balancer::trivial_pick;
+use crate::least_cost::least_cost;
 use crate::{BackendLoad, Balancer, RequestCtx};
 
 /// Sends each request to the backend with the lowest recent CPU share, with in-flight
@@ -24,7 +25,13 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// one worker. This follows the reasoning in `BALANCING.md` (CPU as a slow weight, in-flight
 /// as the per-request signal); no published balancer routes per request on CPU (uWSGI and
 /// Circus use it to scale and to restart). Ties spread from a rotating offset, as in
-/// [`LeastConnections`](crate::LeastConnections). Cost: one scan of the backends.
+/// [`LeastConnections`](crate::LeastConnections).
+///
+/// Cost: the scan of [`LeastConnections`](crate::LeastConnections) with one integer multiply
+/// per backend: [`BackendLoad::set_cpu_share`] keeps `1 + cpu_cores` precomputed in
+/// thousandths, so the cost compared is `(in_flight + 1) × (1000 + milli-cores)`, the formula
+/// above times 1000, exact (in-flight counts are 32-bit, so it fits in 64 bits). About 60 ns
+/// at 64 backends, 0.71 of the time of the single loop before (`docs/balancing.md`).
 #[derive(Debug, Default)]
 pub struct CpuBased {
     start: AtomicUsize,
@@ -44,7 +51,8 @@ impl Balancer for CpuBased {
         }
         let start = self.start.fetch_add(1, Ordering::Relaxed) as u32 % backends.len() as u32;
         least_cost(backends, ctx.avoid, start as usize, |b| {
-            (b.in_flight() as u64 + 1) * (u64::from(b.cpu_milli()) + 1000)
+            // In-flight counts are 32-bit: at most 2^32 × (2^32 - 1), one multiply.
+            (b.in_flight() as u64 + 1) * u64::from(b.cpu_factor())
         })
     }
 

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::balancer::{least_cost, trivial_pick};
+use crate::balancer::trivial_pick;
+use crate::least_cost::least_cost;
 use crate::{BackendLoad, Balancer, RequestCtx};
 
 /// Sends each request to the backend with the fewest requests in flight: join the shortest
@@ -13,8 +14,9 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// including streaming responses and upgraded tunnels, so keep-alive clients do not pin
 /// load to one worker. The scan starts at a rotating offset, so ties (the common case at
 /// low load) spread over all backends instead of piling onto the first one. Cost: one
-/// atomic increment plus one relaxed load per backend (a full scan is affordable for the
-/// 2–256 workers of one host; see `docs/balancing.md`).
+/// atomic increment and a scan of the in-flight counters (relaxed loads), in two passes
+/// over blocks of 8 from 16 backends on: about 40 ns at 64 backends, 0.63 of the time of the
+/// single loop it replaced (`docs/balancing.md` has the figures).
 #[derive(Debug, Default)]
 pub struct LeastConnections {
     start: AtomicUsize,

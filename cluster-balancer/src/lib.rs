@@ -49,6 +49,7 @@ mod clock;
 mod context;
 mod cpu_based;
 mod least_connections;
+mod least_cost;
 mod load;
 mod p2c;
 mod peak_ewma;

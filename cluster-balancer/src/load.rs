@@ -1,7 +1,7 @@
 //! Per-backend load signals and the RAII guard that counts in-flight work.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, nanos};
@@ -9,6 +9,13 @@ use crate::rng::mix64;
 
 /// Peak-EWMA decay when none is set: linkerd2-proxy's default (10 s).
 pub const DEFAULT_RTT_DECAY: Duration = Duration::from_secs(10);
+
+/// The CPU cost factor of a backend at zero cores (1 core = 1000).
+const CPU_FACTOR_IDLE: u32 = 1000;
+
+// Every signal of a backend on one cache line: a scan reads one line per backend, and two
+// backends never share one.
+const _: () = assert!(size_of::<BackendLoad>() == 64 && align_of::<BackendLoad>() == 64);
 
 /// The load signals of one backend, shared between the proxy and the health sampler (which
 /// write them) and the strategies (which read them).
@@ -29,14 +36,17 @@ pub const DEFAULT_RTT_DECAY: Duration = Duration::from_secs(10);
 pub struct BackendLoad {
     id: u64,
     affinity: u64,
-    in_flight: AtomicUsize,
+    /// 32 bits: four billion requests in flight on one worker cannot happen (each holds a
+    /// guard and a connection), and `(in_flight + 1) × cpu_factor` fits in 64 bits unchecked.
+    in_flight: AtomicU32,
     /// Peak-EWMA estimate in nanoseconds, as `f64` bits.
     rtt_bits: AtomicU64,
     /// When `rtt_bits` was last updated (clock nanos); 0 = no sample yet.
     rtt_at: AtomicU64,
     rtt_decay_ns: AtomicU64,
-    /// CPU share in thousandths of one core.
-    cpu_milli: AtomicU32,
+    /// `1 + CPU share in cores`, in thousandths: [`CpuBased`](crate::CpuBased)'s cost per
+    /// request, precomputed so that its scan does one integer multiply per backend.
+    cpu_factor: AtomicU32,
     /// Capacity share in percent of a full share (100).
     weight: AtomicU32,
     /// When the backend became ready (clock nanos); 0 = not marked, treated as long ago.
@@ -62,11 +72,11 @@ impl BackendLoad {
         Self {
             id,
             affinity: mix64(affinity ^ 0x5EED_AFF1),
-            in_flight: AtomicUsize::new(0),
+            in_flight: AtomicU32::new(0),
             rtt_bits: AtomicU64::new(0f64.to_bits()),
             rtt_at: AtomicU64::new(0),
             rtt_decay_ns: AtomicU64::new(nanos(DEFAULT_RTT_DECAY)),
-            cpu_milli: AtomicU32::new(0),
+            cpu_factor: AtomicU32::new(CPU_FACTOR_IDLE),
             weight: AtomicU32::new(100),
             ready_at: AtomicU64::new(0),
         }
@@ -84,7 +94,7 @@ impl BackendLoad {
 
     /// Requests (and upgraded tunnels) currently in flight on this backend.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.load(Ordering::Relaxed) as usize
     }
 
     /// Counts one more request in flight until the returned guard is dropped.
@@ -159,17 +169,19 @@ impl BackendLoad {
     ///
     /// The health sampler calls this after each sample; negative or NaN values count as 0.
     pub fn set_cpu_share(&self, cores: f64) {
-        let milli = (cores * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        self.cpu_milli.store(milli, Ordering::Relaxed);
+        let max = f64::from(u32::MAX - CPU_FACTOR_IDLE);
+        let milli = (cores * 1000.0).round().clamp(0.0, max) as u32;
+        self.cpu_factor.store(CPU_FACTOR_IDLE + milli, Ordering::Relaxed);
     }
 
     /// The last CPU share set, in cores.
     pub fn cpu_share(&self) -> f64 {
-        f64::from(self.cpu_milli()) / 1000.0
+        f64::from(self.cpu_factor() - CPU_FACTOR_IDLE) / 1000.0
     }
 
-    pub(crate) fn cpu_milli(&self) -> u32 {
-        self.cpu_milli.load(Ordering::Relaxed)
+    /// `1000 × (1 + cpu_share)`, in `1000..=u32::MAX`.
+    pub(crate) fn cpu_factor(&self) -> u32 {
+        self.cpu_factor.load(Ordering::Relaxed)
     }
 
     /// Sets the backend's capacity share in percent (100 = a full share, the default; 50 =
@@ -273,6 +285,9 @@ mod tests {
         assert_eq!(load.cpu_share(), 0.25);
         load.set_cpu_share(f64::NAN);
         assert_eq!(load.cpu_share(), 0.0);
+        assert_eq!(load.cpu_factor(), 1000);
+        load.set_cpu_share(1e12); // clamped so that 1000 + milli-cores stays a u32
+        assert_eq!(load.cpu_factor(), u32::MAX);
         load.set_weight(500);
         assert_eq!(load.weight(), 100);
         assert_eq!(load.ready_at(), None);

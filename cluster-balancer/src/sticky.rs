@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::balancer::{least_cost, trivial_pick};
+use crate::balancer::trivial_pick;
+use crate::least_cost::least_cost;
 use crate::rng::mix64;
 use crate::{BackendLoad, Balancer, RequestCtx};
 

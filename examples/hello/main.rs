@@ -45,6 +45,9 @@
 //! - `HELLO_NOTIFY_HANG_AFTER_MS`: with `HELLO_NOTIFY=1`, stop sending `WATCHDOG=1` this long
 //!   after binding (with a last `STATUS=hanging ...`) while still serving HTTP: a worker whose
 //!   heartbeats stop, for the cluster's watchdog.
+//! - `HELLO_SLOW_SERIAL=1`: the delayed responses are served one at a time, in arrival order,
+//!   like a CPU-bound single-threaded worker (a Node worker): under load its queue grows and
+//!   each response waits for the ones before it. Without it the delays run concurrently.
 //!
 //! # Signals
 //!
@@ -92,6 +95,8 @@ pub(crate) struct Config {
     pub(crate) exit_after: Option<Duration>,
     /// Injected faults.
     pub(crate) faults: faults::Faults,
+    /// Serve delayed responses one at a time (`HELLO_SLOW_SERIAL=1`).
+    pub(crate) slow_serial: bool,
 }
 
 impl Config {
@@ -119,8 +124,14 @@ impl Config {
             },
             exit_after: ms("HELLO_EXIT_AFTER_MS")?,
             faults: faults::Faults::from_env()?,
+            slow_serial: slow_serial(),
         })
     }
+}
+
+/// `HELLO_SLOW_SERIAL`: `1` serves delayed responses one at a time.
+fn slow_serial() -> bool {
+    var("HELLO_SLOW_SERIAL").as_deref() == Some("1")
 }
 
 /// The variable's value, or `None` when it is unset, empty or not UTF-8.

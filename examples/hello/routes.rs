@@ -25,6 +25,10 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
 ) -> Result<Response<Body>, Infallible> {
     if !shared.response_delay.is_zero() {
+        let _turn = match &shared.serial {
+            Some(serial) => Some(serial.lock().await),
+            None => None,
+        };
         tokio::time::sleep(shared.response_delay).await;
     }
     if shared.failing.now() {

@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) response_delay: Duration,
     /// `HELLO_FAIL_FOR_MS`: whether to answer 500 now.
     pub(crate) failing: crate::faults::Failing,
+    /// Held during the response delay when `HELLO_SLOW_SERIAL=1`: one delayed response at a
+    /// time, in arrival order (tokio's mutex is fair).
+    pub(crate) serial: Option<tokio::sync::Mutex<()>>,
     /// Cancelled when shutdown starts.
     pub(crate) stop: CancellationToken,
     /// Connections and WebSockets; shutdown waits for it to empty.
@@ -83,6 +86,7 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         pid,
         response_delay: config.response_delay,
         failing: config.faults.start(),
+        serial: config.slow_serial.then(|| tokio::sync::Mutex::new(())),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
