@@ -1,22 +1,16 @@
 //! The `hello` worker's opt-in notify heartbeat (`HELLO_NOTIFY=1`), against a notify socket
 //! of the test's own.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `<target>/<profile>/examples/hello`, from this test binary at `<target>/<profile>/deps/`.
-fn hello_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let bin =
-        exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("examples/hello");
-    assert!(bin.exists(), "{} missing: run `cargo build -p examples --examples`", bin.display());
-    bin
-}
+use support::hello_bin;
 
 /// A worker process, killed on drop.
 struct Killed(Child);

@@ -2,8 +2,9 @@
 //! the crash knobs. Cargo builds examples before running tests, next to the test binary's
 //! `deps` folder, which is where [`hello_bin`] looks.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,14 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// `<target>/<profile>/examples/hello`, from this test binary at `<target>/<profile>/deps/`.
-fn hello_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let bin =
-        exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("examples/hello");
-    assert!(bin.exists(), "{} missing: run `cargo build -p examples --examples`", bin.display());
-    bin
-}
+use support::hello_bin;
 
 /// A running worker, killed on drop.
 struct Worker {
