@@ -11,18 +11,18 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::body::ReqBody;
 use super::error::ProxyError;
@@ -70,10 +70,12 @@ struct Idle {
 pub(crate) struct UpstreamPool {
     addr: SocketAddr,
     shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
-    /// Cancelled by [`cut`](Self::cut): every connection task of the current generation
-    /// ends, and no new connection opens until [`restore`](Self::restore). Read once per new
-    /// connection, never per request.
-    alive: ArcSwap<CancellationToken>,
+    /// Set by [`cut`](Self::cut) until [`restore`](Self::restore): no new connection opens.
+    cut: AtomicBool,
+    /// The tasks driving the connections, aborted by [`cut`](Self::cut). Locked once per new
+    /// connection, never per request (a token watched by each connection task would be
+    /// polled, and lock its waiter list, at every wake-up of the connection).
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl UpstreamPool {
@@ -82,7 +84,8 @@ impl UpstreamPool {
         Self {
             addr,
             shards: std::array::from_fn(|_| OnceLock::new()),
-            alive: ArcSwap::from_pointee(CancellationToken::new()),
+            cut: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -90,13 +93,27 @@ impl UpstreamPool {
     /// [`restore`](Self::restore): requests waiting on it fail at once, into the retry rules
     /// (HAProxy's `on-marked-down shutdown-sessions`).
     pub(crate) fn cut(&self) {
-        self.alive.load().cancel();
+        self.cut.store(true, Ordering::SeqCst);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
     }
 
     /// Allows connections again after [`cut`](Self::cut).
     pub(crate) fn restore(&self) {
-        if self.alive.load().is_cancelled() {
-            self.alive.store(Arc::new(CancellationToken::new()));
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
+    /// Keeps the handle of a new connection's task, so that [`cut`](Self::cut) can end it.
+    fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        drop(tasks);
+        if self.cut.load(Ordering::SeqCst) {
+            // Cut while this connection was opening.
+            self.cut();
         }
     }
 
@@ -195,7 +212,7 @@ pub(crate) async fn send(
             },
         }
     }
-    let mut sender = match connect(backend.pool.addr, &backend.pool.alive.load_full()).await {
+    let mut sender = match connect(&backend.pool).await {
         Ok(sender) => sender,
         Err(source) => {
             let error = ProxyError::Connect { worker, addr: backend.pool.addr, source };
@@ -216,28 +233,24 @@ pub(crate) async fn send(
     }
 }
 
-/// Opens a new HTTP/1.1 connection to a worker and spawns the task that drives it until it
-/// ends or `alive` is cancelled.
-async fn connect(addr: SocketAddr, alive: &CancellationToken) -> io::Result<SendRequest<ReqBody>> {
-    if alive.is_cancelled() {
+/// Opens a new HTTP/1.1 connection to the pool's worker and spawns the task that drives it
+/// (tracked, so that a cut ends it).
+async fn connect(pool: &UpstreamPool) -> io::Result<SendRequest<ReqBody>> {
+    if pool.cut.load(Ordering::SeqCst) {
         return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "worker cut off"));
     }
+    let addr = pool.addr;
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     tcp.set_nodelay(true)?;
     let (sender, conn) =
         http1::Builder::new().handshake(TokioIo::new(tcp)).await.map_err(io::Error::other)?;
-    let alive = alive.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            ended = conn.with_upgrades() => if let Err(error) = ended {
-                tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
-            },
-            () = alive.cancelled() => {
-                tracing::debug!(target: "cluster::proxy", %addr, "worker connection cut");
-            }
+    let task = tokio::spawn(async move {
+        if let Err(error) = conn.with_upgrades().await {
+            tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
         }
     });
+    pool.track(task.abort_handle());
     Ok(sender)
 }
