@@ -18,12 +18,6 @@ use cluster_core::config::{self, Environment};
 
 use crate::args::{Cli, Command};
 
-/// mimalloc instead of glibc malloc: the proxy allocates a few small buffers per request
-/// (headers, body frames), and glibc's malloc/free showed as ~4-5 % of the primary's CPU under
-/// load; see docs/benchmarks.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
