@@ -15,7 +15,8 @@ use crate::{RecycleReason, UnhealthyReason, Verdict, WorkerSnapshot};
 /// - It is an outlier when its error rate is at least `min_error_rate` and exceeds the median of
 ///   its peers' rates by at least `min_excess`. When every worker fails alike (a database is
 ///   down) nobody is ejected: that is not one worker's fault.
-/// - At most `max_ejected_share` of the workers (and always at least one) are ejected at once;
+/// - At most `max_ejected_share` of the workers (and always at least one) are out of rotation
+///   at once, counting those out for another reason ([`WorkerSnapshot::out_of_rotation`]);
 ///   the worst rates go first, then the lower worker id.
 /// - The n-th ejection in a row lasts `n × base_ejection` (at most `max_ejection`). After it the
 ///   worker is routable again on probation; an ejection during probation counts as the next in
@@ -126,10 +127,12 @@ impl OutlierPolicy {
                 e.ejections = 0;
             }
         }
-        let ejected = |id: u64| state.workers.get(&id).is_some_and(|e| e.ejected_until.is_some());
+        let ejected_here =
+            |id: u64| state.workers.get(&id).is_some_and(|e| e.ejected_until.is_some());
+        let ejected = |w: &WorkerSnapshot| w.out_of_rotation || ejected_here(w.worker_id);
         let judged: Vec<&WorkerSnapshot> = workers
             .iter()
-            .filter(|w| w.window_requests >= self.min_requests && !ejected(w.worker_id))
+            .filter(|w| w.window_requests >= self.min_requests && !ejected(w))
             .collect();
 
         let mut candidates: Vec<(&WorkerSnapshot, f64)> = judged
@@ -154,7 +157,7 @@ impl OutlierPolicy {
         });
 
         let cap = ((workers.len() as f64 * self.max_ejected_share.clamp(0.0, 1.0)) as usize).max(1);
-        let already = workers.iter().filter(|w| ejected(w.worker_id)).count();
+        let already = workers.iter().filter(|w| ejected(w)).count();
         for (w, peer_rate) in candidates.into_iter().take(cap.saturating_sub(already)) {
             let e = state.workers.entry(w.worker_id).or_default();
             e.ejections = e.ejections.saturating_add(1);

@@ -78,6 +78,22 @@ fn never_more_than_the_configured_share_is_ejected() {
 }
 
 #[test]
+fn workers_out_of_rotation_for_failing_probes_count_against_the_cap() {
+    let p = OutlierPolicy::default(); // a third of 6 workers: 2
+    let now = Instant::now();
+    let mut ws: Vec<WorkerSnapshot> = (0..6).map(|id| w(id, 0.0, 100)).collect();
+    ws[1].out_of_rotation = true;
+    ws[1].error_rate = 1.0; // not judged: it is out already
+    ws[3].error_rate = 0.9;
+    ws[5].error_rate = 0.8;
+    let v = p.evaluate_all(&ws, &mut OutlierState::default(), now);
+    assert_eq!(ejected_ids(&v, &ws), [3], "one slot left under the cap");
+    ws[2].out_of_rotation = true;
+    let v = p.evaluate_all(&ws, &mut OutlierState::default(), now);
+    assert!(ejected_ids(&v, &ws).is_empty(), "the cap is full: {v:?}");
+}
+
+#[test]
 fn readmits_on_probation_and_lengthens_repeated_ejections() {
     let p = OutlierPolicy { recycle_after: None, ..OutlierPolicy::default() };
     let mut st = OutlierState::default();

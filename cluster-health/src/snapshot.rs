@@ -30,4 +30,7 @@ pub struct WorkerSnapshot {
     /// Time since the last heartbeat (`READY=1`/`WATCHDOG=1` or an IPC heartbeat); `None` when
     /// the worker never sent one, which is allowed: heartbeats are optional.
     pub since_last_heartbeat: Option<Duration>,
+    /// Out of rotation for now for another reason than its error rate (failing probes):
+    /// it counts against the outlier policy's cap on ejected workers, and is not judged.
+    pub out_of_rotation: bool,
 }

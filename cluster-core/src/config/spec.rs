@@ -137,7 +137,8 @@ pub struct HealthSpec {
     /// Length of a first ejection; the n-th in a row lasts n times as long
     /// (`ejectionTime`, ms).
     pub ejection_time: Duration,
-    /// Largest share of the workers ejected at once, in percent (`maxEjectedPercent`).
+    /// Largest share of the workers out of rotation at once (failing probes included), past
+    /// which nobody is ejected for its error rate, in percent (`maxEjectedPercent`).
     pub max_ejected_percent: f64,
     /// Recycles that may run at once (`maxConcurrentRecycles`).
     pub max_concurrent_recycles: usize,

@@ -207,6 +207,9 @@ impl Supervisor {
                 consecutive_probe_failures: h.probe_failures,
                 since_last_probe_ok: Some(at.saturating_duration_since(h.last_probe_ok)),
                 since_last_heartbeat: w.heartbeat.since_last(at),
+                // Ejected for its error rate the outlier policy knows itself; out for another
+                // reason (failing probes) it counts against the cap.
+                out_of_rotation: h.ejected && !self.health.state.outlier().is_ejected(id, at),
             });
         }
         let live: Vec<u64> = self.workers.keys().copied().collect();
