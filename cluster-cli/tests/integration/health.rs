@@ -13,11 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster_core::config::{self, Environment, Overrides};
 use cluster_core::{
-    Cluster, ClusterBuilder, ClusterEvent, ClusterHandle, ClusterStatus, ShutdownMode,
+    Cluster, ClusterBuilder, ClusterEvent, ClusterHandle, ClusterStatus, ShutdownMode, WorkerState,
 };
 use cluster_health::{
     HealthPolicy, ProcfsSampler, RecycleReason, ResourceSample, ResourceSampler, SampleError,
-    Verdict, WorkerSnapshot,
+    UnhealthyReason, Verdict, WorkerSnapshot,
 };
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -542,5 +542,61 @@ async fn a_worker_to_replace_as_unresponsive_leaves_rotation_before_its_replacem
         s.ready_workers == 2 && s.workers.iter().all(|w| w.worker_id != id)
     })
     .await;
+    c.stop().await;
+}
+
+/// Says the worker `target` is unhealthy (out of rotation), whatever the probes say.
+#[derive(Debug)]
+struct Sick(Arc<std::sync::atomic::AtomicU64>);
+
+impl HealthPolicy for Sick {
+    fn evaluate(&self, worker: &WorkerSnapshot) -> Verdict {
+        if worker.worker_id == self.0.load(Ordering::Relaxed) {
+            Verdict::Unhealthy(UnhealthyReason::Other("sick for the test".into()))
+        } else {
+            Verdict::Healthy
+        }
+    }
+}
+
+#[tokio::test]
+async fn ejected_workers_come_back_when_none_is_left_in_rotation() {
+    let target = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let policy = Sick(Arc::clone(&target));
+    // Replacements take 1.5 s to start, so the cluster has a moment with no healthy worker.
+    let mut c = Embedded::start_with(
+        2,
+        r#""healthCheckInterval": 100, "env": {"HELLO_START_DELAY_MS": "1500"}"#,
+        |b| b.health_policy(policy),
+    )
+    .await;
+    let (sick, sick_pid) = c.worker_in_slot(0).await;
+    let (_, healthy_pid) = c.worker_in_slot(1).await;
+    target.store(sick, Ordering::Relaxed);
+    assert!(c.ejection_of(sick).await.contains("sick for the test"));
+    // The only worker in rotation dies: the sick one is re-admitted rather than answering
+    // every request with 503 until the replacement is ready.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(healthy_pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    c.next_event("re-admission", |ev| match ev {
+        ClusterEvent::Readmitted { worker_id, .. } if *worker_id == sick => Some(()),
+        _ => None,
+    })
+    .await;
+    let addr = c.handle.local_addr();
+    let mut sender = open(addr).await.expect("connect");
+    let (status, body) = get(&mut sender, addr, "/pid").await.expect("answer");
+    assert_eq!((status, body), (200, sick_pid.to_string()), "served by the re-admitted worker");
+    // Once the replacement is ready, the sick worker is ejected again.
+    c.wait_until("replacement ready", |s| {
+        s.workers
+            .iter()
+            .any(|w| w.slot == 1 && w.pid != healthy_pid && w.status == WorkerState::Ready)
+    })
+    .await;
+    assert!(c.ejection_of(sick).await.contains("sick for the test"));
     c.stop().await;
 }
