@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::balancer::trivial_pick;
 use crate::rng::{SharedRng, two_candidates};
 use crate::{BackendLoad, Balancer, RequestCtx};
 
@@ -42,12 +41,9 @@ impl P2c {
 
 impl Balancer for P2c {
     fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
-        if let Some(pick) = trivial_pick(backends, ctx) {
-            return pick;
-        }
-        let (a, b) = match two_candidates(self.rng.next_u64(), backends, ctx) {
+        let (a, b) = match two_candidates(&self.rng, backends, ctx) {
             Ok(pair) => pair,
-            Err(only) => return Some(only),
+            Err(decided) => return decided,
         };
         let (ba, bb) = (&backends[a], &backends[b]);
         Some(if bb.in_flight() < ba.in_flight() { b } else { a })

@@ -45,20 +45,24 @@ pub(crate) fn two_distinct(r: u64, n: usize) -> (usize, usize) {
     (a, b)
 }
 
-/// The two candidates of a power-of-two-choices pick over `backends` (at least two): `Ok`
-/// with two distinct indices, or `Err(i)` when one of them is `ctx.avoid`, and `i`, the
-/// other, is then the pick.
+/// The two candidates of a power-of-two-choices pick over `backends`: `Ok` with two distinct
+/// indices drawn from `rng`, or `Err(pick)` when the pick is already decided: 0 or 1 backend
+/// ([`trivial_pick`](crate::balancer::trivial_pick)), or one candidate is `ctx.avoid` and the
+/// other is then the pick.
 pub(crate) fn two_candidates(
-    r: u64,
+    rng: &SharedRng,
     backends: &[std::sync::Arc<crate::BackendLoad>],
     ctx: &crate::RequestCtx,
-) -> Result<(usize, usize), usize> {
-    let (a, b) = two_distinct(r, backends.len());
+) -> Result<(usize, usize), Option<usize>> {
+    if let Some(pick) = crate::balancer::trivial_pick(backends, ctx) {
+        return Err(pick);
+    }
+    let (a, b) = two_distinct(rng.next_u64(), backends.len());
     if ctx.avoid == Some(backends[a].id()) {
-        return Err(b);
+        return Err(Some(b));
     }
     if ctx.avoid == Some(backends[b].id()) {
-        return Err(a);
+        return Err(Some(a));
     }
     Ok((a, b))
 }

@@ -3,6 +3,7 @@
 
 mod balancing;
 mod config_errors;
+mod embedded;
 mod health;
 mod heartbeat;
 mod lifecycle;

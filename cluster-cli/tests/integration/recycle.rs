@@ -1,33 +1,19 @@
-//! The replacement path, driven through `ClusterHandle::recycle` on an embedded cluster with
-//! real worker processes: no request fails and ready capacity never drops.
+//! The replacement path, driven through `ClusterHandle::recycle` on an [`Embedded`] cluster
+//! with real worker processes: no request fails and ready capacity never drops.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_core::config::{self, Environment, Overrides};
-use cluster_core::{Cluster, ClusterEvent, ShutdownMode, WorkerState};
+use cluster_core::{ClusterEvent, WorkerState};
 
-use crate::util::{Conn, alive, hello_bin};
+use crate::embedded::Embedded;
+use crate::util::{Conn, alive};
 
 #[tokio::test]
 async fn recycling_every_worker_under_load_loses_no_request() {
-    let mut o = Overrides::default();
-    o.workers = Some("2".into());
-    o.port = Some("0".into());
-    o.host = Some("127.0.0.1".into());
-    o.command = vec![hello_bin().display().to_string()];
-    let spec = config::load(&o, &Environment::capture()).expect("config").spec;
-    let cluster = Cluster::builder(spec).build().await.expect("bind");
-    let handle = cluster.handle();
-    let mut events = handle.subscribe();
+    let c = Embedded::start(2, "").await;
+    let (handle, mut events) = (c.handle.clone(), c.handle.subscribe());
     let addr = handle.local_addr();
-    let run = tokio::spawn(cluster.run());
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while handle.status().await.unwrap().ready_workers < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "workers not ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let before = handle.status().await.unwrap();
     let old: Vec<(u64, u32)> = before.workers.iter().map(|w| (w.worker_id, w.pid)).collect();
 
@@ -80,6 +66,5 @@ async fn recycling_every_worker_under_load_loses_no_request() {
     for (_, pid) in &old {
         assert!(!alive(*pid), "old worker {pid} still running");
     }
-    handle.shutdown(ShutdownMode::Graceful).unwrap();
-    run.await.unwrap().unwrap();
+    c.stop().await;
 }

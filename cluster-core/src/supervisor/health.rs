@@ -212,8 +212,8 @@ impl Supervisor {
                 out_of_rotation: h.ejected && !self.health.state.outlier().is_ejected(id, at),
             });
         }
-        let live: Vec<u64> = self.workers.keys().copied().collect();
-        self.health.workers.retain(|id, _| live.contains(id));
+        let live = &self.workers;
+        self.health.workers.retain(|id, _| live.contains_key(id));
         let verdicts = self.health.policies.evaluate_all(&snapshots, &mut self.health.state, at);
         for (snap, verdict) in snapshots.iter().zip(verdicts) {
             tracing::trace!(target: "cluster::health", ?snap, ?verdict, "health verdict");

@@ -471,27 +471,26 @@ impl Supervisor {
         let workers: Vec<WorkerStatus> = self
             .workers
             .values()
-            .map(|w| WorkerStatus {
+            .map(|w| (w, self.health.of(w.id), self.slots.get(w.slot)))
+            .map(|(w, health, slot)| WorkerStatus {
                 worker_id: w.id,
                 slot: w.slot,
                 pid: w.pid,
                 status: w.state,
                 addr: w.endpoint,
                 in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
-                restarts: self.slots.get(w.slot).map_or(0, |s| s.restarts),
-                recycles: self.slots.get(w.slot).map_or(0, |s| s.recycles),
-                last_restart_reason: self.slots.get(w.slot).and_then(|s| s.last_reason.clone()),
-                ejected: self.health.of(w.id).is_some_and(|h| h.ejected),
-                rates: self.health.of(w.id).map(|h| h.rates).unwrap_or_default(),
+                restarts: slot.map_or(0, |s| s.restarts),
+                recycles: slot.map_or(0, |s| s.recycles),
+                last_restart_reason: slot.and_then(|s| s.last_reason.clone()),
+                ejected: health.is_some_and(|h| h.ejected),
+                rates: health.map(|h| h.rates).unwrap_or_default(),
                 uptime_ms: w.started.elapsed().as_millis() as u64,
                 metrics: w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default(),
-                rss_bytes: self.health.of(w.id).and_then(|h| h.rss_bytes),
-                memory_usage: self
-                    .health
-                    .of(w.id)
+                rss_bytes: health.and_then(|h| h.rss_bytes),
+                memory_usage: health
                     .and_then(|h| h.rss_bytes)
                     .map(|b| b as f64 / (1024.0 * 1024.0)),
-                cpu_percent: self.health.of(w.id).and_then(|h| h.cpu_percent),
+                cpu_percent: health.and_then(|h| h.cpu_percent),
                 heartbeat_status: w.heartbeat.status().map(str::to_owned),
                 last_heartbeat_ms_ago: w
                     .heartbeat
