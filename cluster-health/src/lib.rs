@@ -19,6 +19,14 @@
 //! between ticks lives in a [`HealthState`] the caller owns, and time comes in as arguments, so
 //! a test replays ticks without processes or clocks. Custom rules implement [`HealthPolicy`].
 //!
+//! Two more pure pieces read the same samples, with their state owned by the caller too:
+//!
+//! - [`AutoscalePolicy::decide`] turns a [`LoadSample`] of the whole cluster into an
+//!   [`AutoscaleDecision`] (one worker more, one fewer, or hold) with a [`ScaleReason`] and its
+//!   [`Trigger`]; an [`AutoscaleState`] carries its timers and cooldown between samples.
+//! - [`LeakDetector::observe`] watches one worker's RSS in a [`LeakState`] and raises a
+//!   [`LeakWarning`] once when it grows steadily (a leak), not on a step or a sawtooth.
+//!
 //! # Examples
 //!
 //! ```
@@ -48,8 +56,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod autoscale;
 mod cpu;
 mod heartbeat;
+mod leak;
 mod max_requests;
 mod memory;
 mod outlier;
@@ -62,10 +72,14 @@ mod sampler;
 mod snapshot;
 mod verdict;
 
+pub use autoscale::{
+    AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample, ScaleReason, Trigger,
+};
 pub use cpu::{CpuReading, CpuTracker};
 pub use heartbeat::{
     Heartbeat, HeartbeatError, MAX_IPC_LINE, MAX_NOTIFY_DATAGRAM, parse_ipc_line, parse_notify,
 };
+pub use leak::{LeakDetector, LeakState, LeakWarning};
 pub use max_requests::MaxRequestsPolicy;
 pub use memory::{MemoryPolicy, MemoryState};
 pub use outlier::{OutlierPolicy, OutlierState};
