@@ -13,7 +13,8 @@ use super::{ClusterSpec, Provenance, Source};
 /// Keys are the file's camelCase names, dotted inside sections (`scaling.minWorkers`), in
 /// alphabetical order. Arrays and the `env` object are single entries. Values are shown as
 /// configured, in the file's units (`"max"`, `"1G"`, milliseconds); a default that is
-/// computed (`scaling.maxWorkers`) is shown resolved.
+/// computed is shown resolved: `scaling.maxWorkers`, the largest of the CPU count, the
+/// resolved `workers` and `scaling.minWorkers`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectiveConfig {
     entries: Vec<EffectiveEntry>,
@@ -39,6 +40,7 @@ impl EffectiveConfig {
             _ => Map::new(),
         };
         if raw.scaling.max_workers.is_none() {
+            // Resolved by validation from the CPU count, `workers` and `minWorkers`.
             if let Some(Value::Object(scaling)) = tree.get_mut("scaling") {
                 scaling.insert("maxWorkers".into(), spec.scaling.max_workers.into());
             }

@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use super::HealthSpec;
+use super::raw::RawConfig;
+use super::scalar::{IntOrText, MemorySize};
+use super::validate::{MAX_LIFECYCLE_MS, MAX_WORKERS, Validator};
 
 /// Default probe timeout bounds: the health check interval within these (a loaded machine can
 /// take a few hundred milliseconds to answer on loopback; a probe longer than 2 s says enough).
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-use super::raw::RawConfig;
-use super::scalar::{IntOrText, MemorySize};
-use super::validate::{MAX_LIFECYCLE_MS, MAX_WORKERS, Validator};
+
+/// Largest `health.leakMinSlope`, in MB per minute (about 16 GB per second: no real leak).
+const MAX_LEAK_SLOPE: f64 = 1_000_000.0;
 
 impl Validator<'_> {
     /// The `health` section; reads `maxMemoryUsage`, `healthCheckInterval` and
@@ -71,6 +74,15 @@ impl Validator<'_> {
                 None => unresponsive,
             },
             node_ipc: h.node_ipc,
+            unresponsive_grace: self.millis(
+                &key("unresponsiveGrace"),
+                h.unresponsive_grace,
+                0,
+                MAX_LIFECYCLE_MS,
+            ),
+            leak_detection: h.leak_detection,
+            leak_window: self.millis(&key("leakWindow"), h.leak_window, 1_000, MAX_LIFECYCLE_MS),
+            leak_min_slope: self.positive(&key("leakMinSlope"), h.leak_min_slope, MAX_LEAK_SLOPE),
         }
     }
 

@@ -21,6 +21,7 @@
 //! ```
 
 mod command;
+mod diff;
 mod effective;
 mod error;
 mod extract;
@@ -41,12 +42,14 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use diff::{Applies, ConfigChange, changes, live_spec};
 pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{
-    ClusterSpec, HealthSpec, PerformanceSpec, ScalingSpec, SecuritySpec, WorkerCommand,
+    ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec,
+    WorkerCommand,
 };
 
 use source::Provenance;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
-pub(crate) const SECTIONS: [&str; 4] = ["scaling", "performance", "security", "health"];
+pub(crate) const SECTIONS: [&str; 5] =
+    ["scaling", "performance", "security", "health", "rollingRestart"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,7 @@ pub(crate) struct RawConfig {
     pub(crate) performance: RawPerformance,
     pub(crate) security: RawSecurity,
     pub(crate) health: RawHealth,
+    pub(crate) rolling_restart: RawRollingRestart,
     pub(crate) command: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cwd: Option<String>,
@@ -48,10 +50,14 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawScaling {
     pub(crate) auto_scale: bool,
     pub(crate) min_workers: Integer,
-    /// `None` (the default) resolves to the CPU count, raised to `minWorkers` if needed.
+    /// `None` (the default) resolves to the largest of the CPU count, `workers` and
+    /// `minWorkers`, so that the configured count is within the bounds and can be scaled.
     pub(crate) max_workers: Option<Integer>,
     pub(crate) cpu_threshold: Number,
     pub(crate) memory_threshold: Number,
+    pub(crate) cooldown: Integer,
+    pub(crate) scale_up_after: Integer,
+    pub(crate) scale_down_after: Integer,
 }
 
 /// `performance`.
@@ -93,6 +99,17 @@ pub(crate) struct RawHealth {
     pub(crate) heartbeat_timeout: Option<Integer>,
     /// `None` (the default): on when the worker program is `node`.
     pub(crate) node_ipc: Option<bool>,
+    pub(crate) unresponsive_grace: Integer,
+    pub(crate) leak_detection: bool,
+    pub(crate) leak_window: Integer,
+    pub(crate) leak_min_slope: Number,
+}
+
+/// `rollingRestart`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawRollingRestart {
+    pub(crate) max_surge: Integer,
 }
 
 /// `security`.
@@ -126,6 +143,7 @@ impl Default for RawConfig {
             performance: RawPerformance::default(),
             security: RawSecurity::default(),
             health: RawHealth::default(),
+            rolling_restart: RawRollingRestart::default(),
             command: None,
             args: Vec::new(),
             cwd: None,
@@ -143,6 +161,9 @@ impl Default for RawScaling {
             max_workers: None,
             cpu_threshold: Number(80.0),
             memory_threshold: Number(85.0),
+            cooldown: Integer(30_000),
+            scale_up_after: Integer(15_000),
+            scale_down_after: Integer(60_000),
         }
     }
 }
@@ -192,6 +213,16 @@ impl Default for RawHealth {
             max_concurrent_recycles: Integer(1),
             heartbeat_timeout: None,
             node_ipc: None,
+            unresponsive_grace: Integer(2_000),
+            leak_detection: true,
+            leak_window: Integer(300_000),
+            leak_min_slope: Number(1.0),
         }
+    }
+}
+
+impl Default for RawRollingRestart {
+    fn default() -> Self {
+        Self { max_surge: Integer(1) }
     }
 }

@@ -1,52 +1,87 @@
-//! Validation of the file's sections: `scaling`, `performance` and `security`.
+//! Validation of the file's sections: `scaling` (with `workers` checked against its
+//! bounds), `performance`, `security` and `rollingRestart`.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::error::OtherValue;
-use super::raw::{RawPerformance, RawScaling, RawSecurity};
+use super::raw::{RawPerformance, RawRollingRestart, RawScaling, RawSecurity};
 use super::scalar::Number;
-use super::validate::{MAX_WORKERS, Validator, cpu_count};
-use super::{ConfigError, PerformanceSpec, ScalingSpec, SecuritySpec};
+use super::validate::{MAX_LIFECYCLE_MS, MAX_WORKERS, Validator, cpu_count};
+use super::{ConfigError, PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec};
 
 /// Largest value of the millisecond keys that have no natural upper bound.
 const MAX_MS: i128 = u64::MAX as i128;
 
 impl Validator<'_> {
-    pub(super) fn scaling(&mut self, raw: &RawScaling) -> ScalingSpec {
+    /// The `scaling` section; `workers` is the resolved worker count (`None` when invalid),
+    /// which must lie within the bounds and raises the default `maxWorkers`.
+    pub(super) fn scaling(&mut self, raw: &RawScaling, workers: Option<usize>) -> ScalingSpec {
+        const WORKERS: &str = "workers";
         const MIN: &str = "scaling.minWorkers";
         const MAX: &str = "scaling.maxWorkers";
         let min_workers = self.int(MIN, raw.min_workers, 1, MAX_WORKERS);
         let max_workers = match raw.max_workers {
-            Some(max) => {
-                let max_workers = self.int(MAX, max, 1, MAX_WORKERS);
-                if let (Some(min), Some(max)) = (min_workers, max_workers) {
-                    if min > max {
-                        let problem = ConfigError::Conflict {
-                            key: MIN.into(),
-                            value: self.prov().value_of(MIN),
-                            origin: self.prov().source_of(MIN),
-                            relation: "greater than",
-                            other: Box::new(OtherValue::new(
-                                MAX,
-                                self.prov().value_of(MAX),
-                                self.prov().source_of(MAX),
-                            )),
-                        };
-                        self.push(problem);
-                    }
-                }
-                max_workers
-            }
-            None => Some(cpu_count().max(min_workers.unwrap_or(1))),
+            Some(max) => self.int(MAX, max, 1, MAX_WORKERS),
+            None => Some(default_max_workers(workers, min_workers)),
         };
+        // Each check needs both of its values valid; `workers` is only checked against
+        // bounds that are consistent.
+        if let (Some(min), Some(max)) = (min_workers, max_workers) {
+            if min > max {
+                self.conflict(MIN, "greater than", MAX);
+            } else if let Some(workers) = workers {
+                if workers < min {
+                    self.conflict(WORKERS, "less than", MIN);
+                } else if workers > max {
+                    self.conflict(WORKERS, "greater than", MAX);
+                }
+            }
+        }
+        let key = |name: &str| format!("scaling.{name}");
         ScalingSpec {
             auto_scale: raw.auto_scale,
             min_workers: min_workers.unwrap_or(1),
             max_workers: max_workers.unwrap_or(1),
-            cpu_threshold: self.percent("scaling.cpuThreshold", raw.cpu_threshold),
-            memory_threshold: self.percent("scaling.memoryThreshold", raw.memory_threshold),
+            cpu_threshold: self.percent(&key("cpuThreshold"), raw.cpu_threshold),
+            memory_threshold: self.percent(&key("memoryThreshold"), raw.memory_threshold),
+            cooldown: self.millis(&key("cooldown"), raw.cooldown, 0, MAX_LIFECYCLE_MS),
+            scale_up_after: self.millis(
+                &key("scaleUpAfter"),
+                raw.scale_up_after,
+                0,
+                MAX_LIFECYCLE_MS,
+            ),
+            scale_down_after: self.millis(
+                &key("scaleDownAfter"),
+                raw.scale_down_after,
+                0,
+                MAX_LIFECYCLE_MS,
+            ),
+        }
+    }
+
+    /// Records that the value at `key` is `relation` the value at `other`.
+    fn conflict(&mut self, key: &str, relation: &'static str, other: &str) {
+        let prov = self.prov();
+        let other = OtherValue::new(other, prov.value_of(other), prov.source_of(other));
+        let problem = ConfigError::Conflict {
+            key: key.into(),
+            value: prov.value_of(key),
+            origin: prov.source_of(key),
+            relation,
+            other: Box::new(other),
+        };
+        self.push(problem);
+    }
+
+    /// The `rollingRestart` section.
+    pub(super) fn rolling_restart(&mut self, raw: &RawRollingRestart) -> RollingRestartSpec {
+        RollingRestartSpec {
+            max_surge: self
+                .int("rollingRestart.maxSurge", raw.max_surge, 1, MAX_WORKERS)
+                .unwrap_or(1),
         }
     }
 
@@ -116,14 +151,26 @@ impl Validator<'_> {
     }
 
     /// A percentage in `(0, 100]`.
-    pub(super) fn percent(&mut self, key: &str, Number(value): Number) -> f64 {
-        if value > 0.0 && value <= 100.0 {
+    pub(super) fn percent(&mut self, key: &str, value: Number) -> f64 {
+        self.positive(key, value, 100.0)
+    }
+
+    /// A number in `(0, max]`; `max` when it is not (reported).
+    pub(super) fn positive(&mut self, key: &str, Number(value): Number, max: f64) -> f64 {
+        if value > 0.0 && value <= max {
             value
         } else {
-            self.invalid(key, "must be greater than 0 and at most 100");
-            100.0
+            self.invalid(key, format!("must be greater than 0 and at most {max}"));
+            max
         }
     }
+}
+
+/// The default `scaling.maxWorkers`: the largest of the CPU count, `workers` and
+/// `minWorkers` (each `None` when invalid), so that the configured count can be scaled.
+fn default_max_workers(workers: Option<usize>, min_workers: Option<usize>) -> usize {
+    let cpus = cpu_count().min(MAX_WORKERS as usize);
+    cpus.max(workers.unwrap_or(1)).max(min_workers.unwrap_or(1))
 }
 
 /// A CIDR block (`10.0.0.0/8`), or an address taken as a block of one (`/32` or `/128`).

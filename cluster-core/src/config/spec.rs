@@ -54,6 +54,8 @@ pub struct ClusterSpec {
     pub security: SecuritySpec,
     /// Health-policy settings (`health`).
     pub health: HealthSpec,
+    /// How a rolling restart replaces the workers (`rollingRestart`).
+    pub rolling_restart: RollingRestartSpec,
     /// What each worker runs (`command`, `args`, `cwd`, `env`).
     pub command: WorkerCommand,
     /// Log filter (`logLevel` / `LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
@@ -69,12 +71,23 @@ pub struct ScalingSpec {
     pub auto_scale: bool,
     /// Lower bound (`minWorkers`).
     pub min_workers: usize,
-    /// Upper bound (`maxWorkers`), at least `min_workers`.
+    /// Upper bound (`maxWorkers`), at least `min_workers`; defaults to the largest of the
+    /// CPU count, `workers` and `minWorkers`. [`ClusterSpec::workers`] is always within
+    /// `min_workers..=max_workers`.
     pub max_workers: usize,
     /// Average CPU percent above which to add a worker (`cpuThreshold`, 1-100).
     pub cpu_threshold: f64,
     /// Memory percent of the limit above which to add a worker (`memoryThreshold`, 1-100).
     pub memory_threshold: f64,
+    /// After any change in the number of workers, the autoscaler makes no decision for this
+    /// long (`cooldown`, ms, at most one hour; default 30000).
+    pub cooldown: Duration,
+    /// A worker is added when a threshold has been exceeded on every health tick for this
+    /// long (`scaleUpAfter`, ms, at most one hour; default 15000).
+    pub scale_up_after: Duration,
+    /// A worker is removed when the load has stayed below the thresholds for this long
+    /// (`scaleDownAfter`, ms, at most one hour; default 60000).
+    pub scale_down_after: Duration,
 }
 
 /// Proxy and recycling settings (`performance` in the file).
@@ -148,6 +161,30 @@ pub struct HealthSpec {
     /// Give each worker a Node IPC channel (`NODE_CHANNEL_FD`) for `process.send()`
     /// heartbeats (`nodeIpc`; `None`: only when the program is `node`).
     pub node_ipc: Option<bool>,
+    /// Time between SIGTERM and SIGKILL for a worker judged unresponsive or that failed to
+    /// start: it has no requests to drain (`unresponsiveGrace`, ms, at most one hour;
+    /// default 2000).
+    pub unresponsive_grace: Duration,
+    /// Watch each worker's memory for leaks (`leakDetection`; default on): a worker
+    /// whose RSS grows steadily over [`leak_window`](Self::leak_window) by at least
+    /// [`leak_min_slope`](Self::leak_min_slope) gets a leak-warning event before any memory
+    /// limit is reached.
+    pub leak_detection: bool,
+    /// The window over which RSS growth is judged (`leakWindow`, ms, 1 s to one hour;
+    /// default 300000).
+    pub leak_window: Duration,
+    /// The least steady RSS growth reported as a leak, in MB per minute
+    /// (`leakMinSlope`, above 0 and at most 1000000; default 1).
+    pub leak_min_slope: f64,
+}
+
+/// Rolling-restart settings (`rollingRestart` in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RollingRestartSpec {
+    /// How many replacement workers a rolling restart starts at once
+    /// (`maxSurge`, 1-1024; default 1).
+    pub max_surge: usize,
 }
 
 /// Front-door settings (`security` in the file).

@@ -36,11 +36,12 @@ pub(crate) fn validate(
     earlier: Vec<ConfigError>,
 ) -> Result<ClusterSpec, ConfigError> {
     let mut v = Validator { prov, problems: earlier };
+    // `None` when invalid (reported): the bounds check against `scaling` is then skipped.
     let workers = v.workers(&raw.workers);
     let port = v.int("port", raw.port, 0, 65_535).unwrap_or(0);
     let host = v.host(&raw.host);
     let spec = ClusterSpec {
-        workers,
+        workers: workers.unwrap_or(1),
         listen: SocketAddr::new(host, port),
         graceful_shutdown_timeout: v.millis(
             "gracefulShutdownTimeout",
@@ -67,10 +68,11 @@ pub(crate) fn validate(
         strategy: v.strategy(&raw.load_balancing_strategy),
         sticky_sessions: raw.enable_sticky_session,
         redis_url: v.redis_url(raw.redis_url.as_deref()),
-        scaling: v.scaling(&raw.scaling),
+        scaling: v.scaling(&raw.scaling, workers),
         performance: v.performance(&raw.performance),
         security: v.security(&raw.security),
         health: v.health(raw),
+        rolling_restart: v.rolling_restart(&raw.rolling_restart),
         command: v.command(raw, env, base),
         log_level: v.log_level(&raw.log_level),
     };
@@ -147,26 +149,27 @@ impl Validator<'_> {
         self.int(key, value, min, max).map(Duration::from_millis).unwrap_or_default()
     }
 
-    fn workers(&mut self, workers: &Workers) -> usize {
+    /// `workers`: a count, or `"max"` for the CPU count; `None` when invalid (reported).
+    fn workers(&mut self, workers: &Workers) -> Option<usize> {
         const KEY: &str = "workers";
         let count = match &workers.0 {
             IntOrText::Int(n) => *n,
             IntOrText::Text(t) if t.trim().eq_ignore_ascii_case("max") => {
-                return cpu_count().min(MAX_WORKERS as usize);
+                return Some(cpu_count().min(MAX_WORKERS as usize));
             }
             IntOrText::Text(t) => match t.trim().parse::<i128>() {
                 Ok(n) => n,
                 Err(_) => {
                     self.invalid(KEY, r#"expected an integer or "max""#);
-                    return 1;
+                    return None;
                 }
             },
         };
         if count < 1 {
             self.invalid(KEY, r#"must be at least 1, or "max""#);
-            return 1;
+            return None;
         }
-        self.int(KEY, Integer(count), 1, MAX_WORKERS).unwrap_or(1)
+        self.int(KEY, Integer(count), 1, MAX_WORKERS)
     }
 
     fn host(&mut self, host: &str) -> IpAddr {

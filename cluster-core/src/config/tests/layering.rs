@@ -202,18 +202,41 @@ fn effective_report() {
     // 4096 is out of range: the report is only made for a valid configuration.
     assert!(dir.load(&no_flags(), &[]).is_err());
 
-    dir.config(r#"{"scaling": {"minWorkers": 3}, "env": {"NODE_ENV": "production"}}"#);
+    // More workers than CPUs: the default maxWorkers is raised to the worker count.
+    let workers = cpu_count() + 2;
+    dir.config(&format!(
+        r#"{{"workers": {workers}, "scaling": {{"minWorkers": 3}}, "env": {{"NODE_ENV": "production"}}}}"#
+    ));
     let effective = dir.load(&no_flags(), &[("PORT", "8080")]).unwrap().effective;
     let json = effective.to_json();
     assert_eq!(
         json["port"],
         serde_json::json!({"value": 8080, "source": "environment variable PORT"})
     );
-    assert_eq!(json["workers"], serde_json::json!({"value": "max", "source": "default"}));
+    let file = dir.file_source();
+    assert_eq!(json["workers"], serde_json::json!({"value": workers, "source": file}));
     assert_eq!(json["env"]["value"], serde_json::json!({"NODE_ENV": "production"}));
-    assert_eq!(json["scaling.maxWorkers"]["value"], serde_json::json!(cpu_count().max(3)));
+    assert_eq!(
+        json["scaling.maxWorkers"],
+        serde_json::json!({"value": workers, "source": "default"}),
+        "shown resolved"
+    );
     assert_eq!(json["scaling.cpuThreshold"]["value"], serde_json::json!(80));
     assert!(json.get("scaling").is_none(), "sections are flattened");
+    assert!(json.get("rollingRestart").is_none(), "sections are flattened");
+    let new_keys = [
+        ("scaling.cooldown", serde_json::json!(30_000)),
+        ("scaling.scaleUpAfter", serde_json::json!(15_000)),
+        ("scaling.scaleDownAfter", serde_json::json!(60_000)),
+        ("health.unresponsiveGrace", serde_json::json!(2_000)),
+        ("health.leakDetection", serde_json::json!(true)),
+        ("health.leakWindow", serde_json::json!(300_000)),
+        ("health.leakMinSlope", serde_json::json!(1)),
+        ("rollingRestart.maxSurge", serde_json::json!(1)),
+    ];
+    for (key, value) in new_keys {
+        assert_eq!(json[key], serde_json::json!({"value": value, "source": "default"}), "{key}");
+    }
 
     let table = effective.render();
     assert_eq!(table.lines().count(), effective.entries().len());

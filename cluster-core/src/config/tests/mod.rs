@@ -1,8 +1,11 @@
 //! Tests of configuration loading, through `load_in` so that each test has its own
 //! directory and environment (we never change the process's).
 
+mod diff;
 mod errors;
+mod health;
 mod layering;
+mod scaling;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use tempfile::TempDir;
 
 use super::load::load_in;
 use super::{ConfigError, Environment, LoadedConfig, Overrides};
+
+const MIB: u64 = 1024 * 1024;
 
 /// The sample file of the original Node design, exactly as written there.
 const SAMPLE: &str = r#"{"workers":4,"port":3000,"host":"0.0.0.0","gracefulShutdownTimeout":15000,"healthCheckInterval":5000,

@@ -3,9 +3,7 @@
 use std::net::IpAddr;
 
 use super::super::validate::cpu_count;
-use super::{Dir, flags, no_flags};
-
-const MIB: u64 = 1024 * 1024;
+use super::{Dir, MIB, flags, no_flags};
 
 #[test]
 fn memory_sizes() {
@@ -103,64 +101,4 @@ fn other_checks() {
         let error = dir.error(&no_flags(), &[]);
         assert!(error.ends_with(tail), "{json}: {error}");
     }
-}
-
-#[test]
-fn max_workers_default_is_at_least_min_workers() {
-    let dir = Dir::new();
-    dir.config(r#"{"scaling": {"minWorkers": 1024}}"#);
-    let scaling = dir.load(&no_flags(), &[]).unwrap().spec.scaling;
-    assert_eq!((scaling.min_workers, scaling.max_workers), (1024, 1024));
-}
-
-#[test]
-fn health_section() {
-    let dir = Dir::new();
-    dir.config(r#"{"maxMemoryUsage": 100, "unresponsiveTimeout": 4000}"#);
-    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
-    assert_eq!(h.hard_memory_bytes, Some(150 * MIB), "1.5 x the soft limit by default");
-    assert_eq!(h.heartbeat_timeout, std::time::Duration::from_secs(4), "unresponsiveTimeout");
-    assert!(h.outlier_detection);
-    assert_eq!(h.max_concurrent_recycles, 1);
-
-    dir.config(r#"{"health": {"hardMemoryLimit": 0, "ejectionTime": 2000, "nodeIpc": false}}"#);
-    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
-    assert_eq!(h.hard_memory_bytes, None, "0 turns the hard limit off");
-    assert_eq!(h.ejection_time, std::time::Duration::from_secs(2));
-    assert_eq!(h.node_ipc, Some(false));
-
-    let cases = [
-        (
-            r#"{"maxMemoryUsage": "1G", "health": {"hardMemoryLimit": "512M"}}"#,
-            r#": "512M" (must be above maxMemoryUsage (or 0 for no hard limit))"#,
-        ),
-        (r#"{"health": {"hardMemoryLimit": -1}}"#, ": -1 (must be 0 (no hard limit) or a size)"),
-        (r#"{"health": {"probeFailures": 0}}"#, ": 0 (must be at least 1)"),
-        (r#"{"health": {"maxEjectedPercent": 0}}"#, ": 0 (must be greater than 0 and at most 100)"),
-        (r#"{"health": {"metricsWindow": 10}}"#, ": 10 (must be at least 100)"),
-        (r#"{"health": {"maxConcurrentRecycles": 0}}"#, ": 0 (must be at least 1)"),
-    ];
-    for (json, tail) in cases {
-        dir.config(json);
-        let error = dir.error(&no_flags(), &[]);
-        assert!(error.ends_with(tail), "{json}: {error}");
-        assert!(error.contains("`health."), "{json}: {error}");
-    }
-    dir.config(r#"{"health": {"ejectionTim": 1}}"#);
-    let error = dir.error(&no_flags(), &[]);
-    assert!(error.contains("health.ejectionTim") && error.contains("ejectionTime"), "{error}");
-}
-
-#[test]
-fn health_timeouts_fit_together() {
-    let dir = Dir::new();
-    dir.config(r#"{"unresponsiveTimeout": 3000, "health": {"probeTimeout": 3000}}"#);
-    let error = dir.error(&no_flags(), &[]);
-    assert!(error.ends_with(": 3000 (must be below unresponsiveTimeout)"), "{error}");
-    // Without recycling at the soft limit, a hard limit at or below it is allowed.
-    dir.config(
-        r#"{"maxMemoryUsage": 100, "restartOnHighMemory": false, "health": {"hardMemoryLimit": 100}}"#,
-    );
-    let h = dir.load(&no_flags(), &[]).unwrap().spec.health;
-    assert_eq!(h.hard_memory_bytes, Some(100 * MIB));
 }

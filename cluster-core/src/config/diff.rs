@@ -1,0 +1,136 @@
+//! What changed between two specs, and when each change takes effect: for a live reload of
+//! the configuration (SIGUSR2).
+//!
+//! Every key is classified once, in [`walk`], which destructures each spec struct without
+//! `..`: a field added to a spec struct does not compile until it is classified there.
+
+mod walk;
+
+use serde::Serialize;
+
+use super::ClusterSpec;
+use walk::walk;
+
+/// When a changed key takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Applies {
+    /// At once.
+    Now,
+    /// For workers started from the next rolling restart on (the worker `command`, `args`,
+    /// `cwd`, `env` and `health.nodeIpc`); running workers keep what they were started with.
+    NextGeneration,
+    /// Only when the primary restarts: until then the key keeps its old value (the listener,
+    /// the proxy's connection settings, `logLevel` and the `security` section).
+    Restart,
+}
+
+/// One key whose value differs between two specs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConfigChange {
+    /// The key as the file names it, dotted inside sections (`scaling.minWorkers`).
+    pub key: &'static str,
+    /// The old value, for people, in the file's units: milliseconds as a plain number,
+    /// sizes as `512 MB`, lists and `env` as JSON, an unset optional key as `unset`.
+    pub from: String,
+    /// The new value, written as [`from`](Self::from) is.
+    pub to: String,
+    /// When the change takes effect.
+    pub applies: Applies,
+}
+
+/// Every key that differs between `old` and `new`, in a fixed order (that of the spec's
+/// fields). `env` is one key, however many variables differ.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Applies, ClusterSpec};
+///
+/// let old = ClusterSpec::default();
+/// let mut new = old.clone();
+/// new.health_check_path = Some("/healthz".into());
+/// new.listen.set_port(4000);
+/// let changes = config::changes(&old, &new);
+/// let keys: Vec<_> = changes.iter().map(|c| (c.key, c.applies)).collect();
+/// assert_eq!(keys, [("port", Applies::Restart), ("healthCheckPath", Applies::Now)]);
+/// assert_eq!((changes[0].from.as_str(), changes[0].to.as_str()), ("3000", "4000"));
+///
+/// // A running cluster probes the new path at once and keeps listening on the old port.
+/// let live = config::live_spec(&old, &new);
+/// assert_eq!(live.health_check_path.as_deref(), Some("/healthz"));
+/// assert_eq!(live.listen.port(), 3000);
+/// ```
+pub fn changes(old: &ClusterSpec, new: &ClusterSpec) -> Vec<ConfigChange> {
+    let mut collect = Collect(Vec::new());
+    walk(old, &mut new.clone(), &mut collect);
+    collect.0
+}
+
+/// `new`, with every key that applies only at a restart ([`Applies::Restart`]) kept at its
+/// `old` value: the spec a running cluster switches to on a reload.
+///
+/// The result is valid when both specs are: no check relates a key that applies at a
+/// restart to one that does not.
+pub fn live_spec(old: &ClusterSpec, new: &ClusterSpec) -> ClusterSpec {
+    let mut live = new.clone();
+    walk(old, &mut live, &mut KeepUntilRestart);
+    live
+}
+
+/// Every key with its class, in the order of [`changes`].
+#[cfg(test)]
+pub(super) fn classes() -> Vec<(&'static str, Applies)> {
+    struct All(Vec<(&'static str, Applies)>);
+    impl Visit for All {
+        fn key<T: Clone + PartialEq>(&mut self, key: Key<'_, T>) {
+            self.0.push((key.name, key.applies));
+        }
+    }
+    let spec = ClusterSpec::default();
+    let mut all = All(Vec::new());
+    walk(&spec, &mut spec.clone(), &mut all);
+    all.0
+}
+
+/// One key of the specs, as [`walk`] hands it to a [`Visit`].
+struct Key<'a, T> {
+    /// The file's dotted name.
+    name: &'static str,
+    applies: Applies,
+    old: &'a T,
+    /// The new value, which the visitor may replace.
+    new: &'a mut T,
+    /// How a value is shown to people.
+    show: fn(&T) -> String,
+}
+
+/// What [`walk`] does with each key.
+trait Visit {
+    fn key<T: Clone + PartialEq>(&mut self, key: Key<'_, T>);
+}
+
+/// Collects the keys whose values differ.
+struct Collect(Vec<ConfigChange>);
+
+impl Visit for Collect {
+    fn key<T: Clone + PartialEq>(&mut self, Key { name, applies, old, new, show }: Key<'_, T>) {
+        if old != new {
+            self.0.push(ConfigChange { key: name, from: show(old), to: show(new), applies });
+        }
+    }
+}
+
+/// Puts back the old value of every key that applies only at a restart.
+struct KeepUntilRestart;
+
+impl Visit for KeepUntilRestart {
+    fn key<T: Clone + PartialEq>(&mut self, key: Key<'_, T>) {
+        if key.applies == Applies::Restart {
+            key.new.clone_from(key.old);
+        }
+    }
+}
