@@ -19,6 +19,12 @@ pub(crate) enum Command {
     ///
     /// With no command, runs the built-in demo server as each worker.
     Start(StartArgs),
+    /// Run the cluster for development: 2 workers unless configured otherwise, and a rolling
+    /// restart whenever a file under the working directory changes.
+    ///
+    /// Ignored: node_modules, .git, target, .svelte-kit, editor and log files (see --ignore).
+    /// build/ is watched: it is what `node build` runs.
+    Dev(DevArgs),
     /// Print the effective configuration and where each value comes from.
     Config(ConfigCmdArgs),
     /// Run the built-in demo server (used by `start` when no command is given).
@@ -31,6 +37,22 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Directory to watch, recursively (repeatable; default: the working directory).
+    #[arg(long = "watch", value_name = "DIR")]
+    pub(crate) watch: Vec<PathBuf>,
+    /// Also ignore paths matching this glob, matched against each path component and the
+    /// path relative to the watched directory (repeatable), e.g. `dist` or `*.map`.
+    #[arg(long = "ignore", value_name = "GLOB")]
+    pub(crate) ignore: Vec<String>,
+    /// Quiet time after the last change before the workers restart, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub(crate) debounce: u64,
     #[command(flatten)]
     pub(crate) config: ConfigArgs,
 }

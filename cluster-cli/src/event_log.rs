@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use cluster_core::{ClusterEvent, WorkerState};
+use cluster_core::config::Applies;
+use cluster_core::{ClusterEvent, OperationKind, WorkerState};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Logs every event until the cluster has stopped. Worker lines name the slot (`worker 2`), the
@@ -27,7 +28,7 @@ pub(crate) async fn log_events(
             ClusterEvent::Listening { addr } => {
                 tracing::info!("listening on http://{addr} ({workers} workers, {strategy})");
             }
-            ClusterEvent::WorkerStarted { worker_id, slot, pid, addr } => {
+            ClusterEvent::WorkerStarted { worker_id, slot, pid, addr, .. } => {
                 known.insert(worker_id, (pid, addr));
                 tracing::debug!("worker {slot} starting: pid {pid} on {addr}");
             }
@@ -41,18 +42,125 @@ pub(crate) async fn log_events(
                     other => tracing::debug!("worker {slot} (pid {pid}) {other}"),
                 }
             }
-            ClusterEvent::WorkerExited { worker_id, slot, pid, code, signal, expected } => {
+            ClusterEvent::WorkerExited {
+                worker_id,
+                slot,
+                pid,
+                code,
+                signal,
+                expected,
+                reason,
+                ..
+            } => {
                 known.remove(&worker_id);
                 let how = match (code, signal) {
                     (Some(c), _) => format!("exit code {c}"),
                     (None, Some(s)) => format!("signal {s}"),
                     _ => "unknown status".to_owned(),
                 };
+                let why = reason.map(|r| format!("; {r}")).unwrap_or_default();
                 if expected {
-                    tracing::info!("worker {slot} (pid {pid}) stopped ({how})");
+                    tracing::info!("worker {slot} (pid {pid}) stopped ({how}{why})");
                 } else {
-                    tracing::warn!("worker {slot} (pid {pid}) exited unexpectedly ({how})");
+                    tracing::warn!("worker {slot} (pid {pid}) exited unexpectedly ({how}{why})");
                 }
+            }
+            ClusterEvent::Retiring { slot, pid, reason, .. } => {
+                tracing::debug!("worker {slot} (pid {pid}) leaving rotation: {reason}");
+            }
+            ClusterEvent::Scaled { from, to, by, .. } => {
+                tracing::info!("scaled from {from} to {to} workers ({by})");
+            }
+            ClusterEvent::Autoscale { direction, from, to, reason, .. } => {
+                tracing::info!("autoscale {direction}: {from} -> {to} workers: {reason}");
+            }
+            ClusterEvent::OperationStarted { operation, kind, workers, generation, by, .. } => {
+                tracing::info!(
+                    "{kind} #{operation} started ({by}): {workers} workers to replace, generation {generation}"
+                );
+            }
+            ClusterEvent::OperationProgress {
+                operation,
+                kind,
+                done,
+                total,
+                slot,
+                old_pid,
+                new_pid,
+                ..
+            } => match old_pid {
+                Some(old) => tracing::info!(
+                    "{kind} #{operation}: {done} of {total}: worker {slot} pid {old} -> pid {new_pid}"
+                ),
+                None => tracing::info!(
+                    "{kind} #{operation}: {done} of {total}: worker {slot} pid {new_pid} ready"
+                ),
+            },
+            ClusterEvent::OperationFinished { operation, kind, replaced, took, .. } => {
+                tracing::info!(
+                    "{kind} #{operation} done: {replaced} workers replaced in {:.1} s",
+                    took.as_secs_f64()
+                );
+            }
+            ClusterEvent::OperationFailed { operation, kind, reason, rolled_back, .. } => {
+                let rollback = match (kind, rolled_back) {
+                    (OperationKind::RollingRestart, 0) => {
+                        "; the previous generation keeps serving".to_owned()
+                    }
+                    (OperationKind::RollingRestart, n) => format!(
+                        "; the previous generation keeps serving, rolling back {n} replaced workers"
+                    ),
+                    _ => String::new(),
+                };
+                tracing::error!("{kind} #{operation} failed: {reason}{rollback}");
+            }
+            ClusterEvent::ConfigReloaded { changes, .. } => {
+                if changes.is_empty() {
+                    tracing::info!("configuration reloaded: nothing changed");
+                }
+                for c in changes {
+                    let when = match c.applies {
+                        Applies::Now => "applied",
+                        Applies::NextGeneration => "applies from the next rolling restart",
+                        _ => {
+                            "NOT applied: needs a restart of the primary; the running value is kept"
+                        }
+                    };
+                    let line = format!(
+                        "configuration reloaded: {} {} -> {} ({when})",
+                        c.key, c.from, c.to
+                    );
+                    if c.applies == Applies::Now || c.applies == Applies::NextGeneration {
+                        tracing::info!("{line}");
+                    } else {
+                        tracing::warn!("{line}");
+                    }
+                }
+            }
+            ClusterEvent::ConfigReloadFailed { error, .. } => {
+                for line in error.lines() {
+                    tracing::error!("configuration not reloaded: {line}");
+                }
+            }
+            ClusterEvent::MemoryPressure { slot, rss_mb, limit_mb, notified, .. } => {
+                let told = if notified { "told over IPC" } else { "no IPC channel to tell it" };
+                tracing::warn!(
+                    "worker {slot} over its memory limit: {rss_mb} MB of {limit_mb} MB ({told}); recycled if it stays over"
+                );
+            }
+            ClusterEvent::LeakSuspected {
+                slot,
+                slope_mb_per_min,
+                rss_mb,
+                minutes_to_limit,
+                ..
+            } => {
+                let eta = minutes_to_limit
+                    .map(|m| format!("; maxMemoryUsage in about {m:.0} min"))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    "worker {slot}: memory grows steadily, {slope_mb_per_min:.1} MB/min (now {rss_mb} MB){eta}: a leak?"
+                );
             }
             ClusterEvent::WorkerFailedStart { slot, reason } => {
                 tracing::warn!("worker {slot} failed to start: {reason}");

@@ -1,12 +1,14 @@
 //! The `cluster` command: runs N copies of an HTTP server behind one port.
 //!
-//! `cluster start [-- COMMAND...]` runs the primary in the foreground; `cluster config` prints
+//! `cluster start [-- COMMAND...]` runs the primary in the foreground; `cluster dev` does the
+//! same with 2 workers and a rolling restart on every file change; `cluster config` prints
 //! the effective configuration with the source of each value. Exit codes: 0 success,
 //! 1 runtime failure, 2 usage or configuration error.
 #![forbid(unsafe_code)]
 
 mod args;
 mod demo;
+mod dev;
 mod event_log;
 mod notices;
 mod start;
@@ -14,19 +16,22 @@ mod start;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cluster_core::config::{self, Environment};
+use cluster_core::config::{self, Environment, Source};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, DevArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => {
-            match config::load(&args.config.overrides(), &Environment::capture()) {
-                Ok(loaded) => start::run(loaded.spec),
+            let source =
+                start::Source { overrides: args.config.overrides(), env: Environment::capture() };
+            match config::load(&source.overrides, &source.env) {
+                Ok(loaded) => start::run(loaded.spec, source, |_| {}),
                 Err(e) => config_error(&e),
             }
         }
+        Command::Dev(args) => dev_mode(args),
         Command::Config(args) => {
             match config::load(&args.config.overrides(), &Environment::capture()) {
                 Ok(loaded) if args.json => {
@@ -49,6 +54,43 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `cluster dev`: `cluster start` with 2 workers by default and a file watcher.
+fn dev_mode(args: DevArgs) -> ExitCode {
+    let mut source =
+        start::Source { overrides: args.config.overrides(), env: Environment::capture() };
+    let loaded = match config::load(&source.overrides, &source.env) {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(&e),
+    };
+    let spec = if loaded.effective.get("workers").is_some_and(|w| w.source == Source::Default) {
+        // Nothing set the count: development wants two workers (enough to see a rolling
+        // restart keep serving), not one per CPU.
+        source.overrides.workers = Some("2".into());
+        match config::load(&source.overrides, &source.env) {
+            Ok(loaded) => loaded.spec,
+            Err(e) => return config_error(&e),
+        }
+    } else {
+        loaded.spec
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let roots = if args.watch.is_empty() { vec![cwd.clone()] } else { args.watch };
+    let watch = dev::WatchSpec {
+        roots: roots.into_iter().map(|r| if r.is_absolute() { r } else { cwd.join(r) }).collect(),
+        ignore: args.ignore,
+        debounce: std::time::Duration::from_millis(args.debounce),
+    };
+    if let Err(e) = dev::Ignore::new(&watch.roots, &watch.ignore) {
+        eprintln!("cluster: {e}");
+        return ExitCode::from(2);
+    }
+    start::run(spec, source, move |handle| {
+        if let Err(e) = dev::start(handle, watch) {
+            tracing::error!("dev: {e}; running without the file watcher");
+        }
+    })
 }
 
 /// Prints a configuration error for people, one problem per line, and exits 2.

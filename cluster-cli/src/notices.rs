@@ -10,7 +10,6 @@ pub(crate) fn warn_inactive(spec: &ClusterSpec) {
     let inactive = [
         (spec.performance.enable_compression, "performance.enableCompression"),
         (spec.security.enable_rate_limit, "security.enableRateLimit"),
-        (spec.scaling.auto_scale, "scaling.autoScale"),
     ];
     for (enabled, key) in inactive {
         if enabled {

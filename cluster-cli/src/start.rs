@@ -2,17 +2,30 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-
-use cluster_core::config::ClusterSpec;
 use std::sync::Arc;
 
-use cluster_core::{Cluster, Guardian, ProcessSpawner, SelfExecSpawner, forward_signals};
+use cluster_core::config::{self, ClusterSpec, Environment, Overrides};
+use cluster_core::{
+    Cluster, ClusterHandle, Guardian, ProcessSpawner, SelfExecSpawner, forward_signals,
+};
 use tracing_subscriber::EnvFilter;
 
 use crate::{event_log, notices};
 
-/// Runs the cluster described by `spec` until it has shut down.
-pub(crate) fn run(spec: ClusterSpec) -> ExitCode {
+/// Where the configuration came from, so that SIGUSR2 can load it again the same way.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub(crate) overrides: Overrides,
+    pub(crate) env: Environment,
+}
+
+/// Runs the cluster described by `spec` until it has shut down. `after_start` runs on the
+/// primary's runtime once the cluster is built (dev mode watches files there).
+pub(crate) fn run(
+    spec: ClusterSpec,
+    source: Source,
+    after_start: impl FnOnce(ClusterHandle) + Send + 'static,
+) -> ExitCode {
     let filter = match EnvFilter::try_new(&spec.log_level) {
         Ok(f) => f,
         Err(e) => {
@@ -28,8 +41,8 @@ pub(crate) fn run(spec: ClusterSpec) -> ExitCode {
         .init();
     notices::warn_inactive(&spec);
 
-    // The supervisor and the first proxy thread share this thread; further proxy threads
-    // (`performance.proxyThreads`) get single-threaded runtimes of their own.
+    // The first proxy thread runs here; further proxy threads (`performance.proxyThreads`)
+    // and the control plane get single-threaded runtimes of their own.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -37,7 +50,7 @@ pub(crate) fn run(spec: ClusterSpec) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(spec)) {
+    match runtime.block_on(serve(spec, source, after_start)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("cluster: {message}");
@@ -46,7 +59,11 @@ pub(crate) fn run(spec: ClusterSpec) -> ExitCode {
     }
 }
 
-async fn serve(spec: ClusterSpec) -> Result<(), String> {
+async fn serve(
+    spec: ClusterSpec,
+    source: Source,
+    after_start: impl FnOnce(ClusterHandle) + Send + 'static,
+) -> Result<(), String> {
     let workers = spec.workers;
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the path of the cluster binary: {e}"))?;
@@ -59,7 +76,9 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
             None
         }
     };
-    let builder = Cluster::builder(spec.clone());
+    let builder = Cluster::builder(spec.clone()).config_source(move || {
+        config::load(&source.overrides, &source.env).map(|loaded| loaded.spec)
+    });
     let builder = match ProcessSpawner::from_command(&spec.command) {
         Some(spawner) => {
             builder.spawner(with_guardian(spawner, &guardian, ProcessSpawner::guardian))
@@ -73,20 +92,28 @@ async fn serve(spec: ClusterSpec) -> Result<(), String> {
     };
     let cluster = builder.build().await.map_err(|e| e.to_string())?;
     let handle = cluster.handle();
-    let log = tokio::spawn(event_log::log_events(
-        handle.subscribe(),
-        workers,
-        cluster.router().strategy(),
-    ));
+    let log =
+        tokio::spawn(event_log::log_events(handle.subscribe(), workers, spec.strategy.name()));
     let signals = handle.clone();
     tokio::spawn(async move {
         if let Err(e) = forward_signals(signals.clone()).await {
             tracing::error!("cannot listen for signals: {e}");
         }
     });
-    cluster.run().await.map_err(|e| e.to_string())?;
+    after_start(handle);
+    let result = cluster.run().await.map_err(|e| e.to_string());
     // Let the log show the last events before saying goodbye.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), log).await;
+    if let Some(guardian) = guardian {
+        // Every worker has exited: the guardian has nothing left to guard. Wait for it, so
+        // that the primary leaves no zombie behind.
+        match tokio::task::spawn_blocking(move || guardian.finish()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("the guardian process could not be waited for: {e}"),
+            Err(e) => tracing::warn!("the guardian process could not be waited for: {e}"),
+        }
+    }
+    result?;
     tracing::info!("all workers stopped; bye");
     Ok(())
 }

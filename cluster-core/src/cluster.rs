@@ -11,11 +11,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
-use crate::handle::ClusterHandle;
+use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::routing::Router;
 use crate::spawn::{ProcessSpawner, Spawner};
-use crate::supervisor::{Supervisor, SupervisorParts};
+use crate::supervisor::{Checks, Supervisor, SupervisorParts};
 
 /// Events buffered per subscriber before the oldest are dropped.
 const EVENT_BUFFER: usize = 1024;
@@ -39,15 +39,30 @@ pub enum ClusterError {
     /// No worker command is configured and no spawner was given.
     #[error("no worker command: set `command` in the configuration or give one after `--`")]
     NoCommand,
+    /// The control plane's thread could not be started, or it failed.
+    #[error("the control plane failed: {0}")]
+    ControlPlane(String),
 }
 
 /// Builds a [`Cluster`]; see [`Cluster::builder`].
-#[derive(Debug)]
 pub struct ClusterBuilder {
     spec: ClusterSpec,
     spawner: Option<Arc<dyn Spawner>>,
     balancer: Option<Arc<dyn Balancer>>,
     hooks: HealthHooks,
+    source: Option<ConfigSource>,
+    checks: Option<Arc<dyn Checks>>,
+}
+
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("spec", &self.spec)
+            .field("spawner", &self.spawner)
+            .field("balancer", &self.balancer)
+            .field("reloadable", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an embedder added to the configured health checks.
@@ -86,6 +101,24 @@ impl ClusterBuilder {
         self
     }
 
+    /// Where [`ClusterHandle::reload_config`] (and SIGUSR2) loads the configuration again
+    /// from; `cluster start` passes its file, environment and flags.
+    pub fn config_source(
+        mut self,
+        load: impl Fn() -> Result<ClusterSpec, crate::config::ConfigError> + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Arc::new(load));
+        self
+    }
+
+    /// Checks readiness and liveness with `checks` instead of over HTTP (tests with a fake
+    /// spawner, under paused time).
+    #[cfg(test)]
+    pub(crate) fn checks(mut self, checks: Arc<dyn Checks>) -> Self {
+        self.checks = Some(checks);
+        self
+    }
+
     /// Binds the front port. Workers start when [`Cluster::run`] is called.
     ///
     /// # Errors
@@ -103,33 +136,47 @@ impl ClusterBuilder {
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
         let local_addr =
             listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
-        let balancer = self.balancer.unwrap_or_else(|| {
-            let mut strategy = self.spec.strategy.build();
-            if let Some(window) = self.spec.performance.slow_start_window {
-                strategy = Arc::new(SlowStart::new(strategy, window));
-            }
-            if self.spec.sticky_sessions {
-                // Affinity by client address, bounded so that one busy client cannot
-                // overload a worker (consistent hashing with bounded loads).
-                Arc::new(Sticky::new(strategy)) as Arc<dyn Balancer>
-            } else {
-                strategy
-            }
-        });
+        let custom_balancer = self.balancer.is_some();
+        let balancer = self.balancer.unwrap_or_else(|| configured_balancer(&self.spec));
+        let router = Arc::new(Router::new(balancer));
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let handle = ClusterHandle::new(tx.clone(), events.clone(), local_addr);
+        let handle = ClusterHandle::new(
+            tx.clone(),
+            events.clone(),
+            local_addr,
+            Arc::clone(&router),
+            self.source,
+        );
         Ok(Cluster {
             spec: Arc::new(self.spec),
             hooks: self.hooks,
             spawner,
-            router: Arc::new(Router::new(balancer)),
+            router,
+            custom_balancer,
+            checks: self.checks,
             listener,
             events,
             tx,
             rx,
             handle,
         })
+    }
+}
+
+/// The balancer a configuration asks for: the strategy, ramped up for new workers under
+/// `slowStartWindow`, and sticky when `enableStickySession` is on.
+pub(crate) fn configured_balancer(spec: &ClusterSpec) -> Arc<dyn Balancer> {
+    let mut strategy = spec.strategy.build();
+    if let Some(window) = spec.performance.slow_start_window {
+        strategy = Arc::new(SlowStart::new(strategy, window));
+    }
+    if spec.sticky_sessions {
+        // Affinity by client address, bounded so that one busy client cannot overload a
+        // worker (consistent hashing with bounded loads).
+        Arc::new(Sticky::new(strategy)) as Arc<dyn Balancer>
+    } else {
+        strategy
     }
 }
 
@@ -141,12 +188,13 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// A cluster with its front port bound, ready to [`run`](Cluster::run).
-#[derive(Debug)]
 pub struct Cluster {
     spec: Arc<ClusterSpec>,
     hooks: HealthHooks,
     spawner: Arc<dyn Spawner>,
     router: Arc<Router>,
+    custom_balancer: bool,
+    checks: Option<Arc<dyn Checks>>,
     listener: TcpListener,
     events: broadcast::Sender<crate::ClusterEvent>,
     tx: mpsc::UnboundedSender<crate::supervisor::Msg>,
@@ -154,10 +202,27 @@ pub struct Cluster {
     handle: ClusterHandle,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("local_addr", &self.handle.local_addr())
+            .field("spawner", &self.spawner)
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Cluster {
     /// Starts building a cluster for `spec`.
     pub fn builder(spec: ClusterSpec) -> ClusterBuilder {
-        ClusterBuilder { spec, spawner: None, balancer: None, hooks: HealthHooks::default() }
+        ClusterBuilder {
+            spec,
+            spawner: None,
+            balancer: None,
+            hooks: HealthHooks::default(),
+            source: None,
+            checks: None,
+        }
     }
 
     /// The bound front address.
@@ -170,18 +235,29 @@ impl Cluster {
         self.handle.clone()
     }
 
-    /// The routing table, for embedders that want to watch it.
-    pub fn router(&self) -> &Arc<Router> {
-        &self.router
-    }
-
     /// Starts the workers and serves the front port until shutdown completes (see
     /// [`ClusterHandle::shutdown`]). Returns once every worker has exited.
     ///
+    /// The proxy serves on the calling runtime (and on `performance.proxyThreads - 1` threads
+    /// of its own); the control plane runs on a thread of its own, with its own runtime, so a
+    /// saturated proxy never delays a health tick or a control command. Workers are started
+    /// from that thread, which lives until the last worker has exited (Linux ties a worker's
+    /// parent-death signal to the thread that started it).
+    ///
     /// # Errors
     ///
-    /// None today; the `Result` leaves room for failures that end a running cluster.
+    /// [`ClusterError::ControlPlane`] when its thread cannot be started or panics.
     pub async fn run(self) -> Result<(), ClusterError> {
+        self.run_with(ControlPlane::OwnThread).await
+    }
+
+    /// Runs the control plane on the calling runtime: for tests under paused time.
+    #[cfg(test)]
+    pub(crate) async fn run_here(self) -> Result<(), ClusterError> {
+        self.run_with(ControlPlane::Here).await
+    }
+
+    async fn run_with(self, control: ControlPlane) -> Result<(), ClusterError> {
         let proxy = Proxy::new(Arc::clone(&self.router), ProxyConfig::from_spec(&self.spec));
         let proxy_stop = CancellationToken::new();
         let (done_tx, proxy_done) = oneshot::channel();
@@ -194,21 +270,64 @@ impl Cluster {
         });
         let events = self.events.clone();
         let _ = events.send(crate::ClusterEvent::Listening { addr: self.handle.local_addr() });
-        let supervisor = Supervisor::new(SupervisorParts {
+        let parts = SupervisorParts {
             spec: self.spec,
             hooks: self.hooks,
             spawner: self.spawner,
             router: self.router,
+            custom_balancer: self.custom_balancer,
+            checks: self.checks,
             events: self.events,
             tx: self.tx,
             rx: self.rx,
             listen: self.handle.local_addr(),
-            proxy_stop,
+            proxy_stop: proxy_stop.clone(),
             proxy_done,
-        });
-        supervisor.run().await;
+        };
+        let result = match control {
+            ControlPlane::Here => {
+                Supervisor::new(parts).run().await;
+                Ok(())
+            }
+            ControlPlane::OwnThread => run_on_own_thread(parts).await,
+        };
+        // However the control plane ended, stop serving.
+        proxy_stop.cancel();
         proxy_task.abort();
         let _ = events.send(crate::ClusterEvent::Stopped);
-        Ok(())
+        result
+    }
+}
+
+/// Where the supervisor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ControlPlane {
+    /// A thread of its own (production).
+    OwnThread,
+    /// The calling runtime (tests with paused time).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Here,
+}
+
+/// Runs the supervisor on a new thread with a current-thread runtime, until it returns.
+async fn run_on_own_thread(parts: SupervisorParts) -> Result<(), ClusterError> {
+    let (done_tx, done) = oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClusterError::ControlPlane(format!("cannot build its runtime: {e}")))?;
+    let thread = std::thread::Builder::new()
+        .name("cluster-control".into())
+        .spawn(move || {
+            runtime.block_on(Supervisor::new(parts).run());
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| ClusterError::ControlPlane(format!("cannot start its thread: {e}")))?;
+    let finished = done.await.is_ok();
+    // The thread has returned or is about to; join it off the runtime.
+    let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+    match (finished, joined) {
+        (true, Ok(Ok(()))) => Ok(()),
+        _ => Err(ClusterError::ControlPlane("its thread panicked".into())),
     }
 }

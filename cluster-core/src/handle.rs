@@ -1,20 +1,44 @@
 //! [`ClusterHandle`]: the one control path into a running cluster.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::config::{ClusterSpec, ConfigError};
+use crate::control::{ConfigReport, ControlError, Operation, Scaled, ShutdownMode};
 use crate::events::ClusterEvent;
+use crate::routing::{Router, RoutingTable};
 use crate::status::ClusterStatus;
-use crate::supervisor::{Control, Msg, ShutdownMode};
+use crate::supervisor::{Control, Count, Msg};
+
+/// Loads the configuration again, for [`ClusterHandle::reload_config`].
+pub type ConfigSource = Arc<dyn Fn() -> Result<ClusterSpec, ConfigError> + Send + Sync>;
 
 /// Controls a running cluster. Cheap to clone; every way of operating the cluster (signals,
-/// CLI, admin API, dashboard) goes through these methods and nothing else.
-#[derive(Debug, Clone)]
+/// the CLI, the admin API, the dashboard, autoscaling, dev mode) goes through these methods
+/// and nothing else. Each operation answers with a typed result; operations are serialized by
+/// the supervisor, so concurrent callers cannot interleave them.
+#[derive(Clone)]
 pub struct ClusterHandle {
     tx: mpsc::UnboundedSender<Msg>,
     events: broadcast::Sender<ClusterEvent>,
     local_addr: SocketAddr,
+    router: Arc<Router>,
+    source: Option<ConfigSource>,
+    /// Who operates through this handle, for the events (`by`).
+    by: Arc<str>,
+}
+
+impl fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterHandle")
+            .field("local_addr", &self.local_addr)
+            .field("by", &self.by)
+            .field("reloadable", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The cluster has finished running; its handle can no longer reach it.
@@ -27,13 +51,27 @@ impl ClusterHandle {
         tx: mpsc::UnboundedSender<Msg>,
         events: broadcast::Sender<ClusterEvent>,
         local_addr: SocketAddr,
+        router: Arc<Router>,
+        source: Option<ConfigSource>,
     ) -> Self {
-        Self { tx, events, local_addr }
+        Self { tx, events, local_addr, router, source, by: Arc::from("handle") }
+    }
+
+    /// A handle whose operations are attributed to `who` in the events (`Scaled.by`,
+    /// `OperationStarted.by`): `"signal SIGTTIN"`, `"admin API"`, `"dev mode"`.
+    pub fn on_behalf_of(&self, who: impl Into<String>) -> Self {
+        Self { by: Arc::from(who.into()), ..self.clone() }
     }
 
     /// The address the front listener is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The routing table as it is now: the workers requests go to. Lock-free; read-only
+    /// (only the supervisor writes it).
+    pub fn routes(&self) -> Arc<RoutingTable> {
+        self.router.snapshot()
     }
 
     /// The current state of the cluster and of every worker.
@@ -47,8 +85,87 @@ impl ClusterHandle {
         rx.await.map_err(|_| ClusterGone)
     }
 
+    /// Runs `n` workers. New slots start at once and enter rotation once ready; a scale-down
+    /// retires the highest slots (out of rotation, drain, stop), so sticky clients of the
+    /// other slots keep their worker. Allowed during a rolling restart, whose result keeps it.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::OutOfRange`] outside `scaling.minWorkers..=scaling.maxWorkers`;
+    /// [`ControlError::ShuttingDown`]; [`ControlError::Gone`].
+    pub async fn scale(&self, n: usize) -> Result<Scaled, ControlError> {
+        self.ask(|reply, by| Control::Scale { count: Count::To(n), by, reply }).await
+    }
+
+    /// Adds `delta` workers (removes them when negative); see [`scale`](Self::scale).
+    ///
+    /// # Errors
+    ///
+    /// As [`scale`](Self::scale).
+    pub async fn scale_by(&self, delta: i64) -> Result<Scaled, ControlError> {
+        self.ask(|reply, by| Control::Scale { count: Count::By(delta), by, reply }).await
+    }
+
+    /// Starts a rolling restart: a new generation (the command is run again, so a new build on
+    /// disk is picked up), replacing `rollingRestart.maxSurge` workers at a time (1 by
+    /// default): each replacement starts, enters rotation once ready, and only then is the old
+    /// worker drained and stopped, so the ready count never drops. If a new worker fails to
+    /// become ready, the rolling restart stops, the previous generation keeps serving and what
+    /// was already replaced is rolled back. Progress comes as
+    /// [`ClusterEvent::OperationProgress`] events; [`Operation::finished`] waits for the end.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Busy`] while another operation runs; [`ControlError::ShuttingDown`];
+    /// [`ControlError::Gone`].
+    pub async fn rolling_restart(&self) -> Result<Operation, ControlError> {
+        self.ask(|reply, by| Control::RollingRestart { by, reply }).await
+    }
+
+    /// Restarts every worker at once: all are drained and stopped while a new generation
+    /// starts in every slot. Capacity dips (requests get 503 while no worker is ready): use
+    /// [`rolling_restart`](Self::rolling_restart) for zero downtime. For applications that
+    /// must never run two generations side by side.
+    ///
+    /// # Errors
+    ///
+    /// As [`rolling_restart`](Self::rolling_restart).
+    pub async fn restart(&self) -> Result<Operation, ControlError> {
+        self.ask(|reply, by| Control::Restart { by, reply }).await
+    }
+
+    /// Replaces worker `worker_id` without losing a request (the recycle path: replacement
+    /// first, then drain and stop); `restart requested` is the reason in the events.
+    ///
+    /// # Errors
+    ///
+    /// As [`recycle`](Self::recycle).
+    pub async fn restart_worker(&self, worker_id: u64) -> Result<(), ControlError> {
+        let reason = format!("restart requested by {}", self.by);
+        self.recycle(worker_id, reason).await
+    }
+
+    /// Replaces worker `worker_id` without losing a request: a replacement is started in its
+    /// slot, and once it is ready the old worker leaves the rotation, finishes its in-flight
+    /// requests and is stopped. Recycles run one at a time (`health.maxConcurrentRecycles`);
+    /// this one is queued behind any under way. `reason` appears in the events.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NoSuchWorker`]; [`ControlError::NotServing`] for a worker starting or
+    /// leaving; [`ControlError::ShuttingDown`]; [`ControlError::Gone`].
+    pub async fn recycle(
+        &self,
+        worker_id: u64,
+        reason: impl Into<String>,
+    ) -> Result<(), ControlError> {
+        let reason = reason.into();
+        self.ask(|reply, _| Control::Recycle { worker_id, reason, reply }).await
+    }
+
     /// Asks the cluster to shut down. A graceful request while a graceful shutdown is already
-    /// running changes nothing; an immediate one escalates it.
+    /// running changes nothing; an immediate one escalates it. An operation under way ends
+    /// with [`OperationError::ShuttingDown`](crate::OperationError::ShuttingDown).
     ///
     /// # Errors
     ///
@@ -57,22 +174,70 @@ impl ClusterHandle {
         self.tx.send(Msg::Control(Control::Shutdown(mode))).map_err(|_| ClusterGone)
     }
 
-    /// Replaces worker `worker_id` without losing a request: a replacement is started in its
-    /// slot, and once it is ready the old worker leaves the rotation, finishes its in-flight
-    /// requests and is stopped. Recycles run one at a time; this one is queued behind any
-    /// under way. Ignored if the worker is not ready. `reason` appears in the events.
+    /// Applies `spec` as far as a running cluster can: see [`ConfigReport`] and
+    /// [`Applies`](crate::config::Applies) for what changes when.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::ShuttingDown`]; [`ControlError::Gone`].
+    pub async fn apply_config(&self, spec: ClusterSpec) -> Result<ConfigReport, ControlError> {
+        let spec = Box::new(spec);
+        self.ask(|reply, _| Control::ApplyConfig { spec, reply }).await
+    }
+
+    /// Loads the configuration again from where it came from (the file, the environment and
+    /// the flags of `cluster start`; see
+    /// [`ClusterBuilder::config_source`](crate::ClusterBuilder::config_source)) and applies
+    /// it with [`apply_config`](Self::apply_config). An invalid file changes nothing and is
+    /// reported, also as a [`ClusterEvent::ConfigReloadFailed`] event.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Config`] with every problem found; [`ControlError::NoConfigSource`];
+    /// as [`apply_config`](Self::apply_config).
+    pub async fn reload_config(&self) -> Result<ConfigReport, ControlError> {
+        let source = self.source.clone().ok_or(ControlError::NoConfigSource)?;
+        let loaded = tokio::task::spawn_blocking(move || source()).await;
+        let spec = match loaded {
+            Ok(Ok(spec)) => spec,
+            Ok(Err(e)) => {
+                let error = e.to_string();
+                let _ = self.events.send(ClusterEvent::ConfigReloadFailed { error: error.clone() });
+                return Err(ControlError::Config { message: error });
+            }
+            Err(e) => return Err(ControlError::Config { message: e.to_string() }),
+        };
+        self.apply_config(spec).await
+    }
+
+    /// Asks whoever writes log files to reopen them (after a log rotation): publishes
+    /// [`ClusterEvent::LogReopenRequested`].
     ///
     /// # Errors
     ///
     /// [`ClusterGone`] once the cluster has stopped.
-    pub fn recycle(&self, worker_id: u64, reason: impl Into<String>) -> Result<(), ClusterGone> {
-        let reason = reason.into();
-        self.tx.send(Msg::Control(Control::Recycle { worker_id, reason })).map_err(|_| ClusterGone)
+    pub fn reopen_logs(&self) -> Result<(), ClusterGone> {
+        if self.tx.is_closed() {
+            return Err(ClusterGone);
+        }
+        let _ = self.events.send(ClusterEvent::LogReopenRequested);
+        Ok(())
     }
 
     /// Subscribes to cluster events from now on. A subscriber that falls more than 1024
     /// events behind misses the oldest (it receives `RecvError::Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
         self.events.subscribe()
+    }
+
+    /// Sends a control message built with a reply channel and `by`, and waits for the answer.
+    async fn ask<T>(
+        &self,
+        build: impl FnOnce(oneshot::Sender<Result<T, ControlError>>, String) -> Control,
+    ) -> Result<T, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Control(build(reply, self.by.to_string()));
+        self.tx.send(msg).map_err(|_| ControlError::Gone)?;
+        rx.await.map_err(|_| ControlError::Gone)?
     }
 }

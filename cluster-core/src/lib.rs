@@ -42,6 +42,7 @@
 
 mod cluster;
 pub mod config;
+mod control;
 mod events;
 mod handle;
 mod metrics;
@@ -53,8 +54,12 @@ mod status;
 mod supervisor;
 
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
+pub use control::{
+    ConfigReport, ControlError, Operation, OperationError, OperationKind, OperationReport, Scaled,
+    ShutdownMode,
+};
 pub use events::ClusterEvent;
-pub use handle::{ClusterGone, ClusterHandle};
+pub use handle::{ClusterGone, ClusterHandle, ConfigSource};
 pub use metrics::{MetricsSnapshot, WindowRates, WorkerMetrics};
 pub use proxy::{Proxy, ProxyConfig};
 pub use routing::{Backend, Router, RoutingTable};
@@ -63,5 +68,8 @@ pub use spawn::{
     Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit,
     WorkerProcess, WorkerSpec, run_guardian,
 };
-pub use status::{ClusterStatus, ErrorSummary, HealthSummary, Spread, WorkerStatus};
-pub use supervisor::{ShutdownMode, WorkerState};
+pub use status::{
+    ClusterStatus, ErrorSummary, HealthSummary, OperationStatus, ScalingStatus, Spread,
+    WorkerStatus,
+};
+pub use supervisor::{Rotation, WorkerState};

@@ -82,36 +82,49 @@ impl Backend {
 }
 
 /// An immutable set of ready backends, with their load records in a parallel slice for the
-/// balancer.
-#[derive(Debug, Default)]
+/// balancer, and the strategy that picks from them: swapping the table swaps both at once, so
+/// a strategy changed by a configuration reload never sees another strategy's table.
+#[derive(Debug)]
 pub struct RoutingTable {
     backends: Vec<Arc<Backend>>,
     loads: Vec<Arc<BackendLoad>>,
+    balancer: Arc<dyn Balancer>,
 }
 
 impl RoutingTable {
-    /// The ready backends.
+    /// The ready backends, ordered by slot.
     pub fn backends(&self) -> &[Arc<Backend>] {
         &self.backends
     }
 
-    fn with(backends: Vec<Arc<Backend>>) -> Self {
+    /// The name of the strategy picking from this table.
+    pub fn strategy(&self) -> &'static str {
+        self.balancer.name()
+    }
+
+    fn with(mut backends: Vec<Arc<Backend>>, balancer: Arc<dyn Balancer>) -> Self {
+        backends.sort_by_key(|b| (b.slot, b.id));
         let loads = backends.iter().map(|b| Arc::clone(&b.load)).collect();
-        Self { backends, loads }
+        Self { backends, loads, balancer }
     }
 }
 
-/// The routing table plus the strategy that picks from it.
+/// The routing table, swapped atomically, and the strategy that picks from it.
+///
+/// A standalone [`Proxy`](crate::Proxy) is given backends with [`add`](Self::add) and
+/// [`remove`](Self::remove). In a [`Cluster`](crate::Cluster) the supervisor alone writes the
+/// table, deriving it from its worker records; nothing outside `cluster-core` can reach that
+/// router, only read it through [`ClusterHandle::routes`](crate::ClusterHandle::routes).
 pub struct Router {
     table: ArcSwap<RoutingTable>,
-    balancer: Arc<dyn Balancer>,
 }
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = self.table.load();
         f.debug_struct("Router")
-            .field("balancer", &self.balancer.name())
-            .field("ready", &self.table.load().backends.len())
+            .field("balancer", &table.balancer.name())
+            .field("ready", &table.backends.len())
             .finish()
     }
 }
@@ -119,14 +132,14 @@ impl fmt::Debug for Router {
 impl Router {
     /// An empty router using `balancer`.
     pub fn new(balancer: Arc<dyn Balancer>) -> Self {
-        Self { table: ArcSwap::from_pointee(RoutingTable::default()), balancer }
+        Self { table: ArcSwap::from_pointee(RoutingTable::with(Vec::new(), balancer)) }
     }
 
     /// Picks a ready backend for a request; `None` when none is ready (or the only one is
     /// `ctx.avoid`). Lock-free.
     pub fn pick(&self, ctx: &RequestCtx) -> Option<Arc<Backend>> {
         let table = self.table.load();
-        let i = self.balancer.pick(&table.loads, ctx)?;
+        let i = table.balancer.pick(&table.loads, ctx)?;
         table.backends.get(i).cloned()
     }
 
@@ -136,8 +149,7 @@ impl Router {
             let mut v = t.backends.clone();
             v.retain(|b| b.id != backend.id);
             v.push(Arc::clone(&backend));
-            v.sort_by_key(|b| (b.slot, b.id));
-            RoutingTable::with(v)
+            RoutingTable::with(v, Arc::clone(&t.balancer))
         });
     }
 
@@ -147,9 +159,26 @@ impl Router {
         let mut removed = None;
         self.table.rcu(|t| {
             removed = t.backends.iter().find(|b| b.id == id).cloned();
-            RoutingTable::with(t.backends.iter().filter(|b| b.id != id).cloned().collect())
+            let kept = t.backends.iter().filter(|b| b.id != id).cloned().collect();
+            RoutingTable::with(kept, Arc::clone(&t.balancer))
         });
         removed
+    }
+
+    /// Makes `backends` the whole rotation, if it differs from the current one (compared by
+    /// worker id). The supervisor's one writer of a cluster's table.
+    pub(crate) fn replace(&self, backends: Vec<Arc<Backend>>) {
+        let current = self.table.load();
+        let same = current.backends.len() == backends.len()
+            && backends.iter().all(|b| current.backends.iter().any(|c| c.id == b.id));
+        if !same {
+            self.table.store(Arc::new(RoutingTable::with(backends, Arc::clone(&current.balancer))));
+        }
+    }
+
+    /// Switches to `balancer` for every pick from now on (a configuration reload).
+    pub(crate) fn set_balancer(&self, balancer: Arc<dyn Balancer>) {
+        self.table.rcu(|t| RoutingTable::with(t.backends.clone(), Arc::clone(&balancer)));
     }
 
     /// The current table.
@@ -159,6 +188,6 @@ impl Router {
 
     /// The strategy's name.
     pub fn strategy(&self) -> &'static str {
-        self.balancer.name()
+        self.table.load().balancer.name()
     }
 }

@@ -1,22 +1,35 @@
-//! Unix signals turned into commands on the control path.
-//!
-//! This is the only module that listens for signals, so tests and embedders can drive the
-//! same commands through [`ClusterHandle`] instead. Each signal is logged with the target
-//! `cluster::signal`.
+//! Unix signals turned into [`ClusterHandle`] calls: the one module that listens for signals,
+//! so tests and embedders can drive the same operations through the handle instead. Each
+//! signal is logged with the target `cluster::signal`.
 //!
 //! | signal | action |
 //! |---|---|
 //! | SIGTERM | graceful shutdown |
 //! | SIGINT (Ctrl-C) | graceful shutdown; a second one stops at once |
 //! | SIGQUIT | immediate shutdown |
+//! | SIGHUP | rolling restart (refused while another operation runs) |
+//! | SIGTTIN | one worker more (within `scaling.maxWorkers`) |
+//! | SIGTTOU | one worker fewer (within `scaling.minWorkers`) |
+//! | SIGUSR1 | reopen log files |
+//! | SIGUSR2 | reload the configuration file; what cannot change live is reported and kept |
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::ClusterHandle;
-use crate::supervisor::ShutdownMode;
+use crate::{ClusterHandle, ShutdownMode};
 
-/// Listens for SIGTERM, SIGINT and SIGQUIT and forwards them to `handle` until the cluster
-/// is gone.
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Shutdown(ShutdownMode),
+    RollingRestart,
+    ScaleBy(i64),
+    ReopenLogs,
+    ReloadConfig,
+}
+
+/// Listens for the signals of the table above and turns each into a [`ClusterHandle`] call,
+/// until the cluster is gone. Operations run in tasks of their own, so a slow one (a rolling
+/// restart) never delays the next signal; their outcome is logged.
 ///
 /// # Errors
 ///
@@ -25,31 +38,97 @@ pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut ttin = signal(SignalKind::from_raw(rustix::process::Signal::TTIN.as_raw()))?;
+    let mut ttou = signal(SignalKind::from_raw(rustix::process::Signal::TTOU.as_raw()))?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut interrupted = false;
     loop {
-        let mode = tokio::select! {
-            Some(()) = term.recv() => {
-                tracing::info!(target: "cluster::signal", "SIGTERM: graceful shutdown");
-                ShutdownMode::Graceful
-            }
+        let (name, command) = tokio::select! {
+            Some(()) = term.recv() => ("SIGTERM", Command::Shutdown(ShutdownMode::Graceful)),
             Some(()) = int.recv() => {
-                if interrupted {
-                    tracing::warn!(target: "cluster::signal", "second SIGINT: stopping now");
-                    ShutdownMode::Immediate
-                } else {
-                    interrupted = true;
-                    tracing::info!(target: "cluster::signal", "SIGINT: graceful shutdown (again to stop now)");
-                    ShutdownMode::Graceful
-                }
+                let mode = if interrupted { ShutdownMode::Immediate } else { ShutdownMode::Graceful };
+                interrupted = true;
+                ("SIGINT", Command::Shutdown(mode))
             }
-            Some(()) = quit.recv() => {
-                tracing::warn!(target: "cluster::signal", "SIGQUIT: stopping now");
-                ShutdownMode::Immediate
-            }
+            Some(()) = quit.recv() => ("SIGQUIT", Command::Shutdown(ShutdownMode::Immediate)),
+            Some(()) = hup.recv() => ("SIGHUP", Command::RollingRestart),
+            Some(()) = ttin.recv() => ("SIGTTIN", Command::ScaleBy(1)),
+            Some(()) = ttou.recv() => ("SIGTTOU", Command::ScaleBy(-1)),
+            Some(()) = usr1.recv() => ("SIGUSR1", Command::ReopenLogs),
+            Some(()) = usr2.recv() => ("SIGUSR2", Command::ReloadConfig),
             else => return Ok(()),
         };
-        if handle.shutdown(mode).is_err() {
+        if !run(&handle.on_behalf_of(format!("signal {name}")), name, command) {
             return Ok(());
         }
     }
+}
+
+/// Carries out `command`; returns `false` once the cluster is gone.
+fn run(handle: &ClusterHandle, name: &'static str, command: Command) -> bool {
+    match command {
+        Command::Shutdown(mode) => {
+            match mode {
+                ShutdownMode::Graceful => {
+                    tracing::info!(target: "cluster::signal", "{name}: graceful shutdown")
+                }
+                ShutdownMode::Immediate => {
+                    tracing::warn!(target: "cluster::signal", "{name}: stopping now")
+                }
+            }
+            return handle.shutdown(mode).is_ok();
+        }
+        Command::ReopenLogs => {
+            tracing::info!(target: "cluster::signal", "{name}: reopening log files");
+            return handle.reopen_logs().is_ok();
+        }
+        Command::RollingRestart => {
+            tracing::info!(target: "cluster::signal", "{name}: rolling restart");
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                match handle.rolling_restart().await {
+                    Ok(op) => match op.finished().await {
+                        Ok(done) => tracing::info!(
+                            target: "cluster::signal",
+                            "{name}: rolling restart #{} done: {} workers replaced in {:.1} s",
+                            done.id, done.replaced, done.took.as_secs_f64()
+                        ),
+                        Err(e) => {
+                            tracing::error!(target: "cluster::signal", "{name}: rolling restart failed: {e}")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(target: "cluster::signal", "{name}: rolling restart refused: {e}")
+                    }
+                }
+            });
+        }
+        Command::ScaleBy(delta) => {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                match handle.scale_by(delta).await {
+                    Ok(s) => {
+                        tracing::info!(target: "cluster::signal", "{name}: scaled from {} to {} workers", s.from, s.to)
+                    }
+                    Err(e) => tracing::warn!(target: "cluster::signal", "{name}: not scaled: {e}"),
+                }
+            });
+        }
+        Command::ReloadConfig => {
+            tracing::info!(target: "cluster::signal", "{name}: reloading the configuration");
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                match handle.reload_config().await {
+                    Ok(report) => tracing::info!(
+                        target: "cluster::signal",
+                        "{name}: configuration reloaded ({} changes)", report.changes.len()
+                    ),
+                    Err(e) => tracing::error!(target: "cluster::signal", "{name}: {e}"),
+                }
+            });
+        }
+    }
+    true
 }

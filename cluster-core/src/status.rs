@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::{MetricsSnapshot, WindowRates, WorkerState};
+use crate::{MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState};
 
 /// The cluster as the supervisor sees it at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,10 +16,17 @@ pub struct ClusterStatus {
     pub listen: SocketAddr,
     /// The balancing strategy in use.
     pub strategy: &'static str,
-    /// Workers the cluster keeps ready.
+    /// Workers the cluster keeps ready: the configured count, changed by scaling.
     pub desired_workers: usize,
     /// Workers in the routing table now.
     pub ready_workers: usize,
+    /// The current deploy generation: new workers belong to it; a rolling restart starts the
+    /// next one.
+    pub generation: u64,
+    /// The operation under way (rolling restart, restart, rollback), if any.
+    pub operation: Option<OperationStatus>,
+    /// The scaling bounds and whether autoscaling is on.
+    pub scaling: ScalingStatus,
     /// Whether shutdown has begun.
     pub shutting_down: bool,
     /// Every live worker process.
@@ -36,6 +43,36 @@ pub struct ClusterStatus {
     pub health: HealthSummary,
     /// Cluster totals of the per-worker rates over the sliding window.
     pub rates: WindowRates,
+}
+
+/// An operation under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct OperationStatus {
+    /// Its id (events carry it too).
+    pub id: u64,
+    /// What it does.
+    pub kind: OperationKind,
+    /// Workers replaced so far.
+    pub done: usize,
+    /// Workers it replaces in all, as things stand (a scale change moves it).
+    pub total: usize,
+    /// The generation it moves the workers to.
+    pub generation: u64,
+}
+
+/// The scaling bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ScalingStatus {
+    /// `scaling.minWorkers`.
+    pub min_workers: usize,
+    /// `scaling.maxWorkers`.
+    pub max_workers: usize,
+    /// `scaling.autoScale`.
+    pub auto_scale: bool,
 }
 
 /// The `health` block of the original design's status: totals and averages over the live
@@ -130,8 +167,16 @@ pub struct WorkerStatus {
     pub slot: usize,
     /// Process id.
     pub pid: u32,
+    /// The deploy generation that started it.
+    pub generation: u64,
     /// Lifecycle state.
     pub status: WorkerState,
+    /// Whether it receives requests when ready: in, ejected, or leaving.
+    pub rotation: Rotation,
+    /// Why it is leaving, once it is.
+    pub leaving_reason: Option<String>,
+    /// The worker it was started to replace, until it takes over.
+    pub replaces: Option<u64>,
     /// Private endpoint.
     pub addr: SocketAddr,
     /// Requests in flight on it (`connections` in JSON, the original design's name).
@@ -183,7 +228,11 @@ mod tests {
             worker_id: id,
             slot: id as usize,
             pid: 100 + id as u32,
+            generation: 1,
             status: WorkerState::Ready,
+            rotation: Rotation::In,
+            leaving_reason: None,
+            replaces: None,
             addr: ([127, 0, 0, 1], 4000).into(),
             in_flight: 1,
             restarts: 0,

@@ -26,7 +26,7 @@ async fn recycling_every_worker_under_load_loses_no_request() {
         statuses
     });
     for (id, _) in &old {
-        handle.recycle(*id, "test").unwrap();
+        handle.recycle(*id, "test").await.unwrap();
     }
     // Both recycles complete (one at a time); capacity stays at two ready workers throughout.
     let mut recycled = 0;

@@ -1,9 +1,10 @@
 //! Rates over a sliding window, from counters read at each health tick.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::MetricsSnapshot;
 

@@ -22,11 +22,12 @@ use super::sys;
 /// The primary's side of the guardian: a pipe to the guardian process.
 ///
 /// Deliberately not `Clone`: share it in an `Arc`; the pipe must close exactly once, when the
-/// primary exits.
+/// primary exits or calls [`finish`](Self::finish).
 #[derive(Debug)]
 pub struct Guardian {
-    pipe: Mutex<ChildStdin>,
-    child: Child,
+    pipe: Mutex<Option<ChildStdin>>,
+    child: Mutex<Child>,
+    pid: u32,
 }
 
 impl Guardian {
@@ -46,12 +47,25 @@ impl Guardian {
             .process_group(0)
             .spawn()?;
         let pipe = child.stdin.take().ok_or_else(|| io::Error::other("guardian has no stdin"))?;
-        Ok(Self { pipe: Mutex::new(pipe), child })
+        let pid = child.id();
+        Ok(Self { pipe: Mutex::new(Some(pipe)), child: Mutex::new(child), pid })
     }
 
     /// The guardian's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// Ends the guardian after a clean stop: closes the pipe (it kills any group still listed,
+    /// normally none, and exits) and waits for it, so that it is not left as a zombie for init
+    /// to reap. Blocks for as long as the guardian takes to exit (a few milliseconds).
+    ///
+    /// # Errors
+    ///
+    /// The OS error if waiting fails.
+    pub fn finish(&self) -> io::Result<std::process::ExitStatus> {
+        drop(self.pipe.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).wait()
     }
 
     /// Asks the guardian to kill process group `pgid` if the primary dies.
@@ -67,6 +81,7 @@ impl Guardian {
     fn send(&self, op: char, pgid: u32) {
         let line = format!("{op}{pgid}\n");
         let mut pipe = self.pipe.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(pipe) = pipe.as_mut() else { return };
         if let Err(e) = pipe.write_all(line.as_bytes()) {
             tracing::warn!(
                 "guardian unreachable ({e}); workers rely on the parent-death signal alone"

@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -129,6 +130,15 @@ pub trait Spawner: Send + Sync + fmt::Debug {
     /// [`SpawnError`] when the process cannot be started (program missing, not executable,
     /// out of resources).
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError>;
+
+    /// A spawner like this one that runs `command` instead, for a configuration reload that
+    /// changed the worker command, arguments, directory or environment: the next rolling
+    /// restart starts its generation with it. The default returns `None`: this spawner does
+    /// not run a configured command, and the change is reported as not applied.
+    fn with_command(&self, command: &crate::config::WorkerCommand) -> Option<Arc<dyn Spawner>> {
+        let _ = command;
+        None
+    }
 }
 
 /// A running worker process, as the supervisor controls it.

@@ -92,6 +92,12 @@ impl ProcessSpawner {
 }
 
 impl Spawner for ProcessSpawner {
+    fn with_command(&self, command: &WorkerCommand) -> Option<Arc<dyn Spawner>> {
+        let mut spawner = ProcessSpawner::from_command(command)?;
+        spawner.guardian = self.guardian.clone();
+        Some(Arc::new(spawner))
+    }
+
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
         let failed = |source| SpawnError::Start {
             program: self.program.display().to_string(),

@@ -1,6 +1,7 @@
 //! [`SelfExecSpawner`]: re-runs the current binary in worker role.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::{ProcessSpawner, SpawnError, Spawner, WorkerProcess, WorkerSpec};
 
@@ -43,5 +44,10 @@ impl SelfExecSpawner {
 impl Spawner for SelfExecSpawner {
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
         self.inner.spawn(spec)
+    }
+
+    /// A configured command replaces the re-executed binary (with the same guardian).
+    fn with_command(&self, command: &crate::config::WorkerCommand) -> Option<Arc<dyn Spawner>> {
+        self.inner.with_command(command)
     }
 }

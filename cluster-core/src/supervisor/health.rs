@@ -1,18 +1,21 @@
 //! The health tick: sample every ready worker's process tree, judge it with the configured
-//! policies, and act: eject, re-admit, recycle (through the one replacement path) or kill.
+//! policies, and act: eject, re-admit, recycle (through the one replacement path), retire an
+//! unresponsive worker, or kill. The same samples feed memory pressure, leak warnings and
+//! autoscaling.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster_health::{
-    CpuTracker, HealthState, MaxRequestsPolicy, MemoryPolicy, OutlierPolicy, Policies, ProbePolicy,
-    ProcfsSampler, RecycleReason, ResourceSample, ResourceSampler, SampleError, UnhealthyReason,
-    Verdict, WorkerSnapshot,
+    CpuTracker, HealthState, LeakDetector, LeakState, MaxRequestsPolicy, MemoryPolicy,
+    OutlierPolicy, Policies, ProbePolicy, ProcfsSampler, RecycleReason, ResourceSample,
+    ResourceSampler, SampleError, UnhealthyReason, Verdict, WorkerSnapshot,
 };
+use tokio::time::Instant;
 
-use super::worker::Stop;
-use super::{Msg, Phase, Supervisor, WorkerState, readiness};
+use super::record::{LeaveReason, Rotation};
+use super::{Msg, Phase, Supervisor};
 use crate::cluster::HealthHooks;
 use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
@@ -32,13 +35,13 @@ pub(crate) struct Measured {
 /// What the health tick remembers between ticks.
 pub(super) struct Health {
     policies: Policies,
+    /// The embedder's policies, kept across configuration reloads.
     state: HealthState,
     sampler: Arc<dyn ResourceSampler>,
     workers: BTreeMap<u64, WorkerHealth>,
     sampling: bool,
-    probe_path: Option<String>,
-    probe_timeout: Duration,
     metrics_window: Duration,
+    leak: Option<LeakDetector>,
 }
 
 impl std::fmt::Debug for Health {
@@ -51,39 +54,58 @@ impl std::fmt::Debug for Health {
 #[derive(Debug)]
 pub(super) struct WorkerHealth {
     cpu: CpuTracker,
-    window: RateWindow,
+    pub(super) window: RateWindow,
     /// Rates over the sliding window, at the last tick.
     pub(super) rates: WindowRates,
     pub(super) rss_bytes: Option<u64>,
     pub(super) cpu_percent: Option<f64>,
-    pub(super) ejected: bool,
     /// Warned once that it was kept in rotation as the last worker.
     kept_as_last: bool,
     probe_failures: u32,
     last_probe_ok: Instant,
+    /// Over `maxMemoryUsage` at the last sample (memory pressure was signalled).
+    pub(super) over_memory_limit: bool,
+    pub(super) leak: LeakState,
 }
 
 impl Health {
     /// The policies the configuration asks for, plus the embedder's; sampling /proc unless
     /// the embedder gave a sampler.
     pub(super) fn from_spec(spec: &ClusterSpec, hooks: HealthHooks) -> Self {
-        let h = &spec.health;
         let mut policies = Policies::new();
-        policies.memory = Some(MemoryPolicy {
+        policies.custom = hooks.policies;
+        let mut health = Self {
+            policies,
+            state: HealthState::default(),
+            sampler: hooks.sampler.unwrap_or_else(|| Arc::new(ProcfsSampler::new())),
+            workers: BTreeMap::new(),
+            sampling: false,
+            metrics_window: spec.health.metrics_window,
+            leak: None,
+        };
+        health.configure(spec);
+        health
+    }
+
+    /// Sets the configured policies from `spec` (at start and on a configuration reload),
+    /// keeping the embedder's policies and every worker's state.
+    pub(super) fn configure(&mut self, spec: &ClusterSpec) {
+        let h = &spec.health;
+        let p = &mut self.policies;
+        p.memory = Some(MemoryPolicy {
             soft_limit_bytes: spec.max_memory_bytes,
             hard_limit_bytes: h.hard_memory_bytes,
             recycle_on_soft_limit: spec.restart_on_high_memory,
             consecutive_samples: h.memory_samples,
             min_age: h.memory_min_age,
         });
-        policies.max_requests =
-            spec.performance.max_requests_per_worker.map(MaxRequestsPolicy::new);
-        policies.probe = Some(ProbePolicy {
+        p.max_requests = spec.performance.max_requests_per_worker.map(MaxRequestsPolicy::new);
+        p.probe = Some(ProbePolicy {
             failure_threshold: h.probe_failures,
             unresponsive_timeout: spec.unresponsive_timeout,
         });
-        policies.watchdog = Some(cluster_health::WatchdogPolicy { timeout: h.heartbeat_timeout });
-        policies.outlier = h.outlier_detection.then(|| OutlierPolicy {
+        p.watchdog = Some(cluster_health::WatchdogPolicy { timeout: h.heartbeat_timeout });
+        p.outlier = h.outlier_detection.then(|| OutlierPolicy {
             min_excess: h.outlier_error_rate / 100.0,
             min_error_rate: h.outlier_error_rate / 100.0,
             min_requests: h.outlier_min_requests,
@@ -93,38 +115,74 @@ impl Health {
             max_ejected_share: h.max_ejected_percent / 100.0,
             ..OutlierPolicy::default()
         });
-        policies.custom = hooks.policies;
-        Self {
-            policies,
-            state: HealthState::default(),
-            sampler: hooks.sampler.unwrap_or_else(|| Arc::new(ProcfsSampler::new())),
-            workers: BTreeMap::new(),
-            sampling: false,
-            probe_path: spec.health_check_path.clone(),
-            probe_timeout: h.probe_timeout,
-            metrics_window: h.metrics_window,
-        }
+        self.metrics_window = h.metrics_window;
+        self.leak = h.leak_detection.then(|| LeakDetector {
+            window: h.leak_window,
+            min_slope_mb_per_min: h.leak_min_slope,
+            ..LeakDetector::default()
+        });
     }
 
     /// The figures of worker `id`, if it has been sampled.
     pub(super) fn of(&self, id: u64) -> Option<&WorkerHealth> {
         self.workers.get(&id)
     }
+
+    /// The figures of worker `id`, to change.
+    pub(super) fn worker_mut(&mut self, id: u64) -> Option<&mut WorkerHealth> {
+        self.workers.get_mut(&id)
+    }
+
+    /// The leak detector, when leak detection is on.
+    pub(super) fn leak_detector(&self) -> Option<LeakDetector> {
+        self.leak.clone()
+    }
+
+    /// The sliding window of the rates.
+    pub(super) fn metrics_window(&self) -> Duration {
+        self.metrics_window
+    }
+
+    /// Forgets an exited worker.
+    pub(super) fn forget(&mut self, id: u64) {
+        self.workers.remove(&id);
+    }
+
+    /// Worker `id` was ejected: the next "kept as the last worker" warning may be logged.
+    pub(super) fn ejected(&mut self, id: u64) {
+        if let Some(h) = self.workers.get_mut(&id) {
+            h.kept_as_last = false;
+        }
+    }
+
+    /// Worker `id` was kept in rotation as the last one; returns whether this is the first
+    /// time in a row (to warn once).
+    pub(super) fn keep_as_last(&mut self, id: u64) -> bool {
+        self.workers.get_mut(&id).is_some_and(|h| !std::mem::replace(&mut h.kept_as_last, true))
+    }
+
+    /// The smoothed CPU and the RSS of the ready workers that have both, for autoscaling.
+    pub(super) fn figures<'a>(
+        &'a self,
+        ids: impl Iterator<Item = u64> + 'a,
+    ) -> impl Iterator<Item = (f64, u64)> + 'a {
+        ids.filter_map(|id| self.workers.get(&id))
+            .filter_map(|h| Some((h.cpu_percent?, h.rss_bytes?)))
+    }
 }
 
 impl Supervisor {
     /// Starts a sample of every ready worker on the blocking pool (file I/O on /proc) and a
-    /// liveness probe of each (`GET` on the health path, or any answer to `GET /`); the
-    /// results come back together as [`Msg::Samples`].
+    /// liveness check of each; the results come back together as [`Msg::Samples`].
     pub(super) fn health_tick(&mut self) {
         if self.health.sampling || self.phase != Phase::Running {
             return;
         }
-        let targets: Vec<(u64, u32)> = self
+        let targets: Vec<(u64, u32, std::net::SocketAddr)> = self
             .workers
             .values()
-            .filter(|w| w.state == WorkerState::Ready)
-            .map(|w| (w.id, w.pid))
+            .filter(|w| w.serving())
+            .map(|w| (w.id, w.pid, w.endpoint))
             .collect();
         if targets.is_empty() {
             return;
@@ -132,16 +190,11 @@ impl Supervisor {
         self.health.sampling = true;
         let sampler = Arc::clone(&self.health.sampler);
         let tx = self.tx.clone();
-        let path = self.health.probe_path.clone();
-        let limit = self.health.probe_timeout;
         let probes: Vec<_> = targets
             .iter()
-            .filter_map(|(id, _)| self.workers.get(id).map(|w| w.endpoint))
-            .map(|endpoint| {
-                let path = path.clone();
-                tokio::spawn(
-                    async move { readiness::alive(endpoint, path.as_deref(), limit).await },
-                )
+            .map(|&(_, _, endpoint)| {
+                let checks = Arc::clone(&self.checks);
+                tokio::spawn(async move { checks.alive(endpoint).await })
             })
             .collect();
         tokio::spawn(async move {
@@ -149,7 +202,7 @@ impl Supervisor {
             let samples = tokio::task::spawn_blocking(move || sampler.sample_many(&pids)).await;
             let samples = samples.unwrap_or_default();
             let mut measured = Vec::with_capacity(targets.len());
-            for (((id, _), sample), probe) in targets.into_iter().zip(samples).zip(probes) {
+            for (((id, _, _), sample), probe) in targets.into_iter().zip(samples).zip(probes) {
                 let alive = probe.await.unwrap_or(false);
                 measured.push(Measured { id, sample, alive });
             }
@@ -163,11 +216,10 @@ impl Supervisor {
         if self.phase != Phase::Running {
             return;
         }
+        let std_at = at.into_std();
         let mut snapshots = Vec::new();
         for Measured { id, sample, alive } in measured {
-            let Some(w) = self.workers.get(&id).filter(|w| w.state == WorkerState::Ready) else {
-                continue;
-            };
+            let Some(w) = self.workers.get(&id).filter(|w| w.serving()) else { continue };
             let metrics = w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default();
             let window = self.health.metrics_window;
             let h = self.health.workers.entry(id).or_insert_with(|| WorkerHealth {
@@ -176,10 +228,11 @@ impl Supervisor {
                 rates: WindowRates::default(),
                 rss_bytes: None,
                 cpu_percent: None,
-                ejected: false,
                 kept_as_last: false,
                 probe_failures: 0,
                 last_probe_ok: at,
+                over_memory_limit: false,
+                leak: LeakState::default(),
             });
             if alive {
                 h.probe_failures = 0;
@@ -189,7 +242,8 @@ impl Supervisor {
             }
             if let Ok(s) = &sample {
                 h.rss_bytes = Some(s.rss_bytes);
-                h.cpu_percent = h.cpu.update(s.cpu_time, at).map(|r| r.smoothed).or(h.cpu_percent);
+                h.cpu_percent =
+                    h.cpu.update(s.cpu_time, std_at).map(|r| r.smoothed).or(h.cpu_percent);
                 if let (Some(pct), Some(b)) = (h.cpu_percent, &w.backend) {
                     // Feeds the cpu-based strategy (in cores: 1.0 is one core).
                     b.load().set_cpu_share(pct / 100.0);
@@ -198,7 +252,7 @@ impl Supervisor {
             h.rates = h.window.push(at, &metrics);
             snapshots.push(WorkerSnapshot {
                 worker_id: id,
-                age: w.ready_at.map_or(Duration::ZERO, |t| t.elapsed()),
+                age: w.ready_at.map_or(Duration::ZERO, |t| at.saturating_duration_since(t)),
                 rss_bytes: h.rss_bytes,
                 cpu_percent: h.cpu_percent,
                 requests_served: metrics.requests,
@@ -209,39 +263,48 @@ impl Supervisor {
                 since_last_heartbeat: w.heartbeat.since_last(at),
                 // Ejected for its error rate the outlier policy knows itself; out for another
                 // reason (failing probes) it counts against the cap.
-                out_of_rotation: h.ejected && !self.health.state.outlier().is_ejected(id, at),
+                out_of_rotation: w.rotation == Rotation::Ejected
+                    && !self.health.state.outlier().is_ejected(id, std_at),
             });
         }
-        let live = &self.workers;
-        self.health.workers.retain(|id, _| live.contains_key(id));
-        let verdicts = self.health.policies.evaluate_all(&snapshots, &mut self.health.state, at);
+        let verdicts =
+            self.health.policies.evaluate_all(&snapshots, &mut self.health.state, std_at);
         for (snap, verdict) in snapshots.iter().zip(verdicts) {
             tracing::trace!(target: "cluster::health", ?snap, ?verdict, "health verdict");
+            self.watch_memory(snap.worker_id, at);
             self.act(snap.worker_id, verdict);
         }
         self.readmit_if_none_in_rotation();
+        self.autoscale_tick(at);
     }
 
     fn act(&mut self, id: u64, verdict: Verdict) {
-        let Some(slot) = self.workers.get(&id).map(|w| w.slot) else { return };
-        let ejected = self.health.workers.get(&id).is_some_and(|h| h.ejected);
+        let Some(w) = self.workers.get(&id) else { return };
+        let (slot, ejected) = (w.slot, w.rotation == Rotation::Ejected);
         match verdict {
+            Verdict::Recycle(reason @ RecycleReason::Unresponsive { .. }) => {
+                // Nothing to wait for: out of rotation now, its connections cut, and replaced
+                // at once; it gets SIGTERM, then SIGKILL after `health.unresponsiveGrace`.
+                self.eject(id, &reason, true);
+                let reason = reason.to_string();
+                self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
+                let s = &mut self.slots[slot];
+                s.recycles += 1;
+                s.last_reason = Some(reason.clone());
+                self.retire(id, LeaveReason::Unresponsive(reason));
+            }
             Verdict::Recycle(reason) => {
-                // A worker that stopped answering, or keeps failing, leaves rotation now, not
-                // when its replacement is ready.
-                match reason {
-                    RecycleReason::Unresponsive { .. } => self.eject(id, &reason, true),
-                    RecycleReason::ErrorRate { .. } => self.eject(id, &reason, false),
-                    _ => {}
+                // A worker that keeps failing leaves rotation now, not when its replacement
+                // is ready.
+                if matches!(reason, RecycleReason::ErrorRate { .. }) {
+                    self.eject(id, &reason, false);
                 }
-                self.request_recycle(id, reason.to_string());
+                let _ = self.request_recycle(id, reason.to_string());
             }
             Verdict::Kill(reason) => {
                 let reason = reason.to_string();
-                self.slots[slot].last_reason = Some(reason.clone());
-                self.emit(ClusterEvent::Killed { worker_id: id, slot, reason });
-                self.router.remove(id);
-                let _ = self.workers[&id].stops.send(Stop::Kill);
+                self.emit(ClusterEvent::Killed { worker_id: id, slot, reason: reason.clone() });
+                self.retire(id, LeaveReason::Killed(reason));
             }
             Verdict::Unhealthy(reason) => {
                 let unresponsive = matches!(reason, UnhealthyReason::ProbeFailing { .. });
@@ -249,79 +312,6 @@ impl Supervisor {
             }
             v if ejected && v.routable() => self.readmit(id),
             _ => {}
-        }
-    }
-
-    /// Takes worker `id` out of rotation (never the last worker in rotation); when it is
-    /// `unresponsive`, also cuts its connections so that what waits on it moves elsewhere.
-    fn eject(&mut self, id: u64, reason: &dyn std::fmt::Display, unresponsive: bool) {
-        let Some(w) = self.workers.get(&id) else { return };
-        let (slot, backend) = (w.slot, w.backend.clone());
-        let Some(h) = self.health.workers.get_mut(&id) else { return };
-        if h.ejected {
-            if let (true, Some(b)) = (unresponsive, &backend) {
-                // Ejected for its error rate, and now it does not answer either.
-                b.abandon();
-            }
-            return;
-        }
-        if self.router.snapshot().backends().len() <= 1 {
-            // Ejecting the last worker in rotation would turn a sick worker into an outage
-            // (503 for everyone); keep it and let the recycle replace it.
-            if !h.kept_as_last {
-                h.kept_as_last = true;
-                tracing::warn!(worker = id, %reason, "not ejecting the last worker in rotation");
-            }
-            return;
-        }
-        h.ejected = true;
-        h.kept_as_last = false;
-        self.router.remove(id);
-        if let (true, Some(b)) = (unresponsive, &backend) {
-            b.abandon();
-        }
-        self.emit(ClusterEvent::Ejected { worker_id: id, slot, reason: reason.to_string() });
-    }
-
-    /// Puts an ejected worker back in rotation.
-    fn readmit(&mut self, id: u64) {
-        let Some(w) = self.workers.get(&id) else { return };
-        let (slot, backend) = (w.slot, w.backend.clone());
-        if let Some(b) = backend {
-            b.resume();
-            self.router.add(b);
-        }
-        if let Some(h) = self.health.workers.get_mut(&id) {
-            h.ejected = false;
-            // Judge it on what it does from now on, not on the errors that got it ejected
-            // (the window may be longer than the ejection).
-            h.window = RateWindow::new(self.health.metrics_window);
-            h.rates = WindowRates::default();
-        }
-        self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
-    }
-
-    /// When no worker is left in rotation (the last one exited or was killed) but ejected
-    /// workers are still running, re-admits them: a sick worker answers some requests, an
-    /// empty table answers none (Envoy's panic threshold).
-    pub(super) fn readmit_if_none_in_rotation(&mut self) {
-        if self.phase != Phase::Running || !self.router.snapshot().backends().is_empty() {
-            return;
-        }
-        let ejected: Vec<u64> = self
-            .health
-            .workers
-            .iter()
-            .filter(|(id, h)| {
-                h.ejected && self.workers.get(id).is_some_and(|w| w.state == WorkerState::Ready)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        if !ejected.is_empty() {
-            tracing::warn!(workers = ?ejected, "no worker left in rotation: re-admitting ejected workers");
-        }
-        for id in ejected {
-            self.readmit(id);
         }
     }
 }

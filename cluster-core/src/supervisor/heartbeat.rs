@@ -16,13 +16,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster_health::Heartbeat;
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
-use super::worker::Stop;
-use super::{MIN_STOP_GRACE, Msg, Phase, Supervisor, WorkerState, ipc, notify, owner};
+use super::record::LeaveReason;
+use super::{Msg, Phase, Supervisor, WorkerState, ipc, notify, owner};
 
 /// Heartbeat messages that may wait in the supervisor's queue at once. Beyond it new ones are
 /// dropped, so a worker flooding its channel cannot grow the primary's memory; the supervisor
@@ -41,13 +42,12 @@ pub(crate) enum Origin {
     Process(u32),
 }
 
-/// A message of the heartbeat machinery to the supervisor.
+/// A message of the heartbeat machinery to the supervisor: what a worker reported, in order.
 #[derive(Debug)]
-pub(crate) enum HeartbeatMsg {
-    /// What a worker reported, in order.
-    Beats { from: Origin, beats: Vec<Heartbeat>, _permit: Permit },
-    /// A worker that said it was stopping is still there after the graceful timeout.
-    LeaveOverdue { id: u64 },
+pub(crate) struct HeartbeatMsg {
+    pub(crate) from: Origin,
+    pub(crate) beats: Vec<Heartbeat>,
+    pub(crate) _permit: Permit,
 }
 
 /// One place in the bounded heartbeat queue, given back when the message is dropped.
@@ -81,7 +81,7 @@ impl Inbox {
             return false;
         }
         let _permit = Permit(Arc::clone(&self.pending));
-        self.tx.send(Msg::Heartbeat(HeartbeatMsg::Beats { from, beats, _permit })).is_ok()
+        self.tx.send(Msg::Heartbeat(HeartbeatMsg { from, beats, _permit })).is_ok()
     }
 }
 
@@ -112,23 +112,15 @@ impl Heartbeats {
         self.notify.as_ref().map(|n| n.address().to_owned())
     }
 
-    /// The worker task's side of worker `id`'s heartbeats; starts reading `ipc`, its IPC
-    /// channel, if it has one.
-    pub(super) fn link(
+    /// Starts reading `stream`, worker `id`'s IPC channel.
+    pub(super) fn attach_ipc(
         &self,
         id: u64,
-        state: &WorkerHeartbeat,
-        ipc: Option<std::os::unix::net::UnixStream>,
-    ) -> Link {
-        let ipc =
-            ipc.and_then(|stream| match ipc::IpcLink::attach(stream, id, self.inbox.clone()) {
-                Ok(link) => Some(link),
-                Err(e) => {
-                    tracing::warn!(worker = id, "cannot read the worker's IPC channel: {e}");
-                    None
-                }
-            });
-        Link { announced: Arc::clone(&state.announced), ipc }
+        stream: std::os::unix::net::UnixStream,
+    ) -> Option<ipc::IpcLink> {
+        ipc::IpcLink::attach(stream, id, self.inbox.clone())
+            .map_err(|e| tracing::warn!(worker = id, "cannot read the worker's IPC channel: {e}"))
+            .ok()
     }
 }
 
@@ -136,7 +128,7 @@ impl Heartbeats {
 #[derive(Debug, Default)]
 pub(super) struct WorkerHeartbeat {
     /// Tells the worker task that the worker said it is ready.
-    announced: Arc<Notify>,
+    pub(super) announced: Arc<Notify>,
     /// Its last heartbeat, once it has sent one.
     last: Option<Instant>,
     /// The last status it reported.
@@ -157,41 +149,15 @@ impl WorkerHeartbeat {
     }
 }
 
-/// The worker task's side of a worker's heartbeats.
-#[derive(Debug)]
-pub(crate) struct Link {
-    /// Notified when the worker says it is ready.
-    pub(crate) announced: Arc<Notify>,
-    ipc: Option<ipc::IpcLink>,
-}
-
-impl Link {
-    /// Closes the primary's sending side of the IPC channel, once the worker has been asked to
-    /// stop. Node keeps its event loop alive while the channel is open and the program listens
-    /// for `message` (as apps written for PM2 do); at end-of-file it disconnects the channel,
-    /// so such a worker can still exit by letting its loop empty after SIGTERM (SvelteKit's
-    /// adapter-node does). Heartbeats are still read until the worker closes its side.
-    pub(crate) fn hang_up(&mut self) {
-        if let Some(ipc) = &mut self.ipc {
-            ipc.hang_up();
-        }
-    }
-}
-
 impl Supervisor {
     /// Acts on a heartbeat message.
     pub(super) fn on_heartbeat(&mut self, msg: HeartbeatMsg) {
-        match msg {
-            HeartbeatMsg::Beats { from, beats, .. } => {
-                let Some(id) = self.sender(from) else {
-                    tracing::debug!(?from, "heartbeat from a process that is not a worker");
-                    return;
-                };
-                for beat in beats {
-                    self.apply(id, beat);
-                }
-            }
-            HeartbeatMsg::LeaveOverdue { id } => self.leave_overdue(id),
+        let Some(id) = self.sender(msg.from) else {
+            tracing::debug!(from = ?msg.from, "heartbeat from a process that is not a worker");
+            return;
+        };
+        for beat in msg.beats {
+            self.apply(id, beat);
         }
     }
 
@@ -225,46 +191,25 @@ impl Supervisor {
                 hb.status = Some(status);
             }
             Heartbeat::WatchdogTrigger => {
-                self.request_recycle(id, "unresponsive (the worker sent WATCHDOG=trigger)".into());
+                let why = "unresponsive (the worker sent WATCHDOG=trigger)";
+                let _ = self.request_recycle(id, why.into());
             }
             Heartbeat::Stopping => self.leaving(id),
             _ => {}
         }
     }
 
-    /// The worker said it is stopping: take it out of rotation now. Its exit is replaced like
-    /// any exit the cluster did not ask for. A worker being recycled stays with the recycle,
-    /// which stops it once its replacement is ready.
+    /// The worker said it is stopping: it leaves rotation now, finishes by itself (see
+    /// `retire`), and its slot is refilled at once (by its replacement, if it had one
+    /// starting).
     fn leaving(&mut self, id: u64) {
         let Some(w) = self.workers.get_mut(&id) else { return };
         let first = !w.heartbeat.leaving;
         w.heartbeat.leaving = true;
-        if !first || w.state != WorkerState::Ready || self.phase != Phase::Running {
+        if !first || !w.serving() || self.phase != Phase::Running {
             return;
         }
-        self.router.remove(id);
-        if self.recycles.is_replacing(id) {
-            return;
-        }
-        self.set_state(id, WorkerState::Draining);
-        let (tx, grace) = (self.tx.clone(), self.spec.graceful_shutdown_timeout);
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            let _ = tx.send(Msg::Heartbeat(HeartbeatMsg::LeaveOverdue { id }));
-        });
-    }
-
-    /// A worker said it was stopping a graceful timeout ago and is still there: stop it. Its
-    /// state stays `Draining`, so its exit is not one the cluster asked for and it is replaced.
-    fn leave_overdue(&mut self, id: u64) {
-        let Some(w) = self.workers.get(&id) else { return };
-        if !w.heartbeat.leaving || w.state != WorkerState::Draining || self.phase != Phase::Running
-        {
-            return;
-        }
-        tracing::warn!(worker = id, "said it was stopping but is still running; stopping it");
-        let grace = self.spec.graceful_shutdown_timeout.max(MIN_STOP_GRACE);
-        let _ = w.stops.send(Stop::Graceful { deadline: tokio::time::Instant::now() + grace });
+        self.retire(id, LeaveReason::SaidStopping);
     }
 }
 

@@ -1,28 +1,41 @@
-//! Reading a worker's IPC channel: newline-delimited JSON, as Node's `process.send` writes it
-//! on `NODE_CHANNEL_FD`.
+//! A worker's IPC channel: newline-delimited JSON, as Node's `process.send` writes it on
+//! `NODE_CHANNEL_FD` and as `process.on('message')` reads it.
 //!
-//! The primary only reads: it never writes a byte, so nothing can reach a Node worker that its
-//! channel parser would choke on.
+//! The primary mostly reads (heartbeats). It writes only whole JSON objects, one per line, of
+//! its own making (`{"type":"memory-pressure",...}`), so nothing can reach a Node worker that
+//! its channel parser would choke on; a worker that never reads cannot make it block or grow.
 
 use std::io;
+use std::time::Duration;
 
 use cluster_health::{MAX_IPC_LINE, parse_ipc_line};
 use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::heartbeat::{Inbox, Origin};
 use super::lines::{BoundedLines, Line};
 
-/// The primary's end of one worker's IPC channel, read by a task of its own.
+/// Messages to a worker that may wait to be written; beyond it they are dropped.
+const MAX_QUEUED: usize = 8;
+
+/// Longest a write to a worker may wait for room in the socket; a worker that does not read
+/// for that long gets no more messages.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The primary's end of one worker's IPC channel, read by a task of its own and written by
+/// another.
 ///
-/// The task ends when the worker closes its end (it exited) or when this is dropped.
+/// The tasks end when the worker closes its end (it exited) or when this is dropped.
 #[derive(Debug)]
-pub(super) struct IpcLink {
-    /// Dropping it shuts the sending direction down (see [`hang_up`](Self::hang_up)).
-    write: Option<OwnedWriteHalf>,
+pub(crate) struct IpcLink {
+    /// Dropping it ends the writer task, which shuts the sending direction down (see
+    /// [`hang_up`](Self::hang_up)).
+    write: Option<mpsc::Sender<String>>,
     _reader: AbortOnDropHandle<()>,
 }
 
@@ -40,13 +53,40 @@ impl IpcLink {
         stream.set_nonblocking(true)?;
         let (read, write) = UnixStream::from_std(stream)?.into_split();
         let reader = AbortOnDropHandle::new(tokio::spawn(read_lines(read, id, inbox)));
-        Ok(Self { write: Some(write), _reader: reader })
+        let (tx, rx) = mpsc::channel(MAX_QUEUED);
+        tokio::spawn(write_lines(write, rx, id));
+        Ok(Self { write: Some(tx), _reader: reader })
+    }
+
+    /// Queues `message` (one JSON object) for the worker. Returns `false` when it was dropped:
+    /// the channel is hung up, or the worker is not reading.
+    pub(super) fn send(&self, message: &serde_json::Value) -> bool {
+        let Some(tx) = &self.write else { return false };
+        tx.try_send(format!("{message}\n")).is_ok()
     }
 
     /// Shuts down the primary's sending direction (the worker reads end-of-file, which
     /// disconnects a Node channel); reading goes on.
     pub(super) fn hang_up(&mut self) {
         self.write = None;
+    }
+}
+
+/// Writes queued lines until the link hangs up or a write times out, then drops the write
+/// half, which shuts the sending direction down.
+async fn write_lines(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<String>, id: u64) {
+    while let Some(line) = rx.recv().await {
+        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(line.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(worker = id, "IPC write failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(worker = id, "IPC write timed out: the worker does not read");
+                return;
+            }
+        }
     }
 }
 
@@ -94,7 +134,7 @@ mod tests {
     async fn next_beat(rx: &mut mpsc::UnboundedReceiver<Msg>) -> (Origin, Vec<Heartbeat>) {
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         match msg.expect("a message in time").expect("channel open") {
-            Msg::Heartbeat(HeartbeatMsg::Beats { from, beats, .. }) => (from, beats),
+            Msg::Heartbeat(HeartbeatMsg { from, beats, .. }) => (from, beats),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -116,13 +156,21 @@ mod tests {
         assert_eq!(next_beat(&mut rx).await, (Origin::Worker(4), vec![Heartbeat::Alive]));
         let child = writer.join().unwrap();
 
+        // A message from the primary is one JSON line.
+        assert!(link.send(&serde_json::json!({"type": "memory-pressure", "rssMb": 600})));
+        child.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&child), &mut line).unwrap();
+        assert_eq!(line, "{\"rssMb\":600,\"type\":\"memory-pressure\"}\n");
+
         // After the hang-up the worker reads end-of-file, and can still send.
         link.hang_up();
+        assert!(!link.send(&serde_json::json!({"type": "late"})), "nothing is sent after");
         child.set_nonblocking(true).unwrap();
         let mut child = tokio::net::UnixStream::from_std(child).unwrap();
         let mut rest = Vec::new();
         let n = tokio::time::timeout(Duration::from_secs(5), child.read_to_end(&mut rest)).await;
-        assert_eq!(n.expect("end-of-file in time").unwrap(), 0, "the primary never writes");
+        assert_eq!(n.expect("end-of-file in time").unwrap(), 0, "nothing was sent");
         child.write_all(b"{\"type\":\"stopping\"}\n").await.unwrap();
         assert_eq!(next_beat(&mut rx).await, (Origin::Worker(4), vec![Heartbeat::Stopping]));
     }

@@ -1,64 +1,109 @@
-//! The supervisor: keeps N workers ready, one lifecycle state machine per worker.
+//! The supervisor: the control plane. It keeps the worker count, replaces workers without
+//! losing a request, and runs every operation asked of the cluster.
 //!
-//! It is a single task that owns all worker bookkeeping and reacts to messages: commands from
-//! [`ClusterHandle`](crate::ClusterHandle) and reports from the per-worker tasks
-//! ([`worker::run`]). Nothing else mutates worker state, so concurrent operations cannot
-//! corrupt it.
+//! It is a single task, on a runtime thread of its own, that owns all worker state and reacts
+//! to messages: commands from [`ClusterHandle`](crate::ClusterHandle) and reports from the
+//! per-worker tasks ([`worker::run`]), timers and health samples. Nothing else mutates worker
+//! state, so concurrent operations cannot corrupt it. It reads time from tokio's clock only,
+//! so its logic runs under paused time with a fake [`Spawner`].
+//!
+//! Files, one concept each: `record` (the worker and slot records), `routes` (the one writer
+//! of the routing table, ejection), `start` (starting workers, their readiness and exits,
+//! crash back-off), `retire` (the one path out), `replace` (recycles), `rollout` (rolling
+//! restarts, restart, rollback), `scale` (the worker count and its reconciliation),
+//! `autoscale`, `reload` (live configuration), `health` (the health tick), `status`,
+//! `shutdown`.
 
+mod autoscale;
 mod backoff;
+mod checks;
+mod generations;
 mod health;
 mod heartbeat;
 mod ipc;
 mod lines;
+mod memory;
 mod notify;
 mod owner;
 mod ports;
 mod readiness;
-mod recycle;
+mod record;
+mod reload;
+mod replace;
+mod retire;
+mod rollout;
+mod routes;
+mod scale;
+mod shutdown;
+mod start;
 mod state;
+mod status;
 mod worker;
 
-use std::collections::{BTreeMap, HashSet};
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
+pub(crate) use checks::{Checks, HttpChecks};
+pub use record::Rotation;
 pub use state::WorkerState;
 pub(crate) use worker::WorkerMsg;
 
-use self::readiness::Probe;
-use self::worker::Stop;
 use crate::config::ClusterSpec;
+use crate::control::{ConfigReport, ControlError, Operation, Scaled, ShutdownMode};
 use crate::events::ClusterEvent;
-use crate::metrics::WindowRates;
-use crate::routing::{Backend, Router};
-use crate::spawn::{Spawner, WorkerSpec};
-use crate::status::{ClusterStatus, HealthSummary, WorkerStatus};
+use crate::routing::Router;
+use crate::spawn::Spawner;
+use crate::status::ClusterStatus;
 
 /// Least time a worker gets between SIGTERM and SIGKILL at shutdown, even when draining used
 /// up the whole graceful timeout.
 const MIN_STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// How shutdown should proceed.
+/// A worker count asked for: absolute, or relative to the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShutdownMode {
-    /// Stop accepting, let in-flight requests finish (up to the graceful timeout), SIGTERM
-    /// the workers, SIGKILL those still alive at the deadline.
-    Graceful,
-    /// SIGKILL every worker now.
-    Immediate,
+pub(crate) enum Count {
+    /// Exactly this many.
+    To(usize),
+    /// This many more (or fewer, when negative).
+    By(i64),
 }
 
-/// A request on the control path.
+/// A request on the control path. `by` says who asked, for the events.
 #[derive(Debug)]
 pub(crate) enum Control {
     Status(oneshot::Sender<ClusterStatus>),
     Shutdown(ShutdownMode),
-    Recycle { worker_id: u64, reason: String },
+    Scale {
+        count: Count,
+        by: String,
+        reply: oneshot::Sender<Result<Scaled, ControlError>>,
+    },
+    RollingRestart {
+        by: String,
+        reply: oneshot::Sender<Result<Operation, ControlError>>,
+    },
+    Restart {
+        by: String,
+        reply: oneshot::Sender<Result<Operation, ControlError>>,
+    },
+    Recycle {
+        worker_id: u64,
+        reason: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    ApplyConfig {
+        spec: Box<ClusterSpec>,
+        reply: oneshot::Sender<Result<ConfigReport, ControlError>>,
+    },
 }
 
 /// Everything the supervisor task reacts to.
@@ -66,58 +111,27 @@ pub(crate) enum Control {
 pub(crate) enum Msg {
     Control(Control),
     Worker(WorkerMsg),
-    RestartDue {
-        slot: usize,
-    },
+    /// A slot's crash back-off may be over: reconcile.
+    RestartDue,
+    /// Shutdown: the proxy has drained, or its drain time is up.
     DrainDone,
     /// A retiring worker has no request in flight any more (or its drain time is up).
     Drained {
         id: u64,
     },
+    /// A worker that said it was stopping is still there after the graceful timeout.
+    LeaveOverdue {
+        id: u64,
+    },
     /// Time to sample and judge the workers.
     HealthTick,
-    /// Resource samples of the ready workers, taken at `at`.
+    /// Resource samples and probe results of the ready workers, taken at `at`.
     Samples {
         measured: Vec<health::Measured>,
-        at: std::time::Instant,
+        at: tokio::time::Instant,
     },
     /// What a worker said about itself (notify socket, IPC channel).
     Heartbeat(heartbeat::HeartbeatMsg),
-}
-
-/// One live worker process.
-#[derive(Debug)]
-struct Worker {
-    id: u64,
-    slot: usize,
-    pid: u32,
-    endpoint: SocketAddr,
-    state: WorkerState,
-    started: Instant,
-    /// When it passed its readiness probe.
-    ready_at: Option<std::time::Instant>,
-    stops: mpsc::UnboundedSender<Stop>,
-    backend: Option<Arc<Backend>>,
-    failed_start: bool,
-    /// The worker this one was started to replace (a recycle), if any.
-    replaces: Option<u64>,
-    /// What it said about itself.
-    heartbeat: heartbeat::WorkerHeartbeat,
-}
-
-/// One position in the pool of N workers; survives its workers.
-#[derive(Debug, Default)]
-struct Slot {
-    generation: u32,
-    quick_exits: u32,
-    restarts: u32,
-    /// Workers of this slot replaced through the recycle path.
-    recycles: u32,
-    /// Why the slot's worker was last restarted or replaced.
-    last_reason: Option<String>,
-    restart_pending: bool,
-    /// A replacement being started for this slot's worker (a recycle in progress).
-    replacement: Option<u64>,
 }
 
 /// Drain and shutdown progress.
@@ -126,7 +140,7 @@ enum Phase {
     Running,
     /// The proxy is draining in-flight requests until `deadline`.
     Draining {
-        deadline: Instant,
+        deadline: tokio::time::Instant,
     },
     /// Workers have been asked to stop.
     Stopping,
@@ -134,22 +148,31 @@ enum Phase {
 
 pub(crate) struct Supervisor {
     spec: Arc<ClusterSpec>,
-    spawner: Arc<dyn Spawner>,
+    generations: generations::Generations,
     router: Arc<Router>,
+    /// The embedder gave its own balancer: a configured strategy change cannot apply.
+    custom_balancer: bool,
     events: broadcast::Sender<ClusterEvent>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     listen: SocketAddr,
-    probe: Probe,
-    workers: BTreeMap<u64, Worker>,
-    slots: Vec<Slot>,
+    checks: Arc<dyn Checks>,
+    /// Replaces `checks` after a reload changed what it probes (not for injected checks).
+    checks_from_spec: bool,
+    workers: BTreeMap<u64, record::Worker>,
+    slots: Vec<record::Slot>,
+    /// Workers to keep (slots `0..target`).
+    target: usize,
     next_id: u64,
     phase: Phase,
     proxy_stop: CancellationToken,
     proxy_done: Option<oneshot::Receiver<()>>,
-    recycles: recycle::Recycles,
+    recycles: replace::Queue,
+    rollout: rollout::Rollouts,
     health: health::Health,
     heartbeats: heartbeat::Heartbeats,
+    autoscale: autoscale::Autoscale,
+    ticker: Option<AbortOnDropHandle<()>>,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -158,6 +181,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) hooks: crate::cluster::HealthHooks,
     pub(crate) spawner: Arc<dyn Spawner>,
     pub(crate) router: Arc<Router>,
+    pub(crate) custom_balancer: bool,
+    pub(crate) checks: Option<Arc<dyn Checks>>,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
     pub(crate) tx: mpsc::UnboundedSender<Msg>,
     pub(crate) rx: mpsc::UnboundedReceiver<Msg>,
@@ -167,360 +192,141 @@ pub(crate) struct SupervisorParts {
 }
 
 impl Supervisor {
+    /// Builds the supervisor; must run inside the runtime that will run it (it binds the
+    /// notify socket).
     pub(crate) fn new(p: SupervisorParts) -> Self {
-        let probe = Probe::new(p.spec.health_check_path.as_deref());
+        let checks_from_spec = p.checks.is_none();
+        let checks = p.checks.unwrap_or_else(|| Arc::new(HttpChecks::from_spec(&p.spec)));
         let health = health::Health::from_spec(&p.spec, p.hooks);
         let heartbeats = heartbeat::Heartbeats::start(p.tx.clone());
-        let slots = (0..p.spec.workers).map(|_| Slot::default()).collect();
+        let autoscale = autoscale::Autoscale::from_spec(&p.spec);
         Self {
+            target: p.spec.workers,
+            slots: Vec::new(),
+            generations: generations::Generations::new(p.spawner),
             spec: p.spec,
-            spawner: p.spawner,
             router: p.router,
+            custom_balancer: p.custom_balancer,
             events: p.events,
             tx: p.tx,
             rx: p.rx,
             listen: p.listen,
-            probe,
+            checks,
+            checks_from_spec,
             workers: BTreeMap::new(),
-            slots,
             next_id: 1,
             phase: Phase::Running,
             proxy_stop: p.proxy_stop,
             proxy_done: Some(p.proxy_done),
-            recycles: recycle::Recycles::default(),
+            recycles: replace::Queue::default(),
+            rollout: rollout::Rollouts::default(),
             health,
             heartbeats,
+            autoscale,
+            ticker: None,
         }
     }
 
     /// Starts the workers and runs until shutdown has completed: every worker has exited.
     pub(crate) async fn run(mut self) {
-        for slot in 0..self.slots.len() {
-            self.start_worker(slot, None);
-        }
-        let ticks = self.tx.clone();
-        let period = self.spec.health_check_interval;
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            interval.tick().await;
-            while ticks.send(Msg::HealthTick).is_ok() {
-                interval.tick().await;
-            }
-        });
+        self.start_ticker();
+        self.reconcile();
+        self.sync_routes();
         while let Some(msg) = self.rx.recv().await {
-            match msg {
-                Msg::Control(Control::Status(reply)) => {
-                    let _ = reply.send(self.status());
-                }
-                Msg::Control(Control::Shutdown(mode)) => self.shutdown(mode),
-                Msg::Control(Control::Recycle { worker_id, reason }) => {
-                    self.request_recycle(worker_id, reason);
-                }
-                Msg::Drained { id } => self.on_drained(id),
-                Msg::HealthTick => self.health_tick(),
-                Msg::Samples { measured, at } => self.on_samples(measured, at),
-                Msg::Worker(m) => self.on_worker(m),
-                Msg::Heartbeat(m) => self.on_heartbeat(m),
-                Msg::RestartDue { slot } => {
-                    self.slots[slot].restart_pending = false;
-                    if self.phase == Phase::Running {
-                        self.start_worker(slot, None);
-                    }
-                }
-                Msg::DrainDone => self.stop_all(),
-            }
+            self.handle(msg);
+            self.after_message();
             if self.phase == Phase::Stopping && self.workers.is_empty() {
                 break;
             }
         }
+        self.rollout.abandon();
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Control(control) => self.on_control(control),
+            Msg::Worker(m) => self.on_worker(m),
+            Msg::RestartDue => {}
+            Msg::DrainDone => self.stop_all(),
+            Msg::Drained { id } => self.on_drained(id),
+            Msg::LeaveOverdue { id } => self.leave_overdue(id),
+            Msg::HealthTick => self.health_tick(),
+            Msg::Samples { measured, at } => self.on_samples(measured, at),
+            Msg::Heartbeat(m) => self.on_heartbeat(m),
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Control::Shutdown(mode) => self.shutdown(mode),
+            Control::Scale { count, by, reply } => {
+                let _ = reply.send(self.scale(count, &by));
+            }
+            Control::RollingRestart { by, reply } => {
+                let _ = reply.send(self.start_rolling_restart(&by));
+            }
+            Control::Restart { by, reply } => {
+                let _ = reply.send(self.start_restart(&by));
+            }
+            Control::Recycle { worker_id, reason, reply } => {
+                let _ = reply.send(self.request_recycle(worker_id, reason));
+            }
+            Control::ApplyConfig { spec, reply } => {
+                let _ = reply.send(self.apply_config(*spec));
+            }
+        }
+    }
+
+    /// After every message: fill or trim the slots, move operations on, re-admit ejected
+    /// workers if none is left in rotation, and write the routing table.
+    fn after_message(&mut self) {
+        if self.phase == Phase::Running {
+            self.reconcile();
+            self.step_operations();
+            self.readmit_if_none_in_rotation();
+        }
+        self.sync_routes();
     }
 
     fn emit(&self, event: ClusterEvent) {
         let _ = self.events.send(event);
     }
 
-    /// Starts a worker for `slot`; `replaces` names the worker it will take over from (a
-    /// recycle). Returns the new worker's id, `None` when it could not be started.
-    fn start_worker(&mut self, slot: usize, replaces: Option<u64>) -> Option<u64> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
-        let endpoint = match ports::free_endpoint(&in_use) {
-            Ok(e) => e,
-            Err(e) => {
-                self.failed_start(slot, replaces, format!("no endpoint for the worker: {e}"));
-                return None;
-            }
-        };
-        self.slots[slot].generation += 1;
-        let notify_socket = self.heartbeats.notify_socket();
-        let spec = WorkerSpec {
-            id,
-            slot,
-            generation: self.slots[slot].generation,
-            endpoint,
-            watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
-            notify_socket,
-            node_ipc: self.spec.health.node_ipc,
-        };
-        let mut process = match self.spawner.spawn(&spec) {
-            Ok(p) => p,
-            Err(e) => {
-                self.failed_start(slot, replaces, e.to_string());
-                return None;
-            }
-        };
-        let pid = process.pid();
-        let (stops, stop_rx) = mpsc::unbounded_channel();
-        let heartbeat = heartbeat::WorkerHeartbeat::default();
-        let setup = worker::Setup {
-            id,
-            endpoint,
-            probe: self.probe.clone(),
-            start_timeout: self.spec.start_timeout,
-            heartbeat: self.heartbeats.link(id, &heartbeat, process.take_ipc_channel()),
-        };
-        tokio::spawn(worker::run(process, setup, stop_rx, self.tx.clone()));
-        self.workers.insert(
-            id,
-            Worker {
-                id,
-                slot,
-                pid,
-                endpoint,
-                state: WorkerState::Starting,
-                started: Instant::now(),
-                ready_at: None,
-                stops,
-                backend: None,
-                failed_start: false,
-                replaces,
-                heartbeat,
-            },
-        );
-        self.emit(ClusterEvent::WorkerStarted { worker_id: id, slot, pid, addr: endpoint });
-        Some(id)
-    }
-
-    /// A start that never produced a process: counts as a quick exit, unless it was a
-    /// replacement (then the recycle is abandoned and the old worker keeps serving).
-    fn failed_start(&mut self, slot: usize, replaces: Option<u64>, reason: String) {
-        self.emit(ClusterEvent::WorkerFailedStart { slot, reason });
-        match replaces {
-            Some(old) => self.recycle_failed(slot, old),
-            None => self.schedule_restart(slot, true, "failed to start".into()),
+    /// The error for an operation asked while shutting down, if we are.
+    fn refuse_if_stopping(&self) -> Result<(), ControlError> {
+        match self.phase {
+            Phase::Running => Ok(()),
+            _ => Err(ControlError::ShuttingDown),
         }
     }
 
-    fn set_state(&mut self, id: u64, to: WorkerState) {
-        let Some(w) = self.workers.get_mut(&id) else { return };
-        let from = w.state;
-        if from == to {
-            return;
-        }
-        if !from.can_become(to) {
-            tracing::error!(worker = id, %from, %to, "refused worker state transition");
-            return;
-        }
-        w.state = to;
-        let slot = w.slot;
-        self.emit(ClusterEvent::WorkerState { worker_id: id, slot, from, to });
-    }
-
-    fn on_worker(&mut self, msg: WorkerMsg) {
-        match msg {
-            WorkerMsg::Ready { id } => {
-                let Some(w) = self.workers.get_mut(&id) else { return };
-                if w.state != WorkerState::Starting {
-                    return;
-                }
-                let backend = Arc::new(Backend::new(id, w.slot, w.endpoint));
-                w.backend = Some(Arc::clone(&backend));
-                w.ready_at = Some(std::time::Instant::now());
-                let replaces = w.replaces;
-                if self.slots[w.slot].generation > 1 {
-                    // A worker joining a serving pool (a replacement) starts cold: under
-                    // `slowStartWindow` its share ramps up. The first workers start together.
-                    backend.load().mark_ready();
-                }
-                self.router.add(backend);
-                self.set_state(id, WorkerState::Ready);
-                if let Some(old) = replaces {
-                    self.replacement_ready(id, old);
-                }
-            }
-            WorkerMsg::StartTimedOut { id } => {
-                let Some(w) = self.workers.get_mut(&id) else { return };
-                w.failed_start = true;
-                let (slot, timeout) = (w.slot, self.spec.start_timeout);
-                self.emit(ClusterEvent::WorkerFailedStart {
-                    slot,
-                    reason: format!("not ready within {} ms", timeout.as_millis()),
-                });
-                self.set_state(id, WorkerState::Stopping);
-            }
-            WorkerMsg::Exited { id, exit } => self.on_exit(id, exit),
-        }
-    }
-
-    fn on_exit(&mut self, id: u64, exit: Result<crate::spawn::WorkerExit, String>) {
-        self.router.remove(id);
-        let Some(before) = self.workers.get(&id).map(|w| w.state) else { return };
-        self.set_state(id, WorkerState::Exited);
-        let Some(w) = self.workers.remove(&id) else { return };
-        let expected = before == WorkerState::Stopping && !w.failed_start;
-        let (code, signal) = match &exit {
-            Ok(e) => (e.code, e.signal),
-            Err(_) => (None, None),
-        };
-        self.emit(ClusterEvent::WorkerExited {
-            worker_id: id,
-            slot: w.slot,
-            pid: w.pid,
-            code,
-            signal,
-            expected,
-        });
-        self.readmit_if_none_in_rotation();
-        if self.recycle_exit(&w, before) || self.phase != Phase::Running || expected {
-            return;
-        }
-        let quick = w.failed_start || w.started.elapsed() < backoff::QUICK_EXIT;
-        let reason = match (w.failed_start, code, signal) {
-            (true, _, _) => "failed to start".to_owned(),
-            (_, _, Some(sig)) => format!("killed by signal {sig}"),
-            (_, Some(code), _) => format!("exited with code {code}"),
-            _ => "exited".to_owned(),
-        };
-        self.schedule_restart(w.slot, quick, reason);
-    }
-
-    fn schedule_restart(&mut self, slot: usize, quick: bool, reason: String) {
-        if self.phase != Phase::Running {
-            return;
-        }
-        let s = &mut self.slots[slot];
-        s.quick_exits = if quick { s.quick_exits + 1 } else { 0 };
-        s.restarts += 1;
-        s.last_reason = Some(reason);
-        let delay = backoff::restart_delay(s.quick_exits);
-        if s.quick_exits >= backoff::CRASH_LOOP_AFTER {
-            let quick_exits = s.quick_exits;
-            self.emit(ClusterEvent::CrashLooping { slot, quick_exits, retry_in: delay });
-        }
-        if delay.is_zero() {
-            self.start_worker(slot, None);
-            return;
-        }
-        self.slots[slot].restart_pending = true;
+    /// Sends `msg` to ourselves after `delay` (a timer that needs no handle: a stale one
+    /// finds nothing to do).
+    fn after(&self, delay: Duration, msg: Msg) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = tx.send(Msg::RestartDue { slot });
+            let _ = tx.send(msg);
         });
     }
 
-    fn shutdown(&mut self, mode: ShutdownMode) {
-        match (mode, self.phase) {
-            (ShutdownMode::Graceful, Phase::Running) => {
-                self.emit(ClusterEvent::ShutdownStarted { graceful: true });
-                let deadline = Instant::now() + self.spec.graceful_shutdown_timeout;
-                self.phase = Phase::Draining { deadline };
-                self.proxy_stop.cancel();
-                let done = self.proxy_done.take();
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    if let Some(done) = done {
-                        let _ = tokio::time::timeout_at(deadline, done).await;
-                    }
-                    let _ = tx.send(Msg::DrainDone);
-                });
-            }
-            (ShutdownMode::Graceful, _) => {}
-            (ShutdownMode::Immediate, _) => {
-                if self.phase == Phase::Running {
-                    self.emit(ClusterEvent::ShutdownStarted { graceful: false });
-                }
-                self.proxy_stop.cancel();
-                self.phase = Phase::Stopping;
-                for w in self.workers.values() {
-                    let _ = w.stops.send(Stop::Kill);
+    /// (Re)starts the health tick at the configured interval.
+    fn start_ticker(&mut self) {
+        let ticks = self.tx.clone();
+        let period = self.spec.health_check_interval;
+        self.ticker = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if ticks.send(Msg::HealthTick).is_err() {
+                    return;
                 }
             }
-        }
-    }
-
-    /// After draining: take every worker out of rotation and stop it.
-    fn stop_all(&mut self) {
-        let Phase::Draining { deadline } = self.phase else { return };
-        self.phase = Phase::Stopping;
-        let deadline = deadline.max(Instant::now() + MIN_STOP_GRACE);
-        let ids: Vec<u64> = self.workers.keys().copied().collect();
-        for id in ids {
-            self.router.remove(id);
-            if self.workers[&id].state == WorkerState::Ready {
-                self.set_state(id, WorkerState::Draining);
-            }
-            self.set_state(id, WorkerState::Stopping);
-            let _ = self.workers[&id].stops.send(Stop::Graceful { deadline });
-        }
-    }
-
-    fn status(&self) -> ClusterStatus {
-        let workers: Vec<WorkerStatus> = self
-            .workers
-            .values()
-            .map(|w| (w, self.health.of(w.id), self.slots.get(w.slot)))
-            .map(|(w, health, slot)| WorkerStatus {
-                worker_id: w.id,
-                slot: w.slot,
-                pid: w.pid,
-                status: w.state,
-                addr: w.endpoint,
-                in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
-                restarts: slot.map_or(0, |s| s.restarts),
-                recycles: slot.map_or(0, |s| s.recycles),
-                last_restart_reason: slot.and_then(|s| s.last_reason.clone()),
-                ejected: health.is_some_and(|h| h.ejected),
-                rates: health.map(|h| h.rates).unwrap_or_default(),
-                uptime_ms: w.started.elapsed().as_millis() as u64,
-                metrics: w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default(),
-                rss_bytes: health.and_then(|h| h.rss_bytes),
-                memory_usage: health
-                    .and_then(|h| h.rss_bytes)
-                    .map(|b| b as f64 / (1024.0 * 1024.0)),
-                cpu_percent: health.and_then(|h| h.cpu_percent),
-                heartbeat_status: w.heartbeat.status().map(str::to_owned),
-                last_heartbeat_ms_ago: w
-                    .heartbeat
-                    .since_last(std::time::Instant::now())
-                    .map(|d| d.as_millis() as u64),
-            })
-            .collect();
-        let ready_workers = self.router.snapshot().backends().len();
-        let health = HealthSummary::of(&workers, ready_workers);
-        let rates = WindowRates::total(workers.iter().map(|w| &w.rates));
-        ClusterStatus {
-            rates,
-            listen: self.listen,
-            strategy: self.router.strategy(),
-            desired_workers: self.slots.len(),
-            ready_workers,
-            shutting_down: self.phase != Phase::Running,
-            workers,
-            crash_looping_slots: self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.quick_exits >= backoff::CRASH_LOOP_AFTER)
-                .map(|(i, _)| i)
-                .collect(),
-            total_requests: health.total_requests,
-            total_errors: health.errors.total,
-            average_response_time_ms: (health.total_requests > 0)
-                .then_some(health.average_response_time),
-            health,
-        }
+        })));
     }
 }

@@ -163,7 +163,7 @@ mod tests {
         sender.send_to_addr(&[b'a'; MAX_NOTIFY_DATAGRAM + 1], &to).unwrap();
         sender.send_to_addr(b"READY=1\nSTATUS=warming up", &to).unwrap();
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
-        let Some(Msg::Heartbeat(HeartbeatMsg::Beats { from, beats, .. })) = msg else {
+        let Some(Msg::Heartbeat(HeartbeatMsg { from, beats, .. })) = msg else {
             panic!("unexpected {msg:?}");
         };
         assert_eq!(from, Origin::Process(std::process::id()));

@@ -1,14 +1,15 @@
 //! The task that owns one worker process: readiness, stop requests, exit.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
 use super::Msg;
-use super::heartbeat::Link;
-use super::readiness::{self, Probe};
+use super::checks::Checks;
+use super::readiness;
 use crate::spawn::{StopSignal, WorkerExit, WorkerProcess};
 
 /// What a worker task is told about its worker besides the process itself.
@@ -18,12 +19,12 @@ pub(crate) struct Setup {
     pub(crate) id: u64,
     /// Its private endpoint.
     pub(crate) endpoint: SocketAddr,
-    /// How its readiness is probed.
-    pub(crate) probe: Probe,
+    /// How its readiness is checked.
+    pub(crate) checks: Arc<dyn Checks>,
     /// How long it may take to become ready.
     pub(crate) start_timeout: Duration,
-    /// Its heartbeats: `READY` announcements and the IPC channel.
-    pub(crate) heartbeat: Link,
+    /// Notified when it says it is ready (`READY=1`, `{"type":"ready"}`).
+    pub(crate) announced: Arc<Notify>,
 }
 
 /// What the supervisor can ask of a worker task.
@@ -43,14 +44,11 @@ pub(crate) enum Stop {
 pub(crate) enum WorkerMsg {
     /// The worker passed its readiness probe, or said it is ready while its port accepts.
     Ready { id: u64 },
-    /// The worker did not pass its probe within the start timeout; the task is stopping it.
+    /// The worker did not pass its probe within the start timeout.
     StartTimedOut { id: u64 },
     /// The process has exited (or could not be waited for).
     Exited { id: u64, exit: Result<WorkerExit, String> },
 }
-
-/// How long a worker that failed to start gets between SIGTERM and SIGKILL.
-const FAILED_START_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs until the worker process has exited, then reports it. Never returns early: every
 /// process the supervisor starts is waited for.
@@ -60,7 +58,7 @@ pub(crate) async fn run(
     mut stops: mpsc::UnboundedReceiver<Stop>,
     report: mpsc::UnboundedSender<Msg>,
 ) {
-    let Setup { id, endpoint, probe, start_timeout, mut heartbeat } = setup;
+    let Setup { id, endpoint, checks, start_timeout, announced } = setup;
     let send = |m: WorkerMsg| {
         let _ = report.send(Msg::Worker(m));
     };
@@ -70,17 +68,18 @@ pub(crate) async fn run(
             send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
             return;
         }
-        () = probe.wait_ready(endpoint) => {
+        () = checks.ready(endpoint) => {
             send(WorkerMsg::Ready { id });
             None
         }
-        () = readiness::announced(endpoint, &heartbeat.announced) => {
+        () = readiness::announced(endpoint, &announced) => {
             send(WorkerMsg::Ready { id });
             None
         }
         () = sleep_until(start_deadline) => {
+            // The supervisor retires it: wait for its stop like any other.
             send(WorkerMsg::StartTimedOut { id });
-            Some(Stop::Graceful { deadline: Instant::now() + FAILED_START_GRACE })
+            None
         }
         s = stops.recv() => Some(s.unwrap_or(Stop::Kill)),
     };
@@ -99,9 +98,8 @@ pub(crate) async fn run(
                 let _ = process.signal(StopSignal::Kill);
                 break;
             }
-            Some(Stop::Graceful { deadline }) => {
+            Some(Stop::Graceful { mut deadline }) => {
                 let _ = process.signal(StopSignal::Terminate);
-                heartbeat.hang_up();
                 loop {
                     tokio::select! {
                         exit = process.wait() => {
@@ -109,8 +107,11 @@ pub(crate) async fn run(
                             return;
                         }
                         () = sleep_until(deadline) => break,
-                        // A second graceful request keeps the earlier deadline.
-                        s = stops.recv() => if !matches!(s, Some(Stop::Graceful { .. })) { break },
+                        s = stops.recv() => match s {
+                            // A second graceful request may only bring the deadline closer.
+                            Some(Stop::Graceful { deadline: other }) => deadline = deadline.min(other),
+                            _ => break,
+                        },
                     }
                 }
                 stop = Some(Stop::Kill);

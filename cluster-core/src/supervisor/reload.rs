@@ -1,0 +1,78 @@
+//! Live configuration: a reloaded file (SIGUSR2, or
+//! [`ClusterHandle::apply_config`](crate::ClusterHandle::apply_config)) is applied as far as
+//! a running cluster can take it.
+//!
+//! At once: the worker count (only when the file's value changed, so that a count changed at
+//! run time survives a reload of an unrelated key), the strategy, the health thresholds, the
+//! scaling settings and timeouts. For the next generation: the worker command, arguments,
+//! directory and environment, which reach the workers through a rolling restart (and roll
+//! back with it). Kept until the primary restarts: the front address and the proxy's settings.
+//! Every change is published with when it applies.
+
+use std::sync::Arc;
+
+use super::{HttpChecks, Supervisor};
+use crate::cluster::configured_balancer;
+use crate::config::{self, Applies, ClusterSpec};
+use crate::control::{ConfigReport, ControlError};
+use crate::events::ClusterEvent;
+
+impl Supervisor {
+    /// Applies `new` as far as it can be applied live.
+    ///
+    /// # Errors
+    ///
+    /// Shutting down.
+    pub(super) fn apply_config(&mut self, new: ClusterSpec) -> Result<ConfigReport, ControlError> {
+        self.refuse_if_stopping()?;
+        let old = Arc::clone(&self.spec);
+        let mut changes = config::changes(&old, &new);
+        let mut live = config::live_spec(&old, &new);
+        let changed = |key: &str| changes.iter().any(|c| c.key == key);
+        let balancer_changed =
+            changed("loadBalancingStrategy") || changed("performance.slowStartWindow");
+        let interval_changed = changed("healthCheckInterval");
+        let workers_changed = changed("workers");
+        let command_changed = changes.iter().any(|c| c.applies == Applies::NextGeneration);
+        if command_changed {
+            match self.generations.upcoming().with_command(&live.command) {
+                Some(spawner) => self.generations.prepare_next(spawner),
+                None => {
+                    // The spawner does not run a configured command (an embedder's own).
+                    live.command = old.command.clone();
+                    for c in changes.iter_mut().filter(|c| c.applies == Applies::NextGeneration) {
+                        c.applies = Applies::Restart;
+                    }
+                }
+            }
+        }
+        if balancer_changed && self.custom_balancer {
+            // The embedder's balancer stays.
+            let balancer_keys = ["loadBalancingStrategy", "performance.slowStartWindow"];
+            for c in changes.iter_mut().filter(|c| balancer_keys.contains(&c.key)) {
+                c.applies = Applies::Restart;
+            }
+        }
+        let spec = Arc::new(live);
+        self.spec = Arc::clone(&spec);
+        if balancer_changed && !self.custom_balancer {
+            self.router.set_balancer(configured_balancer(&spec));
+        }
+        self.health.configure(&spec);
+        self.autoscale.configure(&spec);
+        if self.checks_from_spec {
+            self.checks = Arc::new(HttpChecks::from_spec(&spec));
+        }
+        if interval_changed {
+            self.start_ticker();
+        }
+        let (min, max) = (spec.scaling.min_workers, spec.scaling.max_workers);
+        if workers_changed {
+            self.set_target(spec.workers.clamp(min, max), "configuration reload");
+        } else if !(min..=max).contains(&self.target) {
+            self.set_target(self.target.clamp(min, max), "configuration reload (scaling bounds)");
+        }
+        self.emit(ClusterEvent::ConfigReloaded { changes: changes.clone() });
+        Ok(ConfigReport { changes })
+    }
+}

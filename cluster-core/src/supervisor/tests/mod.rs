@@ -1,0 +1,1 @@
+//! Paused-time tests of the control plane with a fake spawner.
