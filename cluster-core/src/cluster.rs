@@ -319,7 +319,7 @@ async fn run_on_own_thread(parts: SupervisorParts) -> Result<(), ClusterError> {
     let thread = std::thread::Builder::new()
         .name("cluster-control".into())
         .spawn(move || {
-            runtime.block_on(Supervisor::new(parts).run());
+            runtime.block_on(async move { Supervisor::new(parts).run().await });
             let _ = done_tx.send(());
         })
         .map_err(|e| ClusterError::ControlPlane(format!("cannot start its thread: {e}")))?;

@@ -230,6 +230,12 @@ impl ClusterHandle {
         self.events.subscribe()
     }
 
+    /// Posts `msg` to the supervisor as if one of its own tasks had (tests).
+    #[cfg(test)]
+    pub(crate) fn post(&self, msg: Msg) {
+        let _ = self.tx.send(msg);
+    }
+
     /// Sends a control message built with a reply channel and `by`, and waits for the answer.
     async fn ask<T>(
         &self,

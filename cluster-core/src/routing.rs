@@ -97,6 +97,13 @@ impl RoutingTable {
         &self.backends
     }
 
+    /// Picks a backend for a request, as the proxy does; `None` when the table is empty (or
+    /// its only backend is `ctx.avoid`). Lock-free.
+    pub fn pick(&self, ctx: &RequestCtx) -> Option<&Arc<Backend>> {
+        let i = self.balancer.pick(&self.loads, ctx)?;
+        self.backends.get(i)
+    }
+
     /// The name of the strategy picking from this table.
     pub fn strategy(&self) -> &'static str {
         self.balancer.name()
@@ -138,9 +145,7 @@ impl Router {
     /// Picks a ready backend for a request; `None` when none is ready (or the only one is
     /// `ctx.avoid`). Lock-free.
     pub fn pick(&self, ctx: &RequestCtx) -> Option<Arc<Backend>> {
-        let table = self.table.load();
-        let i = table.balancer.pick(&table.loads, ctx)?;
-        table.backends.get(i).cloned()
+        self.table.load().pick(ctx).cloned()
     }
 
     /// Puts a backend into rotation.

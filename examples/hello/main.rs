@@ -9,6 +9,7 @@
 //! | `GET /pid` | 200, the pid as decimal text, no newline |
 //! | `GET /health` | 200 `ok\n` |
 //! | `GET /slow?ms=N` | waits N ms (at most 60000), then 200 `slept N ms\n` |
+//! | `GET /burn?ms=N` | keeps its thread busy for N ms of CPU (at most 1000), then 200 `burned N ms\n`: load that costs CPU, for autoscaling |
 //! | `GET /stream?n=N&interval=MS` | 200 `text/event-stream`: N events (default 5, at most 1000) `id: i\ndata: event i\n\n` with i = 1..=N, one frame each, MS ms apart (default 200, at most 60000) |
 //! | `GET /ws` | WebSocket echo (RFC 6455); 400 without `Upgrade: websocket` and a key |
 //! | `POST`/`PUT /echo` | 200, the request body streamed back as it arrives, same content type |

@@ -19,6 +19,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 /// Longest `/slow` wait.
 const MAX_SLOW_MS: u64 = 60_000;
 
+/// Longest `/burn` spin.
+const MAX_BURN_MS: u64 = 1_000;
+
 /// Routes one request. Never fails: every outcome is a response (or, for `/crash`, an exit).
 pub(crate) async fn handle(
     req: Request<Incoming>,
@@ -47,6 +50,15 @@ pub(crate) async fn handle(
             let ms = param(query, "ms").unwrap_or(0).min(MAX_SLOW_MS);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             text(StatusCode::OK, format!("slept {ms} ms\n"))
+        }
+        "/burn" if get => {
+            let ms = param(query, "ms").unwrap_or(0).min(MAX_BURN_MS);
+            // Busy on purpose, on the runtime thread: this is what a CPU-bound request does.
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            text(StatusCode::OK, format!("burned {ms} ms\n"))
         }
         "/stream" if get => crate::stream::events(query),
         "/echo" if matches!(*req.method(), Method::POST | Method::PUT) => crate::stream::echo(req),

@@ -19,7 +19,9 @@
 // requests finish), then exit 0; exit 1 if that takes more than 5 s.
 // Heartbeat, when started with an IPC channel (`cluster` opens one for `node` workers,
 // NODE_CHANNEL_FD): {"v":1,"type":"ready"} once listening, {"v":1,"type":"status",...}, then
-// {"v":1,"type":"heartbeat"} every second. The channel and the timer are unref'd so that they
+// {"v":1,"type":"heartbeat"} every second. A {"type":"memory-pressure","rssMb":…,"limitMb":…}
+// message from the cluster is logged as "memory-pressure: <rss> MB of <limit> MB", and runs
+// global.gc() when node has --expose-gc. The channel and the timer are unref'd so that they
 // never keep the process alive, and nothing is sent once the cluster has hung up.
 const http = require('http');
 
@@ -106,6 +108,14 @@ server.listen(PORT, HOST, () => {
 
 function startHeartbeat() {
   if (typeof process.send !== 'function') return;
+  // Memory pressure: the cluster says so when this worker crosses maxMemoryUsage, before the
+  // memory policy recycles it; freeing memory in time keeps the worker. `global.gc` exists when
+  // node runs with --expose-gc.
+  process.on('message', (msg) => {
+    if (!msg || msg.type !== 'memory-pressure') return;
+    console.log(`memory-pressure: ${msg.rssMb} MB of ${msg.limitMb} MB${global.gc ? ', running gc' : ''}`);
+    if (global.gc) global.gc();
+  });
   process.channel.unref();
   // The callback takes any send error, so it never becomes an 'error' event on process.
   const report = (msg) => process.connected && process.send(msg, () => {});

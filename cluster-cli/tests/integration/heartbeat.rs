@@ -209,19 +209,25 @@ async fn a_worker_whose_heartbeats_stop_is_replaced_without_a_failed_request() {
     });
 
     // Both stop sending heartbeats 1.5 s after start (while still serving): each is replaced
-    // through the recycle path, as unresponsive.
+    // as unresponsive (out of rotation and stopped at once, its slot refilled).
     let mut replaced = Vec::new();
     while replaced.len() < first.len() {
         let ev = cluster
             .event(Duration::from_secs(20), |e| {
-                matches!(e, ClusterEvent::Recycled { worker_id, .. }
+                matches!(e, ClusterEvent::Recycling { worker_id, .. }
                     if first.iter().any(|w| w.worker_id == *worker_id))
             })
             .await;
-        if let ClusterEvent::Recycled { worker_id, .. } = ev {
+        if let ClusterEvent::Recycling { worker_id, reason, .. } = ev {
+            assert!(reason.starts_with("unresponsive"), "{reason}");
             replaced.push(worker_id);
         }
     }
+    cluster
+        .status_until(Duration::from_secs(20), "both replaced", |w| {
+            w.iter().all(|w| first.iter().all(|f| f.worker_id != w.worker_id))
+        })
+        .await;
     let _ = stop_tx.send(());
     let statuses = load.await.unwrap();
     assert!(statuses.len() > 50, "too little load: {}", statuses.len());

@@ -21,8 +21,11 @@ use crate::config::ClusterSpec;
 use crate::events::ClusterEvent;
 use crate::metrics::{RateWindow, WindowRates};
 
-/// Time constant of the smoothed CPU figure.
-const CPU_SMOOTHING: Duration = Duration::from_secs(10);
+/// Longest time constant of the smoothed CPU figure.
+const MAX_CPU_SMOOTHING: Duration = Duration::from_secs(10);
+
+/// Shortest time constant of the smoothed CPU figure.
+const MIN_CPU_SMOOTHING: Duration = Duration::from_secs(1);
 
 /// What one tick measured of one worker: its process tree, and whether it answered a probe.
 #[derive(Debug)]
@@ -41,6 +44,9 @@ pub(super) struct Health {
     workers: BTreeMap<u64, WorkerHealth>,
     sampling: bool,
     metrics_window: Duration,
+    /// Time constant of the smoothed CPU figure: two health intervals, within 1 to 10 s (10 s
+    /// at the default 5 s interval), so that autoscaling reacts within a few ticks.
+    cpu_smoothing: Duration,
     leak: Option<LeakDetector>,
 }
 
@@ -81,6 +87,7 @@ impl Health {
             workers: BTreeMap::new(),
             sampling: false,
             metrics_window: spec.health.metrics_window,
+            cpu_smoothing: MAX_CPU_SMOOTHING,
             leak: None,
         };
         health.configure(spec);
@@ -116,6 +123,8 @@ impl Health {
             ..OutlierPolicy::default()
         });
         self.metrics_window = h.metrics_window;
+        self.cpu_smoothing =
+            (spec.health_check_interval * 2).clamp(MIN_CPU_SMOOTHING, MAX_CPU_SMOOTHING);
         self.leak = h.leak_detection.then(|| LeakDetector {
             window: h.leak_window,
             min_slope_mb_per_min: h.leak_min_slope,
@@ -221,9 +230,9 @@ impl Supervisor {
         for Measured { id, sample, alive } in measured {
             let Some(w) = self.workers.get(&id).filter(|w| w.serving()) else { continue };
             let metrics = w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default();
-            let window = self.health.metrics_window;
+            let (window, smoothing) = (self.health.metrics_window, self.health.cpu_smoothing);
             let h = self.health.workers.entry(id).or_insert_with(|| WorkerHealth {
-                cpu: CpuTracker::new(CPU_SMOOTHING),
+                cpu: CpuTracker::new(smoothing),
                 window: RateWindow::new(window),
                 rates: WindowRates::default(),
                 rss_bytes: None,

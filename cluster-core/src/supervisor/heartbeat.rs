@@ -50,6 +50,15 @@ pub(crate) struct HeartbeatMsg {
     pub(crate) _permit: Permit,
 }
 
+#[cfg(test)]
+impl HeartbeatMsg {
+    /// What the readers would post for `beats` from worker `id`.
+    pub(crate) fn from_worker(id: u64, beats: Vec<Heartbeat>) -> Self {
+        let pending = Arc::new(AtomicUsize::new(1));
+        Self { from: Origin::Worker(id), beats, _permit: Permit(pending) }
+    }
+}
+
 /// One place in the bounded heartbeat queue, given back when the message is dropped.
 #[derive(Debug)]
 pub(crate) struct Permit(Arc<AtomicUsize>);

@@ -158,9 +158,15 @@ mod tests {
 
         // A message from the primary is one JSON line.
         assert!(link.send(&serde_json::json!({"type": "memory-pressure", "rssMb": 600})));
-        child.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(&child), &mut line).unwrap();
+        // Read on a thread: the writer task needs this runtime meanwhile.
+        let (child, line) = tokio::task::spawn_blocking(move || {
+            child.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(&child), &mut line).unwrap();
+            (child, line)
+        })
+        .await
+        .unwrap();
         assert_eq!(line, "{\"rssMb\":600,\"type\":\"memory-pressure\"}\n");
 
         // After the hang-up the worker reads end-of-file, and can still send.
