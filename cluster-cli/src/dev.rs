@@ -246,7 +246,8 @@ mod tests {
     #[test]
     fn ignores_dependencies_vcs_build_caches_and_editor_files() {
         let root = PathBuf::from("/app");
-        let ignore = Ignore::new(&[root.clone()], &["dist".into(), "*.map".into()]).unwrap();
+        let ignore =
+            Ignore::new(std::slice::from_ref(&root), &["dist".into(), "*.map".into()]).unwrap();
         for ignored in [
             "node_modules/x",
             "node_modules",

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::util::hello_bin;
+use crate::util::Worker;
 
 /// Longest any one wait of these tests may last.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -43,19 +43,41 @@ impl Embedded {
         extra: &str,
         adjust: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
     ) -> Embedded {
+        Self::start_worker(Worker::Rust, workers, extra, adjust).await
+    }
+
+    /// [`start_with`](Self::start_with) for workers of kind `worker`.
+    pub async fn start_worker(
+        worker: Worker,
+        workers: usize,
+        extra: &str,
+        adjust: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
+    ) -> Embedded {
+        let command = worker.command();
+        Self::start_command(&command, workers, extra, adjust).await
+    }
+
+    /// Starts `workers` workers running `command` (program, then arguments).
+    pub async fn start_command(
+        command: &[String],
+        workers: usize,
+        extra: &str,
+        adjust: impl FnOnce(ClusterBuilder) -> ClusterBuilder,
+    ) -> Embedded {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.config.json");
         let sep = if extra.trim().is_empty() { "" } else { ", " };
         let json = format!(
-            r#"{{"workers": {workers}, "port": 0, "host": "127.0.0.1", "command": {:?}{sep}{extra}}}"#,
-            hello_bin().display().to_string()
+            r#"{{"workers": {workers}, "port": 0, "host": "127.0.0.1", "command": {}, "args": {}{sep}{extra}}}"#,
+            serde_json::json!(command[0]),
+            serde_json::json!(command[1..])
         );
         std::fs::write(&path, json).unwrap();
         let mut o = Overrides::default();
         o.config_path = Some(path);
-        let spec = config::load(&o, &Environment::from_vars([("PATH", "/usr/bin:/bin")]))
-            .expect("config")
-            .spec;
+        let path_var = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        let spec =
+            config::load(&o, &Environment::from_vars([("PATH", path_var)])).expect("config").spec;
         let cluster = adjust(Cluster::builder(spec)).build().await.expect("bind");
         let handle = cluster.handle();
         let events = handle.subscribe();

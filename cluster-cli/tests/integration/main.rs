@@ -1,13 +1,17 @@
 //! Integration tests: the real `cluster` binary with real worker processes on 127.0.0.1.
 #![allow(missing_docs, unreachable_pub)]
 
+mod autoscale;
 mod balancing;
 mod config_errors;
 mod embedded;
 mod health;
 mod heartbeat;
 mod lifecycle;
+mod operations;
 mod recycle;
 mod routing;
+mod signals;
+mod stops;
 mod streams;
 mod util;

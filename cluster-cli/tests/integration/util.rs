@@ -73,7 +73,7 @@ pub struct ClusterProc {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// Builds the command line of a cluster run.
@@ -88,6 +88,16 @@ impl ClusterCmd {
         let dir = tempfile::tempdir().expect("scratch dir");
         let mut cmd = Command::new(cluster_bin());
         cmd.arg("start").args(["--host", "127.0.0.1", "--port", "0"]).args(args);
+        cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
+        Self { cmd, dir }
+    }
+
+    /// `cluster <args>` in a fresh scratch folder, without the address flags (the address then
+    /// comes from the configuration file, which a test may change).
+    pub fn bare(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("scratch dir");
+        let mut cmd = Command::new(cluster_bin());
+        cmd.args(args);
         cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
         Self { cmd, dir }
     }
@@ -124,7 +134,7 @@ impl ClusterCmd {
         collect(child.stdout.take().expect("stdout"), Arc::clone(&log));
         collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
         let mut proc =
-            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, _dir: self.dir };
+            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
         let line = proc.wait_for_line("listening on http://", Duration::from_secs(20));
         let addr =
             line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
@@ -145,6 +155,11 @@ fn collect(stream: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
 }
 
 impl ClusterProc {
+    /// The primary's working directory (where its `cluster.config.json` is).
+    pub fn scratch(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The primary's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)

@@ -1,0 +1,97 @@
+//! Autoscaling with real workers: CPU load adds workers, the end of it removes them, and the
+//! decisions never flap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cluster_core::ClusterEvent;
+use tokio::time::Instant;
+
+use crate::embedded::{Embedded, failures, load};
+
+#[tokio::test]
+async fn autoscaling_follows_cpu_load_up_and_back_down_without_flapping() {
+    // One-thread workers answering `/burn?ms=10` with 10 ms of CPU each: under six clients a
+    // lone worker is busy all the time. Decisions need 1 s over 30 % (2 s under the band to
+    // remove one), at most one per 1.5 s. How far up it goes depends on the CPU this machine
+    // has to spare (two cores shared with the other tests): at least one step.
+    let extra = r#""healthCheckInterval": 250,
+        "scaling": {"autoScale": true, "minWorkers": 1, "maxWorkers": 3, "cpuThreshold": 30,
+                    "scaleUpAfter": 1000, "scaleDownAfter": 2000, "cooldown": 1500}"#;
+    let mut c = Embedded::start(1, extra).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(c.handle.local_addr(), "/burn?ms=10", 6, 100_000, Arc::clone(&stop));
+    let started = Instant::now();
+    let mut decisions = Vec::new();
+    // Under load: wait until it has grown to the maximum (or 15 s have passed; the load
+    // itself stops after 30 s).
+    while c.status().await.desired_workers < 3 && started.elapsed() < Duration::from_secs(15) {
+        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            println!(
+                "{:>5.1} s under load: {direction} {from} -> {to}: {reason}",
+                started.elapsed().as_secs_f64()
+            );
+            decisions.push((true, direction, from, to));
+        }
+    }
+    // Keep the load a little longer: at the maximum, nothing more may happen.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(3) {
+        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            println!(
+                "{:>5.1} s under load: {direction} {from} -> {to}: {reason}",
+                started.elapsed().as_secs_f64()
+            );
+            decisions.push((true, direction, from, to));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen = traffic.await.unwrap();
+    let stopped = Instant::now();
+    // Idle: back to the minimum.
+    while c.status().await.desired_workers > 1 && stopped.elapsed() < Duration::from_secs(60) {
+        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            println!(
+                "{:>5.1} s after the load: {direction} {from} -> {to}: {reason}",
+                stopped.elapsed().as_secs_f64()
+            );
+            decisions.push((false, direction, from, to));
+        }
+    }
+    // And it stays there.
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(3) {
+        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            println!(
+                "{:>5.1} s after the load: {direction} {from} -> {to}: {reason}",
+                stopped.elapsed().as_secs_f64()
+            );
+            decisions.push((false, direction, from, to));
+        }
+    }
+    println!("{} requests under load, failures {:?}", seen.len(), failures(&seen));
+    assert!(decisions.iter().any(|d| d.1 == "up"), "no worker added under load: {decisions:?}");
+    // Up while loaded, down once idle, one worker at a time, never back: no flapping.
+    for d in &decisions {
+        assert_eq!(d.0, d.1 == "up", "{d:?} in {decisions:?}");
+        let step = if d.1 == "up" { d.2 + 1 } else { d.2 - 1 };
+        assert_eq!(d.3, step, "{decisions:?}");
+    }
+    let counts: Vec<usize> = std::iter::once(1).chain(decisions.iter().map(|d| d.3)).collect();
+    let peak = counts.iter().position(|&n| n == *counts.iter().max().unwrap()).unwrap();
+    assert!(counts[..=peak].windows(2).all(|w| w[1] > w[0]), "{counts:?}");
+    assert!(counts[peak..].windows(2).all(|w| w[1] < w[0]), "{counts:?}");
+    assert_eq!(counts.last(), Some(&1), "{counts:?}");
+    assert!(failures(&seen).is_empty(), "failed requests: {:?}", failures(&seen));
+    assert_eq!(c.status().await.desired_workers, 1);
+    c.stop().await;
+}
