@@ -4,13 +4,17 @@
 //!   into a [`ClusterSpec`](config::ClusterSpec).
 //! - [`Spawner`]: how a worker process is started ([`ProcessSpawner`] runs a command,
 //!   [`SelfExecSpawner`] re-runs the current binary in worker role).
-//! - [`Cluster`]: runs the supervisor (one lifecycle state machine per worker, see
-//!   [`WorkerState`]) and the proxy, and hands out a [`ClusterHandle`], the one control path
-//!   every operation goes through. [`ClusterEvent`]s report what happens. On every health
-//!   tick the supervisor samples each worker's process tree, probes it and applies the
-//!   configured `cluster_health` policies; every recycle (memory, request count, probe,
-//!   [`ClusterHandle::recycle`]) takes the same path: start the replacement, wait until it is
-//!   ready, drain the old worker, stop it.
+//! - [`Cluster`]: runs the supervisor (the control plane, on a thread of its own: one record
+//!   per worker with its [`WorkerState`] and [`Rotation`]) and the proxy, and hands out a
+//!   [`ClusterHandle`], the one control path every operation goes through: status, scale,
+//!   rolling restart, restart, restart one worker, reload the configuration, shutdown, each
+//!   answering with a typed result ([`ControlError`], [`Operation`]). [`ClusterEvent`]s report
+//!   what happens. On every health tick the supervisor samples each worker's process tree,
+//!   probes it, applies the configured `cluster_health` policies and, with
+//!   `scaling.autoScale`, the autoscaler; every recycle (memory, request count,
+//!   [`ClusterHandle::recycle`]) and every rolling restart takes the same path: start the
+//!   replacement, wait until it is ready, drain the old worker, stop it. [`forward_signals`]
+//!   turns Unix signals into the same calls.
 //!   Workers may also report readiness and liveness themselves, over the systemd notify
 //!   protocol (`NOTIFY_SOCKET`) or a Node IPC channel (`NODE_CHANNEL_FD`); a worker that
 //!   announced heartbeats and falls silent is replaced the same way.
@@ -33,7 +37,15 @@
 //! overrides.command = vec!["node".into(), "build".into()];
 //! let loaded = config::load(&overrides, &Environment::capture())?;
 //! let cluster = Cluster::builder(loaded.spec).build().await?;
-//! tokio::spawn(forward_signals(cluster.handle()));
+//! let handle = cluster.handle();
+//! tokio::spawn(forward_signals(handle.clone()));
+//! tokio::spawn(async move {
+//!     // Later: one more worker, then a zero-downtime deploy of a new build.
+//!     handle.scale_by(1).await?;
+//!     let deploy = handle.rolling_restart().await?;
+//!     println!("{} workers replaced", deploy.finished().await?.replaced);
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! });
 //! cluster.run().await?;
 //! # Ok(())
 //! # }

@@ -174,9 +174,12 @@ impl Router {
     /// worker id). The supervisor's one writer of a cluster's table.
     pub(crate) fn replace(&self, backends: Vec<Arc<Backend>>) {
         let current = self.table.load();
-        let same = current.backends.len() == backends.len()
-            && backends.iter().all(|b| current.backends.iter().any(|c| c.id == b.id));
-        if !same {
+        let ids = |list: &[Arc<Backend>]| {
+            let mut ids: Vec<u64> = list.iter().map(|b| b.id).collect();
+            ids.sort_unstable();
+            ids
+        };
+        if ids(&current.backends) != ids(&backends) {
             self.table.store(Arc::new(RoutingTable::with(backends, Arc::clone(&current.balancer))));
         }
     }

@@ -67,7 +67,50 @@ pub struct ConfigChange {
 pub fn changes(old: &ClusterSpec, new: &ClusterSpec) -> Vec<ConfigChange> {
     let mut collect = Collect(Vec::new());
     walk(old, &mut new.clone(), &mut collect);
+    for change in &mut collect.0 {
+        // Changes are logged and streamed: no secret in them.
+        match change.key {
+            "env" => (change.from, change.to) = env_names(&old.command.env, &new.command.env),
+            "redisUrl" => {
+                change.from = without_password(&change.from);
+                change.to = without_password(&change.to);
+            }
+            _ => {}
+        }
+    }
     collect.0
+}
+
+/// The variables of `old` and `new`, by name only (values may be secrets), with what happened
+/// to each in `new`: `ORIGIN, TOKEN` -> `ORIGIN (changed), TOKEN, DEBUG (added), -LEGACY`.
+fn env_names(
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> (String, String) {
+    let from: Vec<&str> = old.keys().map(String::as_str).collect();
+    let mut to: Vec<String> = new
+        .iter()
+        .map(|(k, v)| match old.get(k) {
+            None => format!("{k} (added)"),
+            Some(was) if was != v => format!("{k} (changed)"),
+            Some(_) => k.clone(),
+        })
+        .collect();
+    to.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| format!("-{k}")));
+    let list = |names: Vec<String>| if names.is_empty() { "none".into() } else { names.join(", ") };
+    (list(from.into_iter().map(String::from).collect()), list(to))
+}
+
+/// A Redis URL with its password, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// `new`, with every key that applies only at a restart ([`Applies::Restart`]) kept at its

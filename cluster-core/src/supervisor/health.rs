@@ -14,7 +14,7 @@ use cluster_health::{
 };
 use tokio::time::Instant;
 
-use super::record::{LeaveReason, Rotation};
+use super::record::{LeaveReason, Purpose, Rotation};
 use super::{Msg, Phase, Supervisor};
 use crate::cluster::HealthHooks;
 use crate::config::ClusterSpec;
@@ -293,14 +293,23 @@ impl Supervisor {
         match verdict {
             Verdict::Recycle(reason @ RecycleReason::Unresponsive { .. }) => {
                 // Nothing to wait for: out of rotation now, its connections cut, and replaced
-                // at once; it gets SIGTERM, then SIGKILL after `health.unresponsiveGrace`.
-                self.eject(id, &reason, true);
+                // at once; it gets SIGTERM, then SIGKILL after `health.unresponsiveGrace`. The
+                // last worker in rotation stays there until its replacement is ready (it may
+                // still answer: only its heartbeats stopped).
+                if self.being_replaced(id) {
+                    return;
+                }
+                let out = self.eject(id, &reason, true);
                 let reason = reason.to_string();
                 self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
                 let s = &mut self.slots[slot];
                 s.recycles += 1;
                 s.last_reason = Some(reason.clone());
-                self.retire(id, LeaveReason::Unresponsive(reason));
+                if out {
+                    self.retire(id, LeaveReason::Unresponsive(reason));
+                } else {
+                    let _ = self.queue_replacement(id, Purpose::Unresponsive(reason));
+                }
             }
             Verdict::Recycle(reason) => {
                 // A worker that keeps failing leaves rotation now, not when its replacement

@@ -13,9 +13,9 @@ use super::{Phase, Supervisor};
 use crate::control::ControlError;
 use crate::events::ClusterEvent;
 
-/// Recycles waiting for their turn: (worker, reason).
+/// Recycles waiting for their turn: the worker and what its replacement is for.
 #[derive(Debug, Default)]
-pub(super) struct Queue(VecDeque<(u64, String)>);
+pub(super) struct Queue(VecDeque<(u64, Purpose)>);
 
 impl Supervisor {
     /// Queues the replacement of worker `id`.
@@ -25,38 +25,58 @@ impl Supervisor {
     /// The worker does not exist or is not serving, or we are shutting down. A worker already
     /// queued or being replaced is not queued twice (that is not an error).
     pub(super) fn request_recycle(&mut self, id: u64, reason: String) -> Result<(), ControlError> {
+        self.queue_replacement(id, Purpose::Recycle(reason))
+    }
+
+    /// Queues the replacement of worker `id` for `purpose` (a recycle, or an unresponsive
+    /// worker kept in rotation as the last one); see [`request_recycle`](Self::request_recycle).
+    pub(super) fn queue_replacement(
+        &mut self,
+        id: u64,
+        purpose: Purpose,
+    ) -> Result<(), ControlError> {
         self.refuse_if_stopping()?;
         let w = self.workers.get(&id).ok_or(ControlError::NoSuchWorker { worker_id: id })?;
         if !w.serving() {
             let state = if w.leave.is_some() { "leaving".to_owned() } else { w.state.to_string() };
             return Err(ControlError::NotServing { worker_id: id, state });
         }
-        let queued = self.recycles.0.iter().any(|(q, _)| *q == id);
-        if queued || self.replacement_of(id).is_some() {
+        if self.being_replaced(id) {
             tracing::debug!(worker = id, "recycle ignored: already queued or being replaced");
             return Ok(());
         }
-        self.recycles.0.push_back((id, reason));
+        self.recycles.0.push_back((id, purpose));
         self.start_next_recycles();
         Ok(())
+    }
+
+    /// Whether worker `id` has a replacement starting or queued.
+    pub(super) fn being_replaced(&self, id: u64) -> bool {
+        self.replacement_of(id).is_some() || self.recycles.0.iter().any(|(q, _)| *q == id)
     }
 
     /// Starts queued recycles while fewer than `health.maxConcurrentRecycles` run.
     pub(super) fn start_next_recycles(&mut self) {
         let max = self.spec.health.max_concurrent_recycles.max(1);
         while self.phase == Phase::Running {
-            let active = self.replacements_for(|p| matches!(p, Purpose::Recycle(_))).len();
+            let active = self
+                .replacements_for(|p| matches!(p, Purpose::Recycle(_) | Purpose::Unresponsive(_)))
+                .len();
             if active >= max {
                 return;
             }
-            let Some((id, reason)) = self.recycles.0.pop_front() else { return };
+            let Some((id, purpose)) = self.recycles.0.pop_front() else { return };
             let Some(w) = self.workers.get(&id).filter(|w| w.serving()) else { continue };
             if self.replacement_of(id).is_some() {
                 continue;
             }
             let slot = w.slot;
-            self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
-            let replacing = Replacing { old: id, purpose: Purpose::Recycle(reason) };
+            if let Purpose::Recycle(reason) = &purpose {
+                // (An unresponsive worker's recycle was announced when it was judged.)
+                let reason = reason.clone();
+                self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason });
+            }
+            let replacing = Replacing { old: id, purpose };
             let generation = self.generations.current();
             // On failure, `replacement_failed` has already reported it.
             let _ = self.start_worker(slot, generation, Some(replacing));
@@ -79,6 +99,13 @@ impl Supervisor {
                 self.emit(ClusterEvent::Recycled { worker_id: r.old, replacement_id: new, slot });
                 self.start_next_recycles();
             }
+            Purpose::Unresponsive(reason) => {
+                if old_serving {
+                    self.retire(r.old, LeaveReason::Unresponsive(reason));
+                }
+                self.emit(ClusterEvent::Recycled { worker_id: r.old, replacement_id: new, slot });
+                self.start_next_recycles();
+            }
             Purpose::Rollout(op) => {
                 if old_serving {
                     self.retire(r.old, LeaveReason::RollingRestart);
@@ -92,7 +119,7 @@ impl Supervisor {
     /// was ready: the old worker keeps serving.
     pub(super) fn replacement_failed(&mut self, r: Replacing, slot: usize, reason: &str) {
         match r.purpose {
-            Purpose::Recycle(_) => {
+            Purpose::Recycle(_) | Purpose::Unresponsive(_) => {
                 self.emit(ClusterEvent::RecycleFailed { worker_id: r.old, slot });
                 self.start_next_recycles();
             }

@@ -37,9 +37,9 @@ impl Supervisor {
         w.rotation = Rotation::Leaving;
         w.leave = Some(why.clone());
         let (slot, pid, state) = (w.slot, w.pid, w.state);
-        self.emit(ClusterEvent::Retiring { worker_id: id, slot, pid, reason: why.to_string() });
         // Out of the table before anything else happens to it.
         self.sync_routes();
+        self.emit(ClusterEvent::Retiring { worker_id: id, slot, pid, reason: why.to_string() });
         match why {
             LeaveReason::Killed(_) | LeaveReason::Unresponsive(_) | LeaveReason::FailedStart(_) => {
                 self.stop_now(id, &why);

@@ -15,7 +15,9 @@ use crate::metrics::{RateWindow, WindowRates};
 use crate::routing::Backend;
 
 impl Supervisor {
-    /// Makes the routing table hold exactly the routable workers.
+    /// Makes the routing table hold exactly the routable workers. Called before an event
+    /// about a change of rotation is published, so that whoever reacts to the event finds
+    /// the table already changed.
     pub(super) fn sync_routes(&self) {
         let routable: Vec<Arc<Backend>> = self
             .workers
@@ -61,8 +63,8 @@ impl Supervisor {
         }
         let slot = w.slot;
         self.health.ejected(id);
-        self.emit(ClusterEvent::Ejected { worker_id: id, slot, reason: reason.to_string() });
         self.sync_routes();
+        self.emit(ClusterEvent::Ejected { worker_id: id, slot, reason: reason.to_string() });
         true
     }
 
@@ -84,8 +86,8 @@ impl Supervisor {
             h.window = RateWindow::new(window);
             h.rates = WindowRates::default();
         }
-        self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
         self.sync_routes();
+        self.emit(ClusterEvent::Readmitted { worker_id: id, slot });
     }
 
     /// When no worker is left in rotation (the last one exited or was killed) but ejected

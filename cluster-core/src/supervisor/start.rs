@@ -128,6 +128,9 @@ impl Supervisor {
         }
         w.state = to;
         let slot = w.slot;
+        // A worker that became ready (or left) is in (or out of) the table by the time anyone
+        // hears of it.
+        self.sync_routes();
         self.emit(ClusterEvent::WorkerState { worker_id: id, slot, from, to });
     }
 

@@ -127,8 +127,32 @@ fn env_is_one_key() {
     let all = changes(&old, &new);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!((all[0].key, all[0].applies), ("env", Applies::NextGeneration));
-    assert_eq!(all[0].from, "{}");
-    assert_eq!(all[0].to, r#"{"DEBUG":"1","NODE_ENV":"production"}"#);
+    assert_eq!(all[0].from, "none");
+    assert_eq!(all[0].to, "DEBUG (added), NODE_ENV (added)");
+}
+
+#[test]
+fn no_secret_reaches_a_change() {
+    let mut old = ClusterSpec::default();
+    old.command.env.insert("TOKEN".into(), "s3cret".into());
+    old.command.env.insert("LEGACY".into(), "x".into());
+    old.command.env.insert("ORIGIN".into(), "https://a.example".into());
+    old.redis_url = Some("redis://user:hunter2@cache:6379/0".into());
+    let mut new = old.clone();
+    new.command.env.insert("TOKEN".into(), "n3w-s3cret".into());
+    new.command.env.remove("LEGACY");
+    new.redis_url = Some("redis://:pa:ss@cache2:6379".into());
+    let all = changes(&old, &new);
+    let env = all.iter().find(|c| c.key == "env").unwrap();
+    assert_eq!(env.from, "LEGACY, ORIGIN, TOKEN");
+    assert_eq!(env.to, "ORIGIN, TOKEN (changed), -LEGACY");
+    let redis = all.iter().find(|c| c.key == "redisUrl").unwrap();
+    assert_eq!(redis.from, "redis://user:***@cache:6379/0");
+    assert_eq!(redis.to, "redis://:***@cache2:6379");
+    let text = format!("{all:?}");
+    for secret in ["s3cret", "hunter2", "pa:ss"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
 }
 
 #[test]
