@@ -3,6 +3,7 @@
 
 mod balancing;
 mod config_errors;
+mod dev;
 mod embedded;
 mod health;
 mod heartbeat;
