@@ -29,9 +29,8 @@ pub(crate) struct Harness {
 
 /// A spec for `workers` fake workers, scalable between 1 and 16, on a free loopback port.
 pub(crate) fn spec(workers: usize) -> ClusterSpec {
-    let mut spec = ClusterSpec::default();
-    spec.workers = workers;
-    spec.listen = ([127, 0, 0, 1], 0).into();
+    let mut spec =
+        ClusterSpec { workers, listen: ([127, 0, 0, 1], 0).into(), ..ClusterSpec::default() };
     spec.scaling.min_workers = 1;
     spec.scaling.max_workers = 16;
     spec.start_timeout = Duration::from_secs(5);
