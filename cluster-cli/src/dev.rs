@@ -5,7 +5,9 @@
 //! ignored ones entirely, so a large `node_modules` costs no watch. Changes are debounced: a
 //! burst of saves (an editor writing a temporary file, a build writing many) makes one
 //! rolling restart, started once nothing has changed for the debounce time. A change that
-//! comes while a restart runs makes one more restart after it.
+//! comes while a restart runs makes one more restart after it. Ignored paths never count as a
+//! change, nor postpone one; neither do the files the primary's own output goes to
+//! (`cluster dev > dev.out`), which every new worker writes to.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -61,6 +63,8 @@ pub(crate) struct WatchSpec {
 pub(crate) struct Ignore {
     roots: Vec<PathBuf>,
     set: GlobSet,
+    /// Files ignored by exact path: the primary's own output files.
+    files: Vec<PathBuf>,
 }
 
 impl Ignore {
@@ -77,11 +81,20 @@ impl Ignore {
             builder.add(glob);
         }
         let set = builder.build().map_err(|e| format!("invalid --ignore patterns: {e}"))?;
-        Ok(Self { roots: roots.to_vec(), set })
+        Ok(Self { roots: roots.to_vec(), set, files: Vec::new() })
+    }
+
+    /// Also ignores `files`, by exact path.
+    pub(crate) fn with_files(mut self, files: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.files.extend(files);
+        self
     }
 
     /// Whether `path` (absolute, under one of the roots) is ignored.
     pub(crate) fn ignores(&self, path: &Path) -> bool {
+        if self.files.iter().any(|f| f == path) {
+            return true;
+        }
         let rel = self.roots.iter().find_map(|r| path.strip_prefix(r).ok()).unwrap_or(path);
         self.set.is_match(rel) || rel.components().any(|c| self.set.is_match(c.as_os_str()))
     }
@@ -94,7 +107,7 @@ impl Ignore {
 ///
 /// A message when a pattern is invalid or a root cannot be watched.
 pub(crate) fn start(handle: ClusterHandle, spec: WatchSpec) -> Result<(), String> {
-    let ignore = Ignore::new(&spec.roots, &spec.ignore)?;
+    let ignore = Ignore::new(&spec.roots, &spec.ignore)?.with_files(own_output_files());
     let (tx, rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let _ = tx.send(event);
@@ -114,6 +127,18 @@ pub(crate) fn start(handle: ClusterHandle, spec: WatchSpec) -> Result<(), String
     );
     tokio::spawn(run(handle.on_behalf_of("dev mode"), watcher, rx, ignore, spec.debounce));
     Ok(())
+}
+
+/// The regular files the primary's stdout and stderr go to (`cluster dev > dev.out`).
+///
+/// Workers' output lines are written there, so a change to one of these files would start a
+/// rolling restart whose new workers write to it again: a restart loop.
+fn own_output_files() -> Vec<PathBuf> {
+    [1, 2]
+        .into_iter()
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|path| path.is_file())
+        .collect()
 }
 
 /// Watches `dir` and every directory under it that is not ignored, each on its own. Returns
@@ -190,6 +215,7 @@ async fn next_batch(
         {
             continue;
         }
+        let mut relevant = false;
         for path in event.paths {
             if ignore.ignores(&path) {
                 continue;
@@ -199,8 +225,11 @@ async fn next_batch(
                 let _ = watch_tree(watcher, &path, ignore);
             }
             changed.insert(path);
+            relevant = true;
         }
-        if !changed.is_empty() {
+        // Only a relevant change restarts the quiet time: a log file written all the time
+        // must not postpone the restart.
+        if relevant {
             let now = Instant::now();
             quiet_until = Some(now + debounce);
             give_up.get_or_insert(now + MAX_DEBOUNCE);
@@ -267,6 +296,80 @@ mod tests {
         {
             assert!(!ignore.ignores(&root.join(watched)), "{watched} should be watched");
         }
+    }
+
+    #[test]
+    fn the_primarys_own_output_files_are_ignored() {
+        let root = PathBuf::from("/app");
+        let ignore = Ignore::new(std::slice::from_ref(&root), &[])
+            .unwrap()
+            .with_files([root.join("dev.out")]);
+        assert!(ignore.ignores(&root.join("dev.out")));
+        assert!(!ignore.ignores(&root.join("src/dev.out")));
+    }
+
+    fn modified(path: &str) -> notify::Result<notify::Event> {
+        use notify::event::{DataChange, ModifyKind};
+        Ok(notify::Event::new(EventKind::Modify(ModifyKind::Data(DataChange::Any)))
+            .add_path(PathBuf::from(path)))
+    }
+
+    /// Sends `path` as modified every `every`, `times` times.
+    fn save(
+        tx: &mpsc::UnboundedSender<notify::Result<notify::Event>>,
+        path: &'static str,
+        every: Duration,
+        times: usize,
+    ) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for _ in 0..times {
+                let _ = tx.send(modified(path));
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_saves_is_one_batch_after_the_quiet_time() {
+        let ignore = Ignore::new(&[PathBuf::from("/app")], &[]).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        save(&tx, "/app/src/a.js", Duration::from_millis(100), 5);
+        save(&tx, "/app/src/b.js", Duration::from_millis(100), 1);
+        let started = Instant::now();
+        let debounce = Duration::from_millis(300);
+        let batch = next_batch(&mut rx, &mut notify::NullWatcher, &ignore, debounce).await;
+        let expected: BTreeSet<PathBuf> =
+            ["/app/src/a.js", "/app/src/b.js"].into_iter().map(PathBuf::from).collect();
+        assert_eq!(batch, Some(expected));
+        // The last save is at 400 ms; the batch ends 300 ms later.
+        assert_eq!(started.elapsed(), Duration::from_millis(700));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ignored_changes_do_not_postpone_the_batch() {
+        let ignore = Ignore::new(&[PathBuf::from("/app")], &[]).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        save(&tx, "/app/src/a.js", Duration::from_millis(100), 1);
+        // A log file written every 50 ms, for longer than MAX_DEBOUNCE.
+        save(&tx, "/app/server.log", Duration::from_millis(50), 200);
+        let started = Instant::now();
+        let debounce = Duration::from_millis(300);
+        let batch = next_batch(&mut rx, &mut notify::NullWatcher, &ignore, debounce).await;
+        assert_eq!(batch, Some([PathBuf::from("/app/src/a.js")].into()));
+        assert_eq!(started.elapsed(), debounce);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_without_a_pause_wait_at_most_max_debounce() {
+        let ignore = Ignore::new(&[PathBuf::from("/app")], &[]).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        save(&tx, "/app/src/a.js", Duration::from_millis(100), 200);
+        let started = Instant::now();
+        let debounce = Duration::from_millis(300);
+        let batch = next_batch(&mut rx, &mut notify::NullWatcher, &ignore, debounce).await;
+        assert_eq!(batch, Some([PathBuf::from("/app/src/a.js")].into()));
+        assert_eq!(started.elapsed(), MAX_DEBOUNCE);
     }
 
     #[test]

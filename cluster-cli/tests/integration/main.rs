@@ -4,6 +4,7 @@
 mod autoscale;
 mod balancing;
 mod config_errors;
+mod dev;
 mod embedded;
 mod health;
 mod heartbeat;

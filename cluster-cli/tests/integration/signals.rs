@@ -70,7 +70,7 @@ async fn sigusr2_applies_the_edited_file_and_reports_what_it_cannot_change() {
     let mut c = ClusterCmd::bare(&["start"]).config(&file(2, "round-robin", free)).spawn(2);
     assert_eq!(c.addr.port(), free);
 
-    std::fs::write(c.scratch().join("cluster.config.json"), file(3, "p2c", free + 1)).unwrap();
+    std::fs::write(c.dir().join("cluster.config.json"), file(3, "p2c", free + 1)).unwrap();
     c.signal(Signal::USR2);
     c.wait_for_line("configuration reloaded: workers 2 -> 3 (applied)", WAIT);
     let strategy = c.wait_for_line("configuration reloaded: loadBalancingStrategy", WAIT);
@@ -83,7 +83,7 @@ async fn sigusr2_applies_the_edited_file_and_reports_what_it_cannot_change() {
     assert_eq!(status, 200);
 
     // A broken file changes nothing and says why.
-    std::fs::write(c.scratch().join("cluster.config.json"), r#"{"workers": "many"}"#).unwrap();
+    std::fs::write(c.dir().join("cluster.config.json"), r#"{"workers": "many"}"#).unwrap();
     c.signal(Signal::USR2);
     let error = c.wait_for_line("configuration not reloaded", WAIT);
     assert!(error.contains("workers"), "{error}");

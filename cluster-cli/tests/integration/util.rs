@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,16 +80,38 @@ pub struct ClusterProc {
 pub struct ClusterCmd {
     cmd: Command,
     dir: tempfile::TempDir,
+    stdout: Option<std::fs::File>,
 }
 
 impl ClusterCmd {
     /// `cluster start --host 127.0.0.1 --port 0 <args>` in a fresh scratch folder.
     pub fn start(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("scratch dir");
-        let mut cmd = Command::new(cluster_bin());
-        cmd.arg("start").args(["--host", "127.0.0.1", "--port", "0"]).args(args);
-        cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
-        Self { cmd, dir }
+        Self::subcommand("start", args)
+    }
+
+    /// `cluster dev --host 127.0.0.1 --port 0 <args>` in a fresh scratch folder, which is the
+    /// primary's working directory and so the directory `cluster dev` watches by default.
+    pub fn dev(args: &[&str]) -> Self {
+        Self::subcommand("dev", args)
+    }
+
+    fn subcommand(name: &str, args: &[&str]) -> Self {
+        let mut c = Self::bare(&[name]);
+        c.cmd.args(["--host", "127.0.0.1", "--port", "0"]).args(args);
+        c
+    }
+
+    /// The scratch folder: the primary's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends the primary's stdout (the workers' `[wN]` output lines) to `name` in the scratch
+    /// folder instead of the log; the log keeps stderr (the primary's own lines).
+    pub fn stdout_to_file(mut self, name: &str) -> Self {
+        let file = std::fs::File::create(self.dir.path().join(name)).expect("create stdout file");
+        self.stdout = Some(file);
+        self
     }
 
     /// `cluster <args>` in a fresh scratch folder, without the address flags (the address then
@@ -99,7 +121,7 @@ impl ClusterCmd {
         let mut cmd = Command::new(cluster_bin());
         cmd.args(args);
         cmd.current_dir(dir.path()).env_remove("PORT").env_remove("HOST").env("LOG_LEVEL", "info");
-        Self { cmd, dir }
+        Self { cmd, dir, stdout: None }
     }
 
     /// `cluster start --workers <n> -- <worker command>`.
@@ -125,16 +147,8 @@ impl ClusterCmd {
     }
 
     /// Starts the primary and waits until it listens and `ready` workers are ready.
-    pub fn spawn(mut self, ready: usize) -> ClusterProc {
-        use std::os::unix::process::CommandExt;
-        self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        self.cmd.process_group(0);
-        let mut child = self.cmd.spawn().expect("start cluster");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().expect("stdout"), Arc::clone(&log));
-        collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
-        let mut proc =
-            ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir };
+    pub fn spawn(self, ready: usize) -> ClusterProc {
+        let mut proc = self.launch();
         let line = proc.wait_for_line("listening on http://", Duration::from_secs(20));
         let addr =
             line.split("listening on http://").nth(1).and_then(|s| s.split_whitespace().next());
@@ -142,6 +156,24 @@ impl ClusterCmd {
             addr.and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
         proc.wait_for_count(" ready: pid ", ready, Duration::from_secs(30));
         proc
+    }
+
+    /// Starts the primary without waiting for anything (for runs that are expected to fail).
+    pub fn launch(mut self) -> ClusterProc {
+        use std::os::unix::process::CommandExt;
+        let stdout = match self.stdout.take() {
+            Some(file) => Stdio::from(file),
+            None => Stdio::piped(),
+        };
+        self.cmd.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
+        self.cmd.process_group(0);
+        let mut child = self.cmd.spawn().expect("start cluster");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stdout) = child.stdout.take() {
+            collect(stdout, Arc::clone(&log));
+        }
+        collect(child.stderr.take().expect("stderr"), Arc::clone(&log));
+        ClusterProc { child: Some(child), addr: ([0, 0, 0, 0], 0).into(), log, dir: self.dir }
     }
 }
 
@@ -155,14 +187,14 @@ fn collect(stream: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
 }
 
 impl ClusterProc {
-    /// The primary's working directory (where its `cluster.config.json` is).
-    pub fn scratch(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
     /// The primary's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The scratch folder: the primary's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Every line of stdout and stderr so far.
