@@ -29,7 +29,8 @@ pub enum Rotation {
     /// Taken out by a health verdict (failing probes, error-rate outlier); still running, and
     /// re-admitted when it recovers.
     Ejected,
-    /// On its way out (see [`LeaveReason`]); never routed to again.
+    /// On its way out (retired: recycled, scaled down, stopping, ...; the reason is in the
+    /// status); never routed to again.
     Leaving,
 }
 

@@ -64,10 +64,14 @@ impl Supervisor {
             self.retire(id, LeaveReason::ScaleDown);
         }
         let now = Instant::now();
-        for slot in 0..self.target {
-            if self.workers.values().any(|w| w.slot == slot && w.holds_slot()) {
-                continue;
+        // One pass over the workers, not one per slot: this runs after every message.
+        let mut held = vec![false; self.target];
+        for w in self.workers.values().filter(|w| w.holds_slot()) {
+            if let Some(h) = held.get_mut(w.slot) {
+                *h = true;
             }
+        }
+        for slot in (0..self.target).filter(|&slot| !held[slot]) {
             let due = self.slots.get(slot).and_then(|s| s.not_before);
             if due.is_some_and(|t| t > now) {
                 continue;
