@@ -14,7 +14,7 @@ use cluster_health::{
 };
 use tokio::time::Instant;
 
-use super::record::{LeaveReason, Purpose, Rotation};
+use super::record::{LeaveReason, Rotation};
 use super::{Msg, Phase, Supervisor};
 use crate::cluster::HealthHooks;
 use crate::config::ClusterSpec;
@@ -145,6 +145,11 @@ impl Health {
     /// The leak detector, when leak detection is on.
     pub(super) fn leak_detector(&self) -> Option<LeakDetector> {
         self.leak.clone()
+    }
+
+    /// Whether worker `id` answered its last liveness probe (or has not been probed yet).
+    pub(super) fn answers(&self, id: u64) -> bool {
+        self.workers.get(&id).is_none_or(|h| h.probe_failures == 0)
     }
 
     /// The sliding window of the rates.
@@ -287,29 +292,38 @@ impl Supervisor {
         self.autoscale_tick(at);
     }
 
+    /// Replaces worker `id`, judged unresponsive (`reason`); it leaves rotation now (unless it
+    /// is the last one in rotation, which stays until its replacement is ready). One that still
+    /// answers its probe (only its heartbeats stopped, or a policy of the embedder's says so)
+    /// finishes its requests in flight and is recycled, replacement first. One that does not
+    /// answer has nothing to drain: its connections are cut, and it is retired at once
+    /// (SIGTERM, SIGKILL after `health.unresponsiveGrace`) while its slot starts a new worker.
+    pub(super) fn replace_unresponsive(&mut self, id: u64, reason: String) {
+        let Some(slot) = self.workers.get(&id).filter(|w| w.serving()).map(|w| w.slot) else {
+            return;
+        };
+        if self.health.answers(id) {
+            self.eject(id, &reason, false);
+            let _ = self.request_recycle(id, reason);
+            return;
+        }
+        if !self.eject(id, &reason, true) {
+            let _ = self.request_recycle(id, reason);
+            return;
+        }
+        self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
+        let s = &mut self.slots[slot];
+        s.recycles += 1;
+        s.last_reason = Some(reason.clone());
+        self.retire(id, LeaveReason::Unresponsive(reason));
+    }
+
     fn act(&mut self, id: u64, verdict: Verdict) {
         let Some(w) = self.workers.get(&id) else { return };
         let (slot, ejected) = (w.slot, w.rotation == Rotation::Ejected);
         match verdict {
             Verdict::Recycle(reason @ RecycleReason::Unresponsive { .. }) => {
-                // Nothing to wait for: out of rotation now, its connections cut, and replaced
-                // at once; it gets SIGTERM, then SIGKILL after `health.unresponsiveGrace`. The
-                // last worker in rotation stays there until its replacement is ready (it may
-                // still answer: only its heartbeats stopped).
-                if self.being_replaced(id) {
-                    return;
-                }
-                let out = self.eject(id, &reason, true);
-                let reason = reason.to_string();
-                self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
-                let s = &mut self.slots[slot];
-                s.recycles += 1;
-                s.last_reason = Some(reason.clone());
-                if out {
-                    self.retire(id, LeaveReason::Unresponsive(reason));
-                } else {
-                    let _ = self.queue_replacement(id, Purpose::Unresponsive(reason));
-                }
+                self.replace_unresponsive(id, reason.to_string());
             }
             Verdict::Recycle(reason) => {
                 // A worker that keeps failing leaves rotation now, not when its replacement

@@ -201,7 +201,7 @@ impl Supervisor {
             }
             Heartbeat::WatchdogTrigger => {
                 let why = "unresponsive (the worker sent WATCHDOG=trigger)";
-                let _ = self.request_recycle(id, why.into());
+                self.replace_unresponsive(id, why.into());
             }
             Heartbeat::Stopping => self.leaving(id),
             _ => {}

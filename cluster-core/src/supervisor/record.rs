@@ -103,9 +103,6 @@ impl fmt::Display for LeaveReason {
 pub(crate) enum Purpose {
     /// A recycle of the old worker, with its reason.
     Recycle(String),
-    /// The old worker stopped answering but had to stay in rotation as the last one: once
-    /// the replacement is ready it is retired as unresponsive (nothing to drain).
-    Unresponsive(String),
     /// Operation `id`, a rolling restart (or its rollback).
     Rollout(u64),
 }

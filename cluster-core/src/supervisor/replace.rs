@@ -13,9 +13,9 @@ use super::{Phase, Supervisor};
 use crate::control::ControlError;
 use crate::events::ClusterEvent;
 
-/// Recycles waiting for their turn: the worker and what its replacement is for.
+/// Recycles waiting for their turn: (worker, reason).
 #[derive(Debug, Default)]
-pub(super) struct Queue(VecDeque<(u64, Purpose)>);
+pub(super) struct Queue(VecDeque<(u64, String)>);
 
 impl Supervisor {
     /// Queues the replacement of worker `id`.
@@ -25,16 +25,6 @@ impl Supervisor {
     /// The worker does not exist or is not serving, or we are shutting down. A worker already
     /// queued or being replaced is not queued twice (that is not an error).
     pub(super) fn request_recycle(&mut self, id: u64, reason: String) -> Result<(), ControlError> {
-        self.queue_replacement(id, Purpose::Recycle(reason))
-    }
-
-    /// Queues the replacement of worker `id` for `purpose` (a recycle, or an unresponsive
-    /// worker kept in rotation as the last one); see [`request_recycle`](Self::request_recycle).
-    pub(super) fn queue_replacement(
-        &mut self,
-        id: u64,
-        purpose: Purpose,
-    ) -> Result<(), ControlError> {
         self.refuse_if_stopping()?;
         let w = self.workers.get(&id).ok_or(ControlError::NoSuchWorker { worker_id: id })?;
         if !w.serving() {
@@ -45,7 +35,7 @@ impl Supervisor {
             tracing::debug!(worker = id, "recycle ignored: already queued or being replaced");
             return Ok(());
         }
-        self.recycles.0.push_back((id, purpose));
+        self.recycles.0.push_back((id, reason));
         self.start_next_recycles();
         Ok(())
     }
@@ -59,56 +49,59 @@ impl Supervisor {
     pub(super) fn start_next_recycles(&mut self) {
         let max = self.spec.health.max_concurrent_recycles.max(1);
         while self.phase == Phase::Running {
-            let active = self
-                .replacements_for(|p| matches!(p, Purpose::Recycle(_) | Purpose::Unresponsive(_)))
-                .len();
+            let active = self.replacements_for(|p| matches!(p, Purpose::Recycle(_))).len();
             if active >= max {
                 return;
             }
-            let Some((id, purpose)) = self.recycles.0.pop_front() else { return };
+            let Some((id, reason)) = self.recycles.0.pop_front() else { return };
             let Some(w) = self.workers.get(&id).filter(|w| w.serving()) else { continue };
             if self.replacement_of(id).is_some() {
                 continue;
             }
             let slot = w.slot;
-            if let Purpose::Recycle(reason) = &purpose {
-                // (An unresponsive worker's recycle was announced when it was judged.)
-                let reason = reason.clone();
-                self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason });
-            }
-            let replacing = Replacing { old: id, purpose };
+            self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
+            let replacing = Replacing { old: id, purpose: Purpose::Recycle(reason) };
             let generation = self.generations.current();
             // On failure, `replacement_failed` has already reported it.
             let _ = self.start_worker(slot, generation, Some(replacing));
         }
     }
 
-    /// Replacement `new` is ready and in rotation: retire the worker it replaces.
+    /// Replacement `new` is ready and in rotation: retire the worker it replaces (drained,
+    /// or at once if it no longer answers its probe: a frozen worker has nothing to drain).
     pub(super) fn replacement_ready(&mut self, new: u64, r: Replacing) {
         let Some(slot) = self.workers.get(&new).map(|w| w.slot) else { return };
         let old_pid = self.workers.get(&r.old).map(|w| w.pid);
         let old_serving = self.workers.get(&r.old).is_some_and(|w| w.serving());
+        let frozen = old_serving && !self.health.answers(r.old);
         match r.purpose {
             Purpose::Recycle(reason) => {
                 // Counted once the replacement serves, not when it was attempted.
                 self.slots[slot].recycles += 1;
                 self.slots[slot].last_reason = Some(reason.clone());
                 if old_serving {
-                    self.retire(r.old, LeaveReason::Recycled(reason));
+                    let why = if frozen {
+                        LeaveReason::Unresponsive(reason)
+                    } else {
+                        LeaveReason::Recycled(reason)
+                    };
+                    self.retire(r.old, why);
+                    self.emit(ClusterEvent::Recycled {
+                        worker_id: r.old,
+                        replacement_id: new,
+                        slot,
+                    });
                 }
-                self.emit(ClusterEvent::Recycled { worker_id: r.old, replacement_id: new, slot });
-                self.start_next_recycles();
-            }
-            Purpose::Unresponsive(reason) => {
-                if old_serving {
-                    self.retire(r.old, LeaveReason::Unresponsive(reason));
-                }
-                self.emit(ClusterEvent::Recycled { worker_id: r.old, replacement_id: new, slot });
                 self.start_next_recycles();
             }
             Purpose::Rollout(op) => {
                 if old_serving {
-                    self.retire(r.old, LeaveReason::RollingRestart);
+                    let why = if frozen {
+                        LeaveReason::Unresponsive("does not answer its probe".into())
+                    } else {
+                        LeaveReason::RollingRestart
+                    };
+                    self.retire(r.old, why);
                 }
                 self.rollout_replaced(op, r.old, old_pid, new);
             }
@@ -119,7 +112,7 @@ impl Supervisor {
     /// was ready: the old worker keeps serving.
     pub(super) fn replacement_failed(&mut self, r: Replacing, slot: usize, reason: &str) {
         match r.purpose {
-            Purpose::Recycle(_) | Purpose::Unresponsive(_) => {
+            Purpose::Recycle(_) => {
                 self.emit(ClusterEvent::RecycleFailed { worker_id: r.old, slot });
                 self.start_next_recycles();
             }
