@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use cluster_core::config::Applies;
-use cluster_core::{ClusterEvent, OperationKind, WorkerState};
+use cluster_core::{ClusterEvent, WorkerState};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Logs every event until the cluster has stopped. Worker lines name the slot (`worker 2`), the
@@ -103,14 +103,9 @@ pub(crate) async fn log_events(
                 );
             }
             ClusterEvent::OperationFailed { operation, kind, reason, rolled_back, .. } => {
-                let rollback = match (kind, rolled_back) {
-                    (OperationKind::RollingRestart, 0) => {
-                        "; the previous generation keeps serving".to_owned()
-                    }
-                    (OperationKind::RollingRestart, n) => format!(
-                        "; the previous generation keeps serving, rolling back {n} replaced workers"
-                    ),
-                    _ => String::new(),
+                let rollback = match rolled_back {
+                    0 => String::new(),
+                    n => format!("; rolling back {n} replaced workers"),
                 };
                 tracing::error!("{kind} #{operation} failed: {reason}{rollback}");
             }

@@ -39,6 +39,10 @@ pub enum ClusterError {
     /// No worker command is configured and no spawner was given.
     #[error("no worker command: set `command` in the configuration or give one after `--`")]
     NoCommand,
+    /// The spec breaks a rule the control plane relies on (one built by hand rather than by
+    /// `config::load`).
+    #[error("invalid cluster spec: {0}")]
+    InvalidSpec(String),
     /// The control plane's thread could not be started, or it failed.
     #[error("the control plane failed: {0}")]
     ControlPlane(String),
@@ -124,8 +128,10 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`ClusterError::Bind`] when the port cannot be bound; [`ClusterError::NoCommand`] when
-    /// there is nothing to run.
+    /// there is nothing to run; [`ClusterError::InvalidSpec`] for a spec built by hand that
+    /// breaks a rule `config::load` enforces (`scaling.minWorkers` above `maxWorkers`).
     pub async fn build(self) -> Result<Cluster, ClusterError> {
+        crate::supervisor::check_spec(&self.spec).map_err(ClusterError::InvalidSpec)?;
         let spawner = match self.spawner {
             Some(s) => s,
             None => Arc::new(
@@ -294,6 +300,7 @@ impl Cluster {
         // However the control plane ended, stop serving.
         proxy_stop.cancel();
         proxy_task.abort();
+        crate::spawn::output_drained(std::time::Duration::from_secs(1)).await;
         let _ = events.send(crate::ClusterEvent::Stopped);
         result
     }

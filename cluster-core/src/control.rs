@@ -167,12 +167,10 @@ pub struct OperationReport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OperationError {
-    /// A new worker did not become ready. The old generation keeps serving: replacements still
-    /// starting were stopped, and `rolled_back` workers that had already taken over are being
-    /// returned to the previous generation.
-    #[error(
-        "{reason}; the previous generation keeps serving ({rolled_back} replaced workers rolled back)"
-    )]
+    /// A new worker did not become ready, or crashed soon after. For a rolling restart, the
+    /// previous generation keeps serving: replacements still starting were stopped, and
+    /// `rolled_back` workers that had already taken over are being returned to it.
+    #[error("{reason}{}", rolled_back_note(*.rolled_back))]
     Failed {
         /// What went wrong, for people.
         reason: String,
@@ -185,6 +183,13 @@ pub enum OperationError {
     /// The cluster stopped.
     #[error("the cluster is no longer running")]
     Gone,
+}
+
+fn rolled_back_note(rolled_back: usize) -> String {
+    match rolled_back {
+        0 => String::new(),
+        n => format!(" ({n} replaced workers rolled back)"),
+    }
 }
 
 /// What a configuration reload changed.

@@ -55,7 +55,15 @@ pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
             Some(()) = quit.recv() => ("SIGQUIT", Command::Shutdown(ShutdownMode::Immediate)),
             Some(()) = hup.recv() => ("SIGHUP", Command::RollingRestart),
             Some(()) = ttin.recv() => ("SIGTTIN", Command::ScaleBy(1)),
-            Some(()) = ttou.recv() => ("SIGTTOU", Command::ScaleBy(-1)),
+            Some(()) = ttou.recv() => {
+                if background_terminal_write() {
+                    // The kernel's, not an operator's: we are a background job writing to a
+                    // terminal with `tostop` set. Scaling down on it would empty the cluster.
+                    tracing::debug!(target: "cluster::signal", "SIGTTOU from a background terminal write: ignored");
+                    continue;
+                }
+                ("SIGTTOU", Command::ScaleBy(-1))
+            }
             Some(()) = usr1.recv() => ("SIGUSR1", Command::ReopenLogs),
             Some(()) = usr2.recv() => ("SIGUSR2", Command::ReloadConfig),
             else => return Ok(()),
@@ -64,6 +72,21 @@ pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Whether a SIGTTOU most likely came from the terminal driver: our stderr or stdout is a
+/// terminal with `tostop` set whose foreground process group is not ours (we run as a
+/// background job, and writing to the terminal raises SIGTTOU). An operator's
+/// `kill -TTOU` in any other situation scales down.
+fn background_terminal_write() -> bool {
+    use rustix::termios::{LocalModes, tcgetattr, tcgetpgrp};
+    let ours = rustix::process::getpgrp();
+    let check = |fd: std::os::fd::BorrowedFd<'_>| {
+        let Ok(foreground) = tcgetpgrp(fd) else { return false };
+        let tostop = tcgetattr(fd).is_ok_and(|t| t.local_modes.contains(LocalModes::TOSTOP));
+        tostop && foreground != ours
+    };
+    check(rustix::stdio::stderr()) || check(rustix::stdio::stdout())
 }
 
 /// Carries out `command`; returns `false` once the cluster is gone.

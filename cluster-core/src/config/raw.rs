@@ -110,6 +110,7 @@ pub(crate) struct RawHealth {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(crate) struct RawRollingRestart {
     pub(crate) max_surge: Integer,
+    pub(crate) min_ready: Integer,
 }
 
 /// `security`.
@@ -223,6 +224,6 @@ impl Default for RawHealth {
 
 impl Default for RawRollingRestart {
     fn default() -> Self {
-        Self { max_surge: Integer(1) }
+        Self { max_surge: Integer(1), min_ready: Integer(0) }
     }
 }

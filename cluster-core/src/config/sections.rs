@@ -79,6 +79,7 @@ impl Validator<'_> {
     /// The `rollingRestart` section.
     pub(super) fn rolling_restart(&mut self, raw: &RawRollingRestart) -> RollingRestartSpec {
         RollingRestartSpec {
+            min_ready: self.millis("rollingRestart.minReady", raw.min_ready, 0, MAX_LIFECYCLE_MS),
             max_surge: self
                 .int("rollingRestart.maxSurge", raw.max_surge, 1, MAX_WORKERS)
                 .unwrap_or(1),

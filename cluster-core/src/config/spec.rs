@@ -185,6 +185,11 @@ pub struct RollingRestartSpec {
     /// How many replacement workers a rolling restart starts at once
     /// (`maxSurge`, 1-1024; default 1).
     pub max_surge: usize,
+    /// How long a replacement must stay ready before it takes over and the worker it replaces
+    /// is retired (`minReady`, ms, 0-3600000; default 0, Kubernetes' `minReadySeconds`): a new
+    /// build that crashes within it fails the rolling restart while the old worker still
+    /// serves, and is rolled back.
+    pub min_ready: Duration,
 }
 
 /// Front-door settings (`security` in the file).

@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use guardian::{Guardian, run_guardian};
+pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;
 

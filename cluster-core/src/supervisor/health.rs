@@ -331,7 +331,9 @@ impl Supervisor {
                 if matches!(reason, RecycleReason::ErrorRate { .. }) {
                     self.eject(id, &reason, false);
                 }
-                let _ = self.request_recycle(id, reason.to_string());
+                if !self.recycle_backing_off(id) {
+                    let _ = self.request_recycle(id, reason.to_string());
+                }
             }
             Verdict::Kill(reason) => {
                 let reason = reason.to_string();

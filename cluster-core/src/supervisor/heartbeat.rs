@@ -142,8 +142,6 @@ pub(super) struct WorkerHeartbeat {
     last: Option<Instant>,
     /// The last status it reported.
     status: Option<String>,
-    /// It said it is stopping.
-    leaving: bool,
 }
 
 impl WorkerHeartbeat {
@@ -212,13 +210,10 @@ impl Supervisor {
     /// `retire`), and its slot is refilled at once (by its replacement, if it had one
     /// starting).
     fn leaving(&mut self, id: u64) {
-        let Some(w) = self.workers.get_mut(&id) else { return };
-        let first = !w.heartbeat.leaving;
-        w.heartbeat.leaving = true;
-        if !first || !w.serving() || self.phase != Phase::Running {
-            return;
+        if self.phase == Phase::Running {
+            // A worker already leaving keeps its course (`retire` ignores it).
+            self.retire(id, LeaveReason::SaidStopping);
         }
-        self.retire(id, LeaveReason::SaidStopping);
     }
 }
 

@@ -54,6 +54,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 pub(crate) use checks::{Checks, HttpChecks};
 pub use record::Rotation;
+pub(crate) use reload::check as check_spec;
 pub use state::WorkerState;
 pub(crate) use worker::WorkerMsg;
 
@@ -121,6 +122,10 @@ pub(crate) enum Msg {
     },
     /// A worker that said it was stopping is still there after the graceful timeout.
     LeaveOverdue {
+        id: u64,
+    },
+    /// A rolling restart's replacement has stayed ready for `rollingRestart.minReady`.
+    Settled {
         id: u64,
     },
     /// Time to sample and judge the workers.
@@ -203,7 +208,10 @@ impl Supervisor {
         Self {
             target: p.spec.workers,
             slots: Vec::new(),
-            generations: generations::Generations::new(p.spawner),
+            generations: generations::Generations::new(generations::Recipe {
+                spawner: p.spawner,
+                node_ipc: p.spec.health.node_ipc,
+            }),
             spec: p.spec,
             router: p.router,
             custom_balancer: p.custom_balancer,
@@ -250,6 +258,7 @@ impl Supervisor {
             Msg::DrainDone => self.stop_all(),
             Msg::Drained { id } => self.on_drained(id),
             Msg::LeaveOverdue { id } => self.leave_overdue(id),
+            Msg::Settled { id } => self.on_settled(id),
             Msg::HealthTick => self.health_tick(),
             Msg::Samples { measured, at } => self.on_samples(measured, at),
             Msg::Heartbeat(m) => self.on_heartbeat(m),
@@ -280,11 +289,13 @@ impl Supervisor {
         }
     }
 
-    /// After every message: fill or trim the slots, move operations on, re-admit ejected
-    /// workers if none is left in rotation, and write the routing table.
+    /// After every message: fill or trim the slots, start queued recycles (a replacement may
+    /// have ended without a word: scaled away), move operations on, re-admit ejected workers
+    /// if none is left in rotation, and write the routing table.
     fn after_message(&mut self) {
         if self.phase == Phase::Running {
             self.reconcile();
+            self.start_next_recycles();
             self.step_operations();
             self.readmit_if_none_in_rotation();
         }
@@ -316,7 +327,7 @@ impl Supervisor {
     /// (Re)starts the health tick at the configured interval.
     fn start_ticker(&mut self) {
         let ticks = self.tx.clone();
-        let period = self.spec.health_check_interval;
+        let period = self.spec.health_check_interval.max(Duration::from_millis(1));
         self.ticker = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

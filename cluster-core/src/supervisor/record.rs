@@ -69,8 +69,10 @@ pub(crate) enum LeaveReason {
     Unresponsive(String),
     /// A health policy killed it (hard memory limit); the reason.
     Killed(String),
-    /// It did not become ready, or a rolled-back operation no longer needs it.
+    /// It did not become ready.
     FailedStart(String),
+    /// A new worker that a failed operation no longer needs (it never served).
+    Cancelled(String),
     /// The cluster is shutting down.
     Shutdown,
 }
@@ -93,6 +95,7 @@ impl fmt::Display for LeaveReason {
             LeaveReason::Unresponsive(why) => write!(f, "unresponsive: {why}"),
             LeaveReason::Killed(why) => write!(f, "killed: {why}"),
             LeaveReason::FailedStart(why) => write!(f, "failed to start: {why}"),
+            LeaveReason::Cancelled(why) => write!(f, "cancelled: {why}"),
             LeaveReason::Shutdown => f.write_str("shutdown"),
         }
     }
@@ -175,4 +178,8 @@ pub(crate) struct Slot {
     pub(crate) last_reason: Option<String>,
     /// Not started again before this (crash back-off).
     pub(crate) not_before: Option<Instant>,
+    /// Recycles in a row whose replacement failed.
+    pub(crate) recycle_failures: u32,
+    /// A health policy's recycle is not tried again before this.
+    pub(crate) recycle_not_before: Option<Instant>,
 }

@@ -17,6 +17,25 @@ use crate::config::{self, Applies, ClusterSpec};
 use crate::control::{ConfigReport, ControlError};
 use crate::events::ClusterEvent;
 
+/// What the control plane relies on in a spec that did not come from `config::load` (an
+/// embedder's own): a bad one is refused instead of stopping the cluster.
+pub(crate) fn check(spec: &ClusterSpec) -> Result<(), String> {
+    let s = &spec.scaling;
+    if s.min_workers == 0 || s.min_workers > s.max_workers {
+        return Err(format!(
+            "scaling.minWorkers ({}) must be at least 1 and at most scaling.maxWorkers ({})",
+            s.min_workers, s.max_workers
+        ));
+    }
+    if spec.health_check_interval.is_zero() {
+        return Err("healthCheckInterval must be greater than 0".into());
+    }
+    Ok(())
+}
+
+/// The keys that say what a worker runs.
+const COMMAND_KEYS: [&str; 4] = ["command", "args", "cwd", "env"];
+
 impl Supervisor {
     /// Applies `new` as far as it can be applied live.
     ///
@@ -25,6 +44,7 @@ impl Supervisor {
     /// Shutting down.
     pub(super) fn apply_config(&mut self, new: ClusterSpec) -> Result<ConfigReport, ControlError> {
         self.refuse_if_stopping()?;
+        check(&new).map_err(|message| ControlError::Config { message })?;
         let old = Arc::clone(&self.spec);
         let mut changes = config::changes(&old, &new);
         let mut live = config::live_spec(&old, &new);
@@ -33,21 +53,29 @@ impl Supervisor {
             changed("loadBalancingStrategy") || changed("performance.slowStartWindow");
         let interval_changed = changed("healthCheckInterval");
         let workers_changed = changed("workers");
-        let command_changed = changes.iter().any(|c| c.applies == Applies::NextGeneration);
-        if command_changed {
-            match self.generations.upcoming().with_command(&live.command) {
-                Some(spawner) => self.generations.prepare_next(spawner),
-                None => {
-                    // The spawner does not run a configured command (an embedder's own).
-                    live.command = old.command.clone();
-                    for c in changes.iter_mut().filter(|c| c.applies == Applies::NextGeneration) {
-                        c.applies = Applies::Restart;
+        let next_generation = changes.iter().any(|c| c.applies == Applies::NextGeneration);
+        let command_changed = changes.iter().any(|c| COMMAND_KEYS.contains(&c.key));
+        if next_generation {
+            let mut recipe = self.generations.upcoming();
+            recipe.node_ipc = live.health.node_ipc;
+            if command_changed {
+                match recipe.spawner.with_command(&live.command) {
+                    Some(spawner) => recipe.spawner = spawner,
+                    None => {
+                        // The spawner does not run a configured command (an embedder's own).
+                        live.command = old.command.clone();
+                        for c in changes.iter_mut().filter(|c| COMMAND_KEYS.contains(&c.key)) {
+                            c.applies = Applies::Restart;
+                        }
                     }
                 }
             }
+            self.generations.prepare_next(recipe);
         }
         if balancer_changed && self.custom_balancer {
-            // The embedder's balancer stays.
+            // The embedder's balancer stays, and so do the values it was built without.
+            live.strategy = old.strategy;
+            live.performance.slow_start_window = old.performance.slow_start_window;
             let balancer_keys = ["loadBalancingStrategy", "performance.slowStartWindow"];
             for c in changes.iter_mut().filter(|c| balancer_keys.contains(&c.key)) {
                 c.applies = Applies::Restart;

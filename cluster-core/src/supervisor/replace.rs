@@ -7,11 +7,21 @@
 //! ([`Replacing`]) with their own purpose; see `rollout.rs`.
 
 use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::record::{LeaveReason, Purpose, Replacing};
 use super::{Phase, Supervisor};
 use crate::control::ControlError;
 use crate::events::ClusterEvent;
+
+/// After a failed recycle, a health policy's next recycle of the slot waits this long,
+/// doubling with each failure in a row up to [`MAX_RECYCLE_RETRY`].
+const RECYCLE_RETRY: Duration = Duration::from_secs(5);
+
+/// Longest wait between a health policy's recycles of a slot whose replacements fail.
+const MAX_RECYCLE_RETRY: Duration = Duration::from_secs(30);
 
 /// Recycles waiting for their turn: (worker, reason).
 #[derive(Debug, Default)]
@@ -38,6 +48,14 @@ impl Supervisor {
         self.recycles.0.push_back((id, reason));
         self.start_next_recycles();
         Ok(())
+    }
+
+    /// Whether a health policy's recycle of worker `id` must wait: its slot's last
+    /// replacements failed.
+    pub(super) fn recycle_backing_off(&self, id: u64) -> bool {
+        let slot = self.workers.get(&id).map(|w| w.slot);
+        let until = slot.and_then(|s| self.slots.get(s)).and_then(|s| s.recycle_not_before);
+        until.is_some_and(|t| t > Instant::now())
     }
 
     /// Whether worker `id` has a replacement starting or queued.
@@ -77,8 +95,11 @@ impl Supervisor {
         match r.purpose {
             Purpose::Recycle(reason) => {
                 // Counted once the replacement serves, not when it was attempted.
-                self.slots[slot].recycles += 1;
-                self.slots[slot].last_reason = Some(reason.clone());
+                let s = &mut self.slots[slot];
+                s.recycles += 1;
+                s.last_reason = Some(reason.clone());
+                s.recycle_failures = 0;
+                s.recycle_not_before = None;
                 if old_serving {
                     let why = if frozen {
                         LeaveReason::Unresponsive(reason)
@@ -113,6 +134,12 @@ impl Supervisor {
     pub(super) fn replacement_failed(&mut self, r: Replacing, slot: usize, reason: &str) {
         match r.purpose {
             Purpose::Recycle(_) => {
+                if let Some(s) = self.slots.get_mut(slot) {
+                    // A health policy asks again every tick: space the attempts out.
+                    s.recycle_failures += 1;
+                    let delay = RECYCLE_RETRY.saturating_mul(1 << (s.recycle_failures - 1).min(3));
+                    s.recycle_not_before = Some(Instant::now() + delay.min(MAX_RECYCLE_RETRY));
+                }
                 self.emit(ClusterEvent::RecycleFailed { worker_id: r.old, slot });
                 self.start_next_recycles();
             }

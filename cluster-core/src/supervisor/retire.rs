@@ -22,16 +22,10 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 impl Supervisor {
     /// Takes worker `id` out of rotation and stops it as `why` requires. A worker already
-    /// leaving keeps its course, except that a kill or an unresponsive verdict shortens it.
+    /// leaving keeps its course.
     pub(super) fn retire(&mut self, id: u64, why: LeaveReason) {
         let Some(w) = self.workers.get_mut(&id) else { return };
-        if let Some(current) = &w.leave {
-            let escalate = matches!(why, LeaveReason::Killed(_) | LeaveReason::Unresponsive(_))
-                && !matches!(current, LeaveReason::Killed(_));
-            if escalate {
-                w.leave = Some(why.clone());
-                self.stop_now(id, &why);
-            }
+        if w.leave.is_some() {
             return;
         }
         w.rotation = Rotation::Leaving;
@@ -41,7 +35,10 @@ impl Supervisor {
         self.sync_routes();
         self.emit(ClusterEvent::Retiring { worker_id: id, slot, pid, reason: why.to_string() });
         match why {
-            LeaveReason::Killed(_) | LeaveReason::Unresponsive(_) | LeaveReason::FailedStart(_) => {
+            LeaveReason::Killed(_)
+            | LeaveReason::Unresponsive(_)
+            | LeaveReason::FailedStart(_)
+            | LeaveReason::Cancelled(_) => {
                 self.stop_now(id, &why);
             }
             LeaveReason::Shutdown => {}

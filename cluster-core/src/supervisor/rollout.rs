@@ -11,11 +11,13 @@
 //!
 //! Operations run one at a time: a second one is refused as busy, never interleaved.
 
+use std::collections::BTreeSet;
+
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::record::{LeaveReason, Purpose, Replacing};
-use super::{Phase, Supervisor};
+use super::{Phase, Supervisor, WorkerState};
 use crate::control::{ControlError, Operation, OperationError, OperationKind, OperationReport};
 use crate::events::ClusterEvent;
 
@@ -35,8 +37,9 @@ struct Op {
     /// The generation that was current when it started (what a rollback returns to).
     from: u64,
     started: Instant,
-    /// Workers replaced so far.
-    replaced: usize,
+    /// Slots that hold a worker of its generation by its doing (a crash restart in one of
+    /// them does not count twice).
+    replaced: BTreeSet<usize>,
     reply: Option<oneshot::Sender<Result<OperationReport, OperationError>>>,
 }
 
@@ -99,8 +102,8 @@ impl Supervisor {
     }
 
     fn describe(&self, op: &Op) -> String {
-        let total = op.replaced + self.remaining(op);
-        format!("{} #{} ({} of {total} replaced)", op.kind, op.id, op.replaced)
+        let total = op.replaced.len() + self.remaining(op);
+        format!("{} #{} ({} of {total} replaced)", op.kind, op.id, op.replaced.len())
     }
 
     fn begin(&mut self, kind: OperationKind, generation: u64, from: u64, by: &str) -> Operation {
@@ -112,7 +115,7 @@ impl Supervisor {
             generation,
             from,
             started: Instant::now(),
-            replaced: 0,
+            replaced: BTreeSet::new(),
             reply: Some(reply),
         };
         let workers = self.remaining(&op);
@@ -178,22 +181,35 @@ impl Supervisor {
             }
         }
         let Some(op) = &self.rollout.current else { return };
-        if self.remaining(op) == 0 {
+        if self.remaining(op) == 0 && self.settled(op) {
             self.finish();
         }
+    }
+
+    /// Whether every worker of the operation's generation has stayed ready for
+    /// `rollingRestart.minReady` (a rolling restart's replacements only take over once they
+    /// have, so only a restart's workers need looking at here).
+    fn settled(&self, op: &Op) -> bool {
+        let min = self.spec.rolling_restart.min_ready;
+        let now = Instant::now();
+        self.workers
+            .values()
+            .filter(|w| w.serving() && w.generation == op.generation)
+            .all(|w| w.ready_at.is_some_and(|t| now.saturating_duration_since(t) >= min))
     }
 
     fn finish(&mut self) {
         let Some(mut op) = self.rollout.current.take() else { return };
         let took = op.started.elapsed();
+        let replaced = op.replaced.len();
         self.emit(ClusterEvent::OperationFinished {
             operation: op.id,
             kind: op.kind,
-            replaced: op.replaced,
+            replaced,
             took,
         });
         if let Some(reply) = op.reply.take() {
-            let _ = reply.send(Ok(OperationReport { id: op.id, replaced: op.replaced, took }));
+            let _ = reply.send(Ok(OperationReport { id: op.id, replaced, took }));
         }
         self.prune_generations();
     }
@@ -211,8 +227,8 @@ impl Supervisor {
         let new_pid = self.workers.get(&new).map_or(0, |w| w.pid);
         let slot = self.workers.get(&new).map_or(0, |w| w.slot);
         let Some(current) = self.rollout.current.as_mut().filter(|c| c.id == op) else { return };
-        current.replaced += 1;
-        let (kind, done) = (current.kind, current.replaced);
+        current.replaced.insert(slot);
+        let (kind, done) = (current.kind, current.replaced.len());
         let total = done + self.rollout.current.as_ref().map_or(0, |c| self.remaining(c));
         self.emit(ClusterEvent::OperationProgress {
             operation: op,
@@ -232,11 +248,20 @@ impl Supervisor {
         let Some(w) = self.workers.get(&id) else { return };
         let (generation, slot, pid) = (w.generation, w.slot, w.pid);
         let Some(op) = self.rollout.current.as_mut() else { return };
-        if op.kind != OperationKind::Restart || op.generation != generation {
+        if op.kind != OperationKind::Restart || op.generation != generation || slot >= self.target {
             return;
         }
-        op.replaced += 1;
-        let (operation, done) = (op.id, op.replaced);
+        let min_ready = self.spec.rolling_restart.min_ready;
+        if !min_ready.is_zero() {
+            // Look again once it has stayed ready long enough.
+            self.after(min_ready, super::Msg::Settled { id });
+        }
+        let Some(op) = self.rollout.current.as_mut() else { return };
+        if !op.replaced.insert(slot) {
+            // A crash restart of a slot already counted.
+            return;
+        }
+        let (operation, done) = (op.id, op.replaced.len());
         let total = done + self.rollout.current.as_ref().map_or(0, |c| self.remaining(c));
         self.emit(ClusterEvent::OperationProgress {
             operation,
@@ -261,28 +286,49 @@ impl Supervisor {
         }
     }
 
-    /// Operation `op` failed because a new worker did not become ready.
+    /// Operation `op` failed because a new worker did not become ready (or crashed soon after).
     pub(super) fn rollout_failed(&mut self, op: u64, reason: &str) {
         if self.rollout.current.as_ref().is_none_or(|c| c.id != op) {
             return;
         }
         let Some(mut failed) = self.rollout.current.take() else { return };
-        // Replacements still starting never served: stop them.
-        for id in self.replacements_for(|p| *p == Purpose::Rollout(op)) {
-            self.retire(id, LeaveReason::FailedStart(format!("{} #{op} failed", failed.kind)));
-        }
-        let rolled_back = match failed.kind {
-            OperationKind::RollingRestart => self
+        let rolling = failed.kind != OperationKind::Restart;
+        if rolling {
+            // Workers of the failed generation still starting (replacements, and crash
+            // restarts made during it) never served: stop them; their slots start again from
+            // the previous generation.
+            let starting: Vec<u64> = self
                 .workers
                 .values()
-                .filter(|w| w.serving() && w.generation == failed.generation)
-                .count(),
-            _ => 0,
-        };
-        if failed.kind == OperationKind::RollingRestart {
+                .filter(|w| w.holds_slot() && w.generation == failed.generation)
+                .filter(|w| w.state == WorkerState::Starting)
+                .map(|w| w.id)
+                .collect();
+            let why = format!("{} #{op} failed", failed.kind);
+            for id in starting {
+                self.retire(id, LeaveReason::Cancelled(why.clone()));
+            }
             self.generations.revert_to(failed.from);
         }
-        let reason = format!("a worker of the new generation did not become ready: {reason}");
+        let rolled_back = if failed.kind == OperationKind::RollingRestart {
+            self.workers
+                .values()
+                .filter(|w| w.serving() && w.generation == failed.generation)
+                .count()
+        } else {
+            0
+        };
+        let reason = match failed.kind {
+            OperationKind::RollingRestart => format!(
+                "a worker of the new generation did not become ready: {reason}; the previous generation keeps serving"
+            ),
+            OperationKind::Rollback => {
+                format!("a worker of the previous generation did not become ready: {reason}")
+            }
+            _ => format!(
+                "a worker of the new generation did not become ready: {reason}; it is restarted with crash back-off"
+            ),
+        };
         self.emit(ClusterEvent::OperationFailed {
             operation: op,
             kind: failed.kind,
@@ -319,8 +365,8 @@ impl Supervisor {
         Some(crate::status::OperationStatus {
             id: op.id,
             kind: op.kind,
-            done: op.replaced,
-            total: op.replaced + self.remaining(op),
+            done: op.replaced.len(),
+            total: op.replaced.len() + self.remaining(op),
             generation: op.generation,
         })
     }

@@ -23,7 +23,7 @@ impl Supervisor {
     /// Out of range, with the bounds; shutting down.
     pub(super) fn scale(&mut self, count: Count, by: &str) -> Result<Scaled, ControlError> {
         self.refuse_if_stopping()?;
-        let (min, max) = (self.spec.scaling.min_workers, self.spec.scaling.max_workers);
+        let (min, max) = (self.spec.scaling.min_workers, self.spec.scaling.max_workers.max(1));
         let requested = match count {
             Count::To(n) => n,
             Count::By(delta) => {

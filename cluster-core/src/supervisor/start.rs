@@ -37,6 +37,7 @@ impl Supervisor {
             }
         };
         self.slots[slot].starts += 1;
+        let recipe = self.generations.recipe(generation);
         let notify_socket = self.heartbeats.notify_socket();
         let spec = WorkerSpec {
             id,
@@ -45,9 +46,9 @@ impl Supervisor {
             endpoint,
             watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
             notify_socket,
-            node_ipc: self.spec.health.node_ipc,
+            node_ipc: recipe.node_ipc,
         };
-        let mut process = match self.generations.spawner(generation).spawn(&spec) {
+        let mut process = match recipe.spawner.spawn(&spec) {
             Ok(p) => p,
             Err(e) => {
                 let reason = e.to_string();
@@ -164,11 +165,28 @@ impl Supervisor {
         }
         w.backend = Some(backend);
         w.ready_at = Some(Instant::now());
-        let replacing = w.replacing.take();
+        let settle = self.spec.rolling_restart.min_ready;
+        let settling = !settle.is_zero()
+            && w.replacing.as_ref().is_some_and(|r| matches!(r.purpose, Purpose::Rollout(_)));
+        // A rolling restart's replacement serves beside the old worker until it has stayed
+        // ready for `rollingRestart.minReady`; it takes over then.
+        let replacing = if settling { None } else { w.replacing.take() };
         self.set_state(id, WorkerState::Ready);
         match replacing {
             Some(r) => self.replacement_ready(id, r),
+            None if settling => self.after(settle, Msg::Settled { id }),
             None => self.restart_worker_ready(id),
+        }
+    }
+
+    /// A rolling restart's replacement has stayed ready long enough: it takes over.
+    pub(super) fn on_settled(&mut self, id: u64) {
+        let Some(w) = self.workers.get_mut(&id) else { return };
+        if w.state != WorkerState::Ready || w.leave.is_some() {
+            return;
+        }
+        if let Some(r) = w.replacing.take() {
+            self.replacement_ready(id, r);
         }
     }
 
@@ -201,7 +219,12 @@ impl Supervisor {
             // A replacement that never took over: a failure, unless the cluster stopped it
             // for a reason of its own (its slot was scaled away, a restart, shutdown).
             let reason = match &w.leave {
-                None => format!("{how} before it was ready"),
+                None => match w.ready_at {
+                    Some(t) => {
+                        format!("{how} {:.1} s after it became ready", t.elapsed().as_secs_f64())
+                    }
+                    None => format!("{how} before it was ready"),
+                },
                 Some(LeaveReason::FailedStart(why)) => why.clone(),
                 Some(LeaveReason::ScaleDown | LeaveReason::Restart | LeaveReason::Shutdown) => {
                     return;
@@ -211,8 +234,18 @@ impl Supervisor {
             self.replacement_failed(r, w.slot, &reason);
             return;
         }
-        if state_before == WorkerState::Starting && w.leave.is_none() {
-            self.new_worker_failed(w.generation, &format!("{how} before it was ready"));
+        if w.leave.is_none() {
+            // A worker of an operation's generation that crashes before it is ready, or soon
+            // after, fails the operation: the new build does not run.
+            let ready_for = w.ready_at.map(|t| t.elapsed());
+            match ready_for {
+                None => self.new_worker_failed(w.generation, &format!("{how} before it was ready")),
+                Some(d) if d < backoff::QUICK_EXIT => self.new_worker_failed(
+                    w.generation,
+                    &format!("{how} {:.1} s after it became ready", d.as_secs_f64()),
+                ),
+                Some(_) => {}
+            }
         }
         let quick = w.started.elapsed() < backoff::QUICK_EXIT;
         match w.leave {

@@ -79,8 +79,9 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     walk_performance(&old.performance, performance, v);
     walk_security(&old.security, security, v);
     walk_health(&old.health, health, v);
-    let RollingRestartSpec { max_surge } = rolling_restart;
+    let RollingRestartSpec { max_surge, min_ready } = rolling_restart;
     key(v, "rollingRestart.maxSurge", Now, &old.rolling_restart.max_surge, max_surge, plain);
+    key(v, "rollingRestart.minReady", Now, &old.rolling_restart.min_ready, min_ready, ms);
     let WorkerCommand { program, args, cwd, env } = command;
     key(v, "command", NextGeneration, &old.command.program, program, opt_path);
     key(v, "args", NextGeneration, &old.command.args, args, json);

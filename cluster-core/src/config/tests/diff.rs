@@ -224,7 +224,7 @@ fn everything_changed(dir: &Dir) -> String {
             "maxEjectedPercent": 50, "maxConcurrentRecycles": 2, "heartbeatTimeout": 300,
             "nodeIpc": true, "unresponsiveGrace": 1, "leakDetection": false, "leakWindow": 1000,
             "leakMinSlope": 0.5}},
-        "rollingRestart": {{"maxSurge": 2}}}}"#,
+        "rollingRestart": {{"maxSurge": 2, "minReady": 500}}}}"#,
         program = program.display()
     )
 }

@@ -233,6 +233,7 @@ fn effective_report() {
         ("health.leakWindow", serde_json::json!(300_000)),
         ("health.leakMinSlope", serde_json::json!(1)),
         ("rollingRestart.maxSurge", serde_json::json!(1)),
+        ("rollingRestart.minReady", serde_json::json!(0)),
     ];
     for (key, value) in new_keys {
         assert_eq!(json[key], serde_json::json!({"value": value, "source": "default"}), "{key}");

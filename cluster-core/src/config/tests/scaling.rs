@@ -19,13 +19,14 @@ fn values_are_read() {
     let dir = Dir::new();
     dir.config(
         r#"{"scaling": {"cooldown": 0, "scaleUpAfter": 500, "scaleDownAfter": 3600000},
-            "rollingRestart": {"maxSurge": 3}}"#,
+            "rollingRestart": {"maxSurge": 3, "minReady": 2500}}"#,
     );
     let spec = dir.load(&no_flags(), &[]).unwrap().spec;
     assert_eq!(spec.scaling.cooldown, Duration::ZERO);
     assert_eq!(spec.scaling.scale_up_after, Duration::from_millis(500));
     assert_eq!(spec.scaling.scale_down_after, Duration::from_secs(3600));
     assert_eq!(spec.rolling_restart.max_surge, 3);
+    assert_eq!(spec.rolling_restart.min_ready, Duration::from_millis(2500));
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub(crate) struct Behaviour {
     pub(crate) good_spawns: Option<usize>,
     /// What a failing spawn does.
     pub(crate) failure: Failure,
+    /// A worker that behaves crashes (exit code 1) this long after it is ready.
+    pub(crate) crash_after_ready: Option<Duration>,
 }
 
 /// How a failing spawn fails.
@@ -47,6 +49,7 @@ impl Default for Behaviour {
             exit_on_term_after: Some(Duration::from_millis(50)),
             good_spawns: None,
             failure: Failure::NeverReady,
+            crash_after_ready: None,
         }
     }
 }
@@ -152,6 +155,7 @@ impl Spawner for FakeSpawner {
         self.world.by_pid.lock().unwrap().insert(pid, Arc::clone(&proc));
         let life = Arc::clone(&proc);
         let (ready_after, failure) = (self.behaviour.ready_after, self.behaviour.failure);
+        let crash_after_ready = self.behaviour.crash_after_ready;
         tokio::spawn(async move {
             match (failing, failure) {
                 (true, Failure::Crash(after)) => {
@@ -162,6 +166,10 @@ impl Spawner for FakeSpawner {
                 (false, _) => {
                     tokio::time::sleep(ready_after).await;
                     life.ready.send_replace(true);
+                    if let Some(after) = crash_after_ready {
+                        tokio::time::sleep(after).await;
+                        life.exit(1);
+                    }
                 }
             }
         });

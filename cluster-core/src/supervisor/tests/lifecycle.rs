@@ -127,6 +127,28 @@ async fn an_unresponsive_worker_gets_sigkill_after_the_short_grace_not_the_grace
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_frozen_worker_queued_for_a_recycle_leaves_rotation_at_once() {
+    let mut s = spec(3);
+    s.health_check_interval = Duration::from_secs(1);
+    s.health.heartbeat_timeout = Duration::from_secs(2);
+    s.start_timeout = Duration::from_secs(30);
+    let slow = Behaviour { ready_after: Duration::from_secs(10), ..Behaviour::default() };
+    let h = Harness::start_with(s, slow, |b| b.sampler(Quiet)).await;
+    let status = h.status().await;
+    let w = |slot| status.workers.iter().find(|w| w.slot == slot).unwrap().clone();
+    let (a, b) = (w(0), w(1));
+    h.send_heartbeat(b.worker_id, cluster_health::Heartbeat::Alive);
+    h.handle.recycle(a.worker_id, "memory").await.unwrap();
+    h.handle.recycle(b.worker_id, "max requests").await.unwrap();
+    // B freezes while it waits for its turn: no heartbeat, no answer to its probe.
+    h.world.proc(b.pid).alive.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(h.handle.routes().backends().iter().all(|x| x.id() != b.worker_id), "still routed");
+    h.wait_until("gone", |s| s.workers.iter().all(|w| w.worker_id != b.worker_id)).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_crash_loop_backs_off_and_recovers() {
     let crashing = Behaviour {
         good_spawns: Some(1),

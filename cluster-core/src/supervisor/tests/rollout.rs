@@ -194,9 +194,11 @@ async fn a_replacement_that_cannot_be_spawned_fails_the_rolling_restart_at_once(
 }
 
 #[tokio::test(start_paused = true)]
-async fn crashes_during_a_rolling_restart_neither_stop_it_nor_leave_extra_workers() {
+async fn an_old_worker_crashing_during_a_rolling_restart_neither_stops_it_nor_leaves_extra_workers()
+{
     let slow = Behaviour { ready_after: Duration::from_secs(1), ..Behaviour::default() };
     let mut h = Harness::start(spec(3), slow).await;
+    h.drain();
     let op = h.handle.rolling_restart().await.unwrap();
     // The worker being replaced crashes while its replacement starts.
     let old = h
@@ -208,16 +210,13 @@ async fn crashes_during_a_rolling_restart_neither_stop_it_nor_leave_extra_worker
     let victim =
         h.status().await.workers.iter().find(|w| w.slot == old && w.generation == 1).unwrap().pid;
     h.world.proc(victim).exit(3);
-    // A worker of the new generation crashes after it took over.
-    let (_, new_pid) = h
-        .next("first progress", |e| match e {
-            ClusterEvent::OperationProgress { done: 1, new_pid, .. } => Some(((), *new_pid)),
-            _ => None,
-        })
-        .await;
-    h.world.proc(new_pid).exit(4);
+    // And so does another old worker, waiting for its turn: its slot restarts in the new
+    // generation at once.
+    let other =
+        h.status().await.workers.iter().find(|w| w.slot != old && w.generation == 1).unwrap().pid;
+    h.world.proc(other).exit(3);
     let report = op.finished().await.expect("completes despite the crashes");
-    assert!(report.replaced >= 2, "{report:?}");
+    assert!(report.replaced >= 1, "{report:?}");
     let after = h
         .wait_until("three of generation 2", |s| {
             s.workers.len() == 3
@@ -227,6 +226,56 @@ async fn crashes_during_a_rolling_restart_neither_stop_it_nor_leave_extra_worker
     let mut slots: Vec<usize> = after.workers.iter().map(|w| w.slot).collect();
     slots.sort_unstable();
     assert_eq!(slots, vec![0, 1, 2]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_generation_that_crashes_soon_after_ready_fails_and_rolls_back() {
+    let mut base = with_program(spec(3), "good");
+    base.rolling_restart.min_ready = Duration::from_secs(5);
+    let h = Harness::start(base.clone(), Behaviour::default()).await;
+    // The new build becomes ready, then crashes (on its first request, say) 2 s later.
+    let crashing =
+        Behaviour { crash_after_ready: Some(Duration::from_secs(2)), ..Behaviour::default() };
+    h.world.command("crashing", crashing);
+    h.handle.apply_config(with_program(base, "crashing")).await.unwrap();
+    let op = h.handle.rolling_restart().await.unwrap();
+    match op.finished().await {
+        Err(OperationError::Failed { reason, .. }) => {
+            assert!(reason.contains("after it became ready"), "{reason}")
+        }
+        other => panic!("a crashing generation was rolled out: {other:?}"),
+    }
+    let after = h
+        .wait_until("back to generation 1", |s| {
+            s.operation.is_none()
+                && s.workers.len() == 3
+                && s.workers.iter().all(|w| w.generation == 1 && w.status == WorkerState::Ready)
+        })
+        .await;
+    assert!(after.crash_looping_slots.is_empty(), "{after:#?}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_whose_workers_crash_after_ready_ends_and_frees_the_next_operation() {
+    let mut base = with_program(spec(2), "good");
+    base.rolling_restart.min_ready = Duration::from_secs(1);
+    let h = Harness::start(base.clone(), Behaviour::default()).await;
+    let crashing =
+        Behaviour { crash_after_ready: Some(Duration::from_millis(10)), ..Behaviour::default() };
+    h.world.command("crashing", crashing);
+    h.handle.apply_config(with_program(base.clone(), "crashing")).await.unwrap();
+    let op = h.handle.restart().await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), op.finished()).await;
+    assert!(matches!(outcome, Ok(Err(OperationError::Failed { .. }))), "{outcome:?}");
+    assert_eq!(h.status().await.operation, None);
+    // The fix can be deployed.
+    h.world.command("fixed", Behaviour::default());
+    h.handle.apply_config(with_program(base, "fixed")).await.unwrap();
+    let op = h.handle.rolling_restart().await.expect("not busy");
+    op.finished().await.unwrap();
+    h.wait_until("two healthy", |s| s.ready_workers == 2 && s.crash_looping_slots.is_empty()).await;
     h.stop().await;
 }
 

@@ -72,6 +72,34 @@ async fn a_scale_down_during_a_recycle_retires_the_worker_and_its_replacement() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_recycle_queued_behind_one_scaled_away_still_runs() {
+    let slow = Behaviour { ready_after: Duration::from_secs(2), ..Behaviour::default() };
+    let mut h = Harness::start(spec(4), slow).await;
+    let status = h.status().await;
+    let id_of = |slot| status.workers.iter().find(|w| w.slot == slot).unwrap().worker_id;
+    let (in_3, in_0) = (id_of(3), id_of(0));
+    h.handle.recycle(in_3, "first").await.unwrap();
+    h.next("replacement starting", |e| {
+        matches!(e, ClusterEvent::WorkerStarted { slot: 3, .. }).then_some(())
+    })
+    .await;
+    h.handle.recycle(in_0, "second, queued").await.unwrap();
+    h.handle.scale(2).await.unwrap();
+    let reason = h
+        .next("the queued recycle", |e| match e {
+            ClusterEvent::Recycled { worker_id, .. } if *worker_id == in_0 => Some(()),
+            _ => None,
+        })
+        .await;
+    let _: () = reason;
+    h.wait_until("two, slot 0 replaced", |s| {
+        s.workers.len() == 2 && s.workers.iter().all(|w| w.worker_id != in_0)
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_scale_down_drains_before_it_stops() {
     let h = Harness::start(spec(2), Behaviour::default()).await;
     let leaving = h.status().await.workers.iter().find(|w| w.slot == 1).unwrap().clone();
