@@ -5,10 +5,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cluster_core::ClusterEvent;
+use cluster_core::{ClusterEvent, ClusterStatus};
 use tokio::time::Instant;
 
 use crate::embedded::{Embedded, failures, load};
+
+/// One autoscale decision: (under load, direction, from, to).
+type Decision = (bool, String, usize, usize);
+
+/// Records the autoscale decisions for at most `limit`, or until `done` holds.
+async fn watch(
+    c: &mut Embedded,
+    decisions: &mut Vec<Decision>,
+    loaded: bool,
+    limit: Duration,
+    done: impl Fn(&ClusterStatus) -> bool,
+) {
+    let since = Instant::now();
+    while since.elapsed() < limit && !done(&c.status().await) {
+        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            let phase = if loaded { "under load" } else { "after the load" };
+            println!(
+                "{:>5.1} s {phase}: {direction} {from} -> {to}: {reason}",
+                since.elapsed().as_secs_f64()
+            );
+            decisions.push((loaded, direction, from, to));
+        }
+    }
+}
 
 #[tokio::test]
 async fn autoscaling_follows_cpu_load_up_and_back_down_without_flapping() {
@@ -22,62 +48,18 @@ async fn autoscaling_follows_cpu_load_up_and_back_down_without_flapping() {
     let mut c = Embedded::start(1, extra).await;
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = load(c.handle.local_addr(), "/burn?ms=10", 6, 100_000, Arc::clone(&stop));
-    let started = Instant::now();
     let mut decisions = Vec::new();
-    // Under load: wait until it has grown to the maximum (or 15 s have passed; the load
-    // itself stops after 30 s).
-    while c.status().await.desired_workers < 3 && started.elapsed() < Duration::from_secs(15) {
-        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
-            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
-        {
-            println!(
-                "{:>5.1} s under load: {direction} {from} -> {to}: {reason}",
-                started.elapsed().as_secs_f64()
-            );
-            decisions.push((true, direction, from, to));
-        }
-    }
-    // Keep the load a little longer: at the maximum, nothing more may happen.
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(3) {
-        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
-            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
-        {
-            println!(
-                "{:>5.1} s under load: {direction} {from} -> {to}: {reason}",
-                started.elapsed().as_secs_f64()
-            );
-            decisions.push((true, direction, from, to));
-        }
-    }
+    // Under load: until it has grown to the maximum (or 15 s have passed; the load itself
+    // stops after 30 s), then 3 s more, in which nothing may happen at the maximum.
+    let max_reached = |s: &ClusterStatus| s.desired_workers >= 3;
+    watch(&mut c, &mut decisions, true, Duration::from_secs(15), max_reached).await;
+    watch(&mut c, &mut decisions, true, Duration::from_secs(3), |_| false).await;
     stop.store(true, Ordering::Relaxed);
     let seen = traffic.await.unwrap();
-    let stopped = Instant::now();
-    // Idle: back to the minimum.
-    while c.status().await.desired_workers > 1 && stopped.elapsed() < Duration::from_secs(60) {
-        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
-            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
-        {
-            println!(
-                "{:>5.1} s after the load: {direction} {from} -> {to}: {reason}",
-                stopped.elapsed().as_secs_f64()
-            );
-            decisions.push((false, direction, from, to));
-        }
-    }
-    // And it stays there.
-    let idle = Instant::now();
-    while idle.elapsed() < Duration::from_secs(3) {
-        if let Ok(Ok(ClusterEvent::Autoscale { direction, from, to, reason, .. })) =
-            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
-        {
-            println!(
-                "{:>5.1} s after the load: {direction} {from} -> {to}: {reason}",
-                stopped.elapsed().as_secs_f64()
-            );
-            decisions.push((false, direction, from, to));
-        }
-    }
+    // Idle: back to the minimum, and it stays there.
+    let min_reached = |s: &ClusterStatus| s.desired_workers <= 1;
+    watch(&mut c, &mut decisions, false, Duration::from_secs(60), min_reached).await;
+    watch(&mut c, &mut decisions, false, Duration::from_secs(3), |_| false).await;
     println!("{} requests under load, failures {:?}", seen.len(), failures(&seen));
     assert!(decisions.iter().any(|d| d.1 == "up"), "no worker added under load: {decisions:?}");
     // Up while loaded, down once idle, one worker at a time, never back: no flapping.
