@@ -1,8 +1,135 @@
-//! The paths the admin API will serve (under its own listener, never the front port).
+//! The admin API's paths, as the original Node design names them, and which method each
+//! takes.
 
+use http::Method;
+
+use crate::access::Entry;
+
+/// The prefix of every admin route.
+pub const PREFIX: &str = "/api/admin/cluster";
 /// `GET`: the cluster status as JSON.
-pub const STATUS: &str = "/api/status";
-/// `GET`: Server-Sent Events of cluster events.
-pub const EVENTS: &str = "/api/events";
-/// `GET`: Prometheus metrics.
+pub const STATUS: &str = "/api/admin/cluster/status";
+/// `GET`: 200 while enough workers are in rotation, else 503 with the reason.
+pub const HEALTH: &str = "/api/admin/cluster/health";
+/// `POST {"workers": N}` or `{"by": ±N}`: scale.
+pub const SCALE: &str = "/api/admin/cluster/scale";
+/// `POST` (optionally `{"mode": "rolling"|"all"}`): restart the workers.
+pub const RESTART: &str = "/api/admin/cluster/restart";
+/// `POST`: replace one worker, by its `workerId` (the path with `{id}` filled in).
+pub const WORKER_RESTART: &str = "/api/admin/cluster/workers/{id}/restart";
+/// `POST`: stop the cluster (`{"mode": "graceful"|"immediate"}`).
+pub const SHUTDOWN: &str = "/api/admin/cluster/shutdown";
+/// `GET`: Server-Sent Events of cluster events and status snapshots.
+pub const EVENTS: &str = "/api/admin/cluster/events";
+/// `GET`: Prometheus metrics, on the front port (where `/metrics` belongs to the application).
+pub const METRICS_FRONT: &str = "/api/admin/cluster/metrics";
+/// `GET`: the OpenAPI description of these routes.
+pub const OPENAPI: &str = "/api/admin/cluster/openapi.json";
+/// `GET`: Prometheus metrics on the control socket and the admin listener.
 pub const METRICS: &str = "/metrics";
+/// The dashboard page (see the dashboard issue); claimed on the front port already, so that it
+/// never reaches a worker.
+pub const DASHBOARD: &str = "/admin/cluster";
+
+/// One admin route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Status,
+    Health,
+    Scale,
+    Restart,
+    /// `POST /api/admin/cluster/workers/{id}/restart`.
+    WorkerRestart(u64),
+    Shutdown,
+    Events,
+    Metrics,
+    OpenApi,
+}
+
+impl Route {
+    /// The methods the route takes (`HEAD` goes with `GET`).
+    pub(crate) fn methods(self) -> &'static [Method] {
+        match self {
+            Route::Scale | Route::Restart | Route::WorkerRestart(_) | Route::Shutdown => {
+                &[Method::POST]
+            }
+            _ => &[Method::GET, Method::HEAD],
+        }
+    }
+}
+
+/// The route of `path` as reached at `entry`, if there is one.
+pub(crate) fn route(path: &str, entry: Entry) -> Option<Route> {
+    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    Some(match path {
+        STATUS => Route::Status,
+        HEALTH => Route::Health,
+        SCALE => Route::Scale,
+        RESTART => Route::Restart,
+        SHUTDOWN => Route::Shutdown,
+        EVENTS => Route::Events,
+        METRICS_FRONT => Route::Metrics,
+        OPENAPI => Route::OpenApi,
+        METRICS if entry != Entry::FrontPort => Route::Metrics,
+        _ => {
+            let id = path.strip_prefix("/api/admin/cluster/workers/")?.strip_suffix("/restart")?;
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Route::WorkerRestart(id.parse().ok()?)
+        }
+    })
+}
+
+/// Whether the front port must keep `path` from the workers: the admin routes and the
+/// dashboard, whether or not they are served there.
+pub(crate) fn claimed_on_front_port(path: &str) -> bool {
+    under(path, PREFIX) || under(path, DASHBOARD)
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes() {
+        assert_eq!(route(STATUS, Entry::Socket), Some(Route::Status));
+        assert_eq!(route("/api/admin/cluster/status/", Entry::Socket), Some(Route::Status));
+        assert_eq!(
+            route("/api/admin/cluster/workers/7/restart", Entry::Socket),
+            Some(Route::WorkerRestart(7))
+        );
+        assert_eq!(route("/api/admin/cluster/workers/x/restart", Entry::Socket), None);
+        assert_eq!(route("/api/admin/cluster/workers/+1/restart", Entry::Socket), None);
+        assert_eq!(route("/metrics", Entry::Listener), Some(Route::Metrics));
+        assert_eq!(route("/metrics", Entry::FrontPort), None, "the application's own /metrics");
+        assert_eq!(route(METRICS_FRONT, Entry::FrontPort), Some(Route::Metrics));
+        assert_eq!(route("/api/admin/cluster/nope", Entry::Socket), None);
+    }
+
+    #[test]
+    fn the_front_port_claims_admin_paths_only() {
+        for path in [
+            "/api/admin/cluster",
+            "/api/admin/cluster/status",
+            "/admin/cluster",
+            "/admin/cluster/app.js",
+        ] {
+            assert!(claimed_on_front_port(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/metrics",
+            "/api/admin/clusters",
+            "/admin/clusterfoo",
+            "/api/admin",
+            "/api/status",
+        ] {
+            assert!(!claimed_on_front_port(path), "{path}");
+        }
+    }
+}

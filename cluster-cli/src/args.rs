@@ -15,10 +15,32 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the cluster in the foreground until SIGTERM or Ctrl-C.
+    /// Run the cluster until SIGTERM or Ctrl-C (in the background with --detach).
     ///
     /// With no command, runs the built-in demo server as each worker.
     Start(StartArgs),
+    /// Show the workers of the running cluster (like `pm2 ls`).
+    Status(StatusArgs),
+    /// Exit 0 when the running cluster is healthy, 1 when it is degraded (with the reason).
+    Health(TargetArgs),
+    /// Change the number of workers: `up`, `down` or a count.
+    Scale(ScaleArgs),
+    /// Rolling restart: replace the workers one at a time without losing a request; prints a
+    /// line per worker and waits until done (exit 1 if it failed and was rolled back).
+    Reload(TargetArgs),
+    /// Restart every worker at once (capacity dips; prefer `reload`), and wait until done.
+    Restart(TargetArgs),
+    /// Stop the running cluster gracefully and wait until it has stopped.
+    Stop(TargetArgs),
+    /// Stop the running cluster at once (SIGKILL to every worker).
+    #[command(name = "force-stop")]
+    ForceStop(TargetArgs),
+    /// Stop the running cluster, then remove its pid file, socket and log file.
+    Clean(TargetArgs),
+    /// Print the log of a detached cluster.
+    Logs(LogsArgs),
+    /// A live view of the running cluster in the terminal, refreshed every second.
+    Top(TargetArgs),
     /// Run the cluster for development: 2 workers unless configured otherwise, and a rolling
     /// restart whenever a file under the working directory changes.
     ///
@@ -37,8 +59,59 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
+    /// Run in the background: log to `logFile` (logs/cluster.log), return once the workers
+    /// are ready (or fail with the reason).
+    #[arg(long, short = 'd')]
+    pub(crate) detach: bool,
+    /// Write stdout and stderr to this file (what --detach passes to the background primary).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub(crate) log_to: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) config: ConfigArgs,
+}
+
+/// Which running cluster a command talks to.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct TargetArgs {
+    /// Configuration file (for its `runtimeDir`; default as for `start`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+    /// The cluster's runtime directory (default: `runtimeDir`, else ./.cluster).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) runtime_dir: Option<PathBuf>,
+    /// The cluster's control socket (default: <runtime-dir>/cluster.sock).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print the status JSON (the same as GET /api/admin/cluster/status).
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScaleArgs {
+    /// `up` (one more), `down` (one fewer) or the number of workers.
+    #[arg(value_name = "up|down|N")]
+    pub(crate) to: String,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing lines as they are written.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Lines to print from the end.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub(crate) lines: usize,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +148,13 @@ pub(crate) struct ConfigArgs {
     /// Configuration file (default: $CLUSTER_CONFIG_PATH, else ./cluster.config.json if present).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// The runtime directory: control socket and pid file (default: `runtimeDir`, else
+    /// ./.cluster).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) runtime_dir: Option<PathBuf>,
+    /// The control socket (default: <runtime-dir>/cluster.sock).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) socket: Option<PathBuf>,
     /// Number of workers, or "max" for one per CPU.
     #[arg(short, long, value_name = "N|max")]
     workers: Option<String>,
@@ -99,6 +179,16 @@ pub(crate) struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// `--runtime-dir`.
+    pub(crate) fn runtime_dir(&self) -> Option<&std::path::Path> {
+        self.runtime_dir.as_deref()
+    }
+
+    /// `--socket`.
+    pub(crate) fn socket(&self) -> Option<&std::path::Path> {
+        self.socket.as_deref()
+    }
+
     pub(crate) fn overrides(&self) -> Overrides {
         let mut o = Overrides::default();
         o.config_path = self.config.clone();

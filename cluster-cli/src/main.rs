@@ -7,30 +7,69 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod client;
+mod ctl;
 mod demo;
+mod detach;
 mod dev;
 mod event_log;
+mod logfile;
+mod logs;
 mod notices;
+mod runtime;
 mod start;
+mod table;
+mod target;
+mod top;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use cluster_core::config::{self, Environment, Source};
 
-use crate::args::{Cli, Command, DevArgs};
+use crate::args::{Cli, Command, DevArgs, StartArgs};
+use crate::target::Target;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start(args) => {
-            let source =
-                start::Source { overrides: args.config.overrides(), env: Environment::capture() };
-            match config::load(&source.overrides, &source.env) {
-                Ok(loaded) => start::run(loaded.spec, source, |_| {}),
-                Err(e) => config_error(&e),
-            }
+        Command::Start(args) => start_cmd(args),
+        Command::Status(args) => {
+            let target = Target::of(&args.target);
+            ctl::run(|| async move { ctl::status(&target, args.json).await })
         }
+        Command::Health(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::health(&target).await })
+        }
+        Command::Scale(args) => {
+            let target = Target::of(&args.target);
+            ctl::run(|| async move { ctl::scale(&target, &args.to).await })
+        }
+        Command::Reload(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::replace(&target, "rolling").await })
+        }
+        Command::Restart(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::replace(&target, "all").await })
+        }
+        Command::Stop(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::stop(&target, false).await })
+        }
+        Command::ForceStop(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::stop(&target, true).await })
+        }
+        Command::Clean(args) => {
+            let target = Target::of(&args);
+            ctl::run(|| async move { ctl::clean(&target).await })
+        }
+        Command::Logs(args) => {
+            logs::run(&Target::of(&args.target).log_file, args.lines, args.follow)
+        }
+        Command::Top(args) => top::run(&Target::of(&args)),
         Command::Dev(args) => dev_mode(args),
         Command::Config(args) => {
             match config::load(&args.config.overrides(), &Environment::capture()) {
@@ -54,6 +93,24 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `cluster start [--detach]`.
+fn start_cmd(args: StartArgs) -> ExitCode {
+    if args.log_to.is_some() {
+        detach::leave_session();
+    }
+    let source = start::Source { overrides: args.config.overrides(), env: Environment::capture() };
+    let spec = match config::load(&source.overrides, &source.env) {
+        Ok(loaded) => loaded.spec,
+        Err(e) => return config_error(&e),
+    };
+    let target = Target::new(Some(&spec), args.config.runtime_dir(), args.config.socket());
+    if args.detach {
+        return detach::start(&spec, &target);
+    }
+    let options = start::Options { runtime: target.runtime, log_to: args.log_to };
+    start::run(spec, source, options, |_| {})
 }
 
 /// `cluster dev`: `cluster start` with 2 workers by default and a file watcher.
@@ -86,7 +143,9 @@ fn dev_mode(args: DevArgs) -> ExitCode {
         eprintln!("cluster: {e}");
         return ExitCode::from(2);
     }
-    start::run(spec, source, move |handle| {
+    let target = Target::new(Some(&spec), args.config.runtime_dir(), args.config.socket());
+    let options = start::Options { runtime: target.runtime, log_to: None };
+    start::run(spec, source, options, move |handle| {
         if let Err(e) = dev::start(handle, watch) {
             tracing::error!("dev: {e}; running without the file watcher");
         }

@@ -1,16 +1,21 @@
-//! `cluster start`: run the primary in the foreground.
+//! `cluster start`: run the primary, with its control socket and admin API.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cluster_admin::{AdminApi, AdminConfig, bind_socket};
 use cluster_core::config::{self, ClusterSpec, Environment, Overrides};
 use cluster_core::{
-    Cluster, ClusterHandle, Guardian, ProcessSpawner, SelfExecSpawner, forward_signals,
+    Cluster, ClusterEvent, ClusterHandle, Guardian, ProcessSpawner, SelfExecSpawner,
+    forward_signals,
 };
+use tokio_util::task::AbortOnDropHandle;
 use tracing_subscriber::EnvFilter;
 
-use crate::{event_log, notices};
+use crate::runtime::RuntimeDir;
+use crate::{event_log, logfile, notices};
 
 /// Where the configuration came from, so that SIGUSR2 can load it again the same way.
 #[derive(Debug, Clone)]
@@ -19,13 +24,29 @@ pub(crate) struct Source {
     pub(crate) env: Environment,
 }
 
+/// How the primary runs, besides its configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Its runtime directory (control socket, pid file).
+    pub(crate) runtime: RuntimeDir,
+    /// Write stdout and stderr to this file, reopened on SIGUSR1 (a detached primary).
+    pub(crate) log_to: Option<PathBuf>,
+}
+
 /// Runs the cluster described by `spec` until it has shut down. `after_start` runs on the
 /// primary's runtime once the cluster is built (dev mode watches files there).
 pub(crate) fn run(
     spec: ClusterSpec,
     source: Source,
+    options: Options,
     after_start: impl FnOnce(ClusterHandle) + Send + 'static,
 ) -> ExitCode {
+    if let Some(path) = &options.log_to {
+        if let Err(e) = logfile::redirect(path) {
+            eprintln!("cluster: cannot write the log file {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let filter = match EnvFilter::try_new(&spec.log_level) {
         Ok(f) => f,
         Err(e) => {
@@ -50,7 +71,7 @@ pub(crate) fn run(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(spec, source, after_start)) {
+    match runtime.block_on(serve(spec, source, options, after_start)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("cluster: {message}");
@@ -62,9 +83,12 @@ pub(crate) fn run(
 async fn serve(
     spec: ClusterSpec,
     source: Source,
+    options: Options,
     after_start: impl FnOnce(ClusterHandle) + Send + 'static,
 ) -> Result<(), String> {
     let workers = spec.workers;
+    let runtime = options.runtime;
+    let lock = runtime.lock()?;
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the path of the cluster binary: {e}"))?;
     let guardian = match Guardian::start(&exe, &["__guardian"]) {
@@ -92,6 +116,33 @@ async fn serve(
     };
     let cluster = builder.build().await.map_err(|e| e.to_string())?;
     let handle = cluster.handle();
+    let api = AdminApi::new(handle.clone(), AdminConfig::from_spec(&spec));
+    let cluster = cluster.with_front_door(api.front_door());
+    let socket = bind_socket(&runtime.socket).map_err(|e| {
+        format!("cannot create the control socket {}: {e}", runtime.socket.display())
+    })?;
+    let on_socket = api.clone();
+    let _socket_server = AbortOnDropHandle::new(tokio::spawn(async move {
+        on_socket.serve_socket(socket).await;
+    }));
+    let _listener_server = match spec.admin.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!("admin API on http://{bound}/api/admin/cluster/status");
+            let on_listener = api.clone();
+            Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                on_listener.serve_listener(listener).await;
+            })))
+        }
+        None => None,
+    };
+    tracing::info!("control socket {}", runtime.socket.display());
+    if let Some(path) = options.log_to.clone() {
+        tokio::spawn(reopen_on_request(handle.subscribe(), path));
+    }
     let log =
         tokio::spawn(event_log::log_events(handle.subscribe(), workers, spec.strategy.name()));
     let signals = handle.clone();
@@ -113,9 +164,28 @@ async fn serve(
             Err(e) => tracing::warn!("the guardian process could not be waited for: {e}"),
         }
     }
+    lock.release(&runtime.socket);
     result?;
     tracing::info!("all workers stopped; bye");
     Ok(())
+}
+
+/// Reopens the log file on every SIGUSR1 (after logrotate moved it away).
+async fn reopen_on_request(
+    mut events: tokio::sync::broadcast::Receiver<ClusterEvent>,
+    path: PathBuf,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(ClusterEvent::LogReopenRequested) => match logfile::redirect(&path) {
+                Ok(()) => tracing::info!("log file {} reopened", path.display()),
+                Err(e) => tracing::error!("cannot reopen the log file {}: {e}", path.display()),
+            },
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 fn with_guardian<S>(

@@ -161,6 +161,7 @@ impl ClusterBuilder {
             router,
             custom_balancer,
             checks: self.checks,
+            front_door: None,
             listener,
             events,
             tx,
@@ -201,6 +202,7 @@ pub struct Cluster {
     router: Arc<Router>,
     custom_balancer: bool,
     checks: Option<Arc<dyn Checks>>,
+    front_door: Option<Arc<dyn crate::FrontDoor>>,
     listener: TcpListener,
     events: broadcast::Sender<crate::ClusterEvent>,
     tx: mpsc::UnboundedSender<crate::supervisor::Msg>,
@@ -236,6 +238,15 @@ impl Cluster {
         self.handle.local_addr()
     }
 
+    /// Puts `front_door` in front of the proxy on the front port: the requests it claims are
+    /// answered by it and never reach a worker. The binary puts the admin API there; a front
+    /// door is built after the cluster because it usually needs its [`handle`](Self::handle).
+    #[must_use]
+    pub fn with_front_door(mut self, front_door: Arc<dyn crate::FrontDoor>) -> Self {
+        self.front_door = Some(front_door);
+        self
+    }
+
     /// A handle to control the cluster once it runs.
     pub fn handle(&self) -> ClusterHandle {
         self.handle.clone()
@@ -264,7 +275,9 @@ impl Cluster {
     }
 
     async fn run_with(self, control: ControlPlane) -> Result<(), ClusterError> {
-        let proxy = Proxy::new(Arc::clone(&self.router), ProxyConfig::from_spec(&self.spec));
+        let mut proxy_cfg = ProxyConfig::from_spec(&self.spec);
+        proxy_cfg.front_door = self.front_door;
+        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let proxy_stop = CancellationToken::new();
         let (done_tx, proxy_done) = oneshot::channel();
         let stop = proxy_stop.clone();

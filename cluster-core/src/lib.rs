@@ -72,8 +72,11 @@ pub use control::{
 };
 pub use events::ClusterEvent;
 pub use handle::{ClusterGone, ClusterHandle, ConfigSource};
-pub use metrics::{MetricsSnapshot, WindowRates, WorkerMetrics};
-pub use proxy::{Proxy, ProxyConfig};
+pub use metrics::{
+    FailureCounts, LATENCY_BUCKETS, LatencyBuckets, MetricsSnapshot, ResponseClasses, WindowRates,
+    WorkerMetrics,
+};
+pub use proxy::{FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
@@ -81,7 +84,7 @@ pub use spawn::{
     WorkerProcess, WorkerSpec, run_guardian,
 };
 pub use status::{
-    ClusterStatus, ErrorSummary, HealthSummary, OperationStatus, ScalingStatus, Spread,
-    WorkerStatus,
+    ClusterStatus, ControlCounters, ErrorSummary, HealthSummary, OperationCounts, OperationStatus,
+    ScalingStatus, Spread, WorkerStatus,
 };
 pub use supervisor::{Rotation, WorkerState};

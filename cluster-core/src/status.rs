@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::{MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState};
@@ -27,6 +29,8 @@ pub struct ClusterStatus {
     pub operation: Option<OperationStatus>,
     /// The scaling bounds and whether autoscaling is on.
     pub scaling: ScalingStatus,
+    /// The control plane's counters since the cluster started.
+    pub counters: ControlCounters,
     /// Whether shutdown has begun.
     pub shutting_down: bool,
     /// Every live worker process.
@@ -60,6 +64,41 @@ pub struct OperationStatus {
     pub total: usize,
     /// The generation it moves the workers to.
     pub generation: u64,
+}
+
+/// The control plane's counters since the cluster started (the Prometheus counters of the
+/// control plane).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ControlCounters {
+    /// Worker exits by reason: `crash`, `failed-start`, `killed`, `unresponsive`, `recycled`,
+    /// `rolling-restart`, `restart`, `scale-down`, `stopped-by-itself`, `cancelled`,
+    /// `shutdown`.
+    pub exits: BTreeMap<String, u64>,
+    /// Recycles started, by cause: `memory`, `max-requests`, `unresponsive`, `error-rate`,
+    /// `requested`, `other`.
+    pub recycles: BTreeMap<String, u64>,
+    /// Operations by kind (`rolling-restart`, `restart`, `rollback`).
+    pub operations: BTreeMap<String, OperationCounts>,
+    /// Workers the autoscaler added.
+    pub autoscale_up: u64,
+    /// Workers the autoscaler removed.
+    pub autoscale_down: u64,
+    /// Changes of the worker count, by anyone.
+    pub scale_changes: u64,
+}
+
+/// How many operations of one kind started, finished and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct OperationCounts {
+    /// Started.
+    pub started: u64,
+    /// Completed.
+    pub finished: u64,
+    /// Failed or interrupted.
+    pub failed: u64,
 }
 
 /// The scaling bounds.
@@ -197,8 +236,12 @@ pub struct WorkerStatus {
     pub rss_bytes: Option<u64>,
     /// The same in MB (`memoryUsage`, the original design's name).
     pub memory_usage: Option<f64>,
-    /// CPU of its process tree, percent of one core, smoothed over about 10 s.
+    /// CPU of its process tree, percent of one core, smoothed over two health intervals
+    /// (1 to 10 s).
     pub cpu_percent: Option<f64>,
+    /// CPU time its process tree has used (user + system, reaped children included), seconds,
+    /// at the last health tick.
+    pub cpu_seconds: Option<f64>,
     /// What the proxy measured of it (zero until it became ready).
     #[serde(flatten)]
     pub metrics: MetricsSnapshot,
@@ -243,6 +286,7 @@ mod tests {
             rss_bytes: Some(rss_mb * 1024 * 1024),
             memory_usage: Some(rss_mb as f64),
             cpu_percent: Some(cpu),
+            cpu_seconds: Some(1.5),
             metrics,
             rates: WindowRates::default(),
             heartbeat_status: None,

@@ -1,8 +1,10 @@
 //! Integration tests: the real `cluster` binary with real worker processes on 127.0.0.1.
 #![allow(missing_docs, unreachable_pub)]
 
+mod admin;
 mod autoscale;
 mod balancing;
+mod cli;
 mod config_errors;
 mod dev;
 mod embedded;
@@ -15,4 +17,5 @@ mod routing;
 mod signals;
 mod stops;
 mod streams;
+mod top;
 mod util;

@@ -22,7 +22,8 @@ pub enum Applies {
     /// `cwd`, `env` and `health.nodeIpc`); running workers keep what they were started with.
     NextGeneration,
     /// Only when the primary restarts: until then the key keeps its old value (the listener,
-    /// the proxy's connection settings, `logLevel` and the `security` section).
+    /// the proxy's connection settings, `logLevel`, `runtimeDir`, `logFile` and the
+    /// `security` and `admin` sections).
     Restart,
 }
 
@@ -34,7 +35,9 @@ pub struct ConfigChange {
     /// The key as the file names it, dotted inside sections (`scaling.minWorkers`).
     pub key: &'static str,
     /// The old value, for people, in the file's units: milliseconds as a plain number,
-    /// sizes as `512 MB`, lists and `env` as JSON, an unset optional key as `unset`.
+    /// sizes as `512 MB`, lists as JSON, an unset optional key as `unset`. Never a secret:
+    /// `env` is shown by variable names, `redisUrl` without its password, a set
+    /// `admin.token` as `***`.
     pub from: String,
     /// The new value, written as [`from`](Self::from) is.
     pub to: String,
@@ -68,7 +71,8 @@ pub fn changes(old: &ClusterSpec, new: &ClusterSpec) -> Vec<ConfigChange> {
     let mut collect = Collect(Vec::new());
     walk(old, &mut new.clone(), &mut collect);
     for change in &mut collect.0 {
-        // Changes are logged and streamed: no secret in them.
+        // Changes are logged and streamed: no secret in them (`admin.token` is shown as
+        // `***` by `walk` itself).
         match change.key {
             "env" => (change.from, change.to) = env_names(&old.command.env, &new.command.env),
             "redisUrl" => {

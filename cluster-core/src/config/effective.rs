@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::raw::{RawConfig, SECTIONS};
+use super::raw::{MASK, RawConfig, SECRET_KEYS, SECTIONS};
 use super::{ClusterSpec, Provenance, Source};
 
 /// Every leaf key of the loaded configuration with its value and [`Source`].
@@ -14,7 +14,8 @@ use super::{ClusterSpec, Provenance, Source};
 /// alphabetical order. Arrays and the `env` object are single entries. Values are shown as
 /// configured, in the file's units (`"max"`, `"1G"`, milliseconds); a default that is
 /// computed is shown resolved: `scaling.maxWorkers`, the largest of the CPU count, the
-/// resolved `workers` and `scaling.minWorkers`.
+/// resolved `workers` and `scaling.minWorkers`. A secret (`admin.token`) is shown as `"***"`
+/// when set, with its source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectiveConfig {
     entries: Vec<EffectiveEntry>,
@@ -47,10 +48,12 @@ impl EffectiveConfig {
         }
         let mut entries = Vec::new();
         for (key, value) in tree {
+            let value = mask(&key, value);
             match value {
                 Value::Object(section) if SECTIONS.contains(&key.as_str()) => {
                     entries.extend(section.into_iter().map(|(name, value)| {
                         let key = format!("{key}.{name}");
+                        let value = mask(&key, value);
                         EffectiveEntry { source: prov.source_of(&key), key, value }
                     }));
                 }
@@ -85,6 +88,11 @@ impl EffectiveConfig {
         });
         Value::Object(map.collect())
     }
+}
+
+/// `value`, or `"***"` when `key` holds a secret that is set.
+fn mask(key: &str, value: Value) -> Value {
+    if SECRET_KEYS.contains(&key) && !value.is_null() { Value::from(MASK) } else { value }
 }
 
 impl fmt::Display for EffectiveConfig {

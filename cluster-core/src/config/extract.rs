@@ -10,7 +10,7 @@ use figment::error::Kind;
 use figment::value::Value;
 use serde::Deserialize;
 
-use super::raw::RawConfig;
+use super::raw::{MASK, RawConfig, SECRET_KEYS};
 use super::suggest::nearest;
 use super::{ConfigError, Provenance};
 
@@ -35,7 +35,10 @@ pub(crate) fn extract(prov: &Provenance) -> (RawConfig, Vec<ConfigError>) {
 
 /// Our message for one figment deserialization error.
 fn translate(error: &figment::Error, tree: &Value, prov: &Provenance) -> ConfigError {
-    let (key, value) = locate(tree, &error.path);
+    let (key, mut value) = locate(tree, &error.path);
+    if SECRET_KEYS.contains(&key.as_str()) {
+        value = MASK.into();
+    }
     let origin = prov.source_of(&key);
     let reason = match &error.kind {
         Kind::UnknownField(name, known) => {

@@ -33,7 +33,7 @@ enum Parse {
     Text,
 }
 
-/// The environment variables read, each with the key it sets.
+/// The environment variables read, each with the key it sets (dotted inside a section).
 const ENV_VARS: &[(&str, &str, Parse)] = &[
     ("CLUSTER_WORKERS", "workers", Parse::Value),
     ("PORT", "port", Parse::Value),
@@ -45,6 +45,8 @@ const ENV_VARS: &[(&str, &str, Parse)] = &[
     ("ENABLE_STICKY_SESSION", "enableStickySession", Parse::Value),
     ("REDIS_URL", "redisUrl", Parse::Text),
     ("LOG_LEVEL", "logLevel", Parse::Text),
+    ("CLUSTER_RUNTIME_DIR", "runtimeDir", Parse::Text),
+    ("CLUSTER_ADMIN_TOKEN", "admin.token", Parse::Text),
 ];
 
 impl Parse {

@@ -25,8 +25,9 @@ pub struct LoadedConfig {
 /// `cluster.config.json` in the current directory if it exists. Only these environment
 /// variables are read: `CLUSTER_WORKERS`, `PORT`, `HOST`, `MAX_MEMORY_USAGE`,
 /// `GRACEFUL_SHUTDOWN_TIMEOUT`, `HEALTH_CHECK_INTERVAL`, `LOAD_BALANCING_STRATEGY`,
-/// `ENABLE_STICKY_SESSION`, `REDIS_URL`, `LOG_LEVEL` (and `CLUSTER_CONFIG_PATH`); one set
-/// to the empty string counts as unset. `PATH` is used to find the worker command.
+/// `ENABLE_STICKY_SESSION`, `REDIS_URL`, `LOG_LEVEL`, `CLUSTER_RUNTIME_DIR` (`runtimeDir`),
+/// `CLUSTER_ADMIN_TOKEN` (`admin.token`) (and `CLUSTER_CONFIG_PATH`); one set to the empty
+/// string counts as unset. `PATH` is used to find the worker command.
 ///
 /// # Errors
 ///
@@ -53,7 +54,8 @@ pub fn load(overrides: &Overrides, env: &Environment) -> Result<LoadedConfig, Co
     load_in(overrides, env, &base)
 }
 
-/// [`load`] with relative paths (the file, `cwd`, the command) resolved against `base`.
+/// [`load`] with relative paths (the file, `cwd`, the command, `runtimeDir`, `logFile`,
+/// `admin.socket`) resolved against `base`.
 pub(crate) fn load_in(
     overrides: &Overrides,
     env: &Environment,

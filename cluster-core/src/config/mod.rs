@@ -20,6 +20,7 @@
 //! );
 //! ```
 
+mod admin;
 mod command;
 mod diff;
 mod effective;
@@ -48,8 +49,8 @@ pub use error::{ConfigError, OtherValue};
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{
-    ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec,
-    WorkerCommand,
+    AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,
+    SecuritySpec, WorkerCommand,
 };
 
 use source::Provenance;

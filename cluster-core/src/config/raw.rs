@@ -6,14 +6,22 @@
 //! `Default` is the built-in defaults layer, so the defaults are written once, here.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
-pub(crate) const SECTIONS: [&str; 5] =
-    ["scaling", "performance", "security", "health", "rollingRestart"];
+pub(crate) const SECTIONS: [&str; 6] =
+    ["scaling", "performance", "security", "health", "rollingRestart", "admin"];
+
+/// The keys whose values are secrets: shown as [`MASK`] wherever a value is printed (the
+/// `cluster config` report, reload changes, error messages).
+pub(crate) const SECRET_KEYS: [&str; 1] = ["admin.token"];
+
+/// What a secret value is shown as.
+pub(crate) const MASK: &str = "***";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,11 +45,14 @@ pub(crate) struct RawConfig {
     pub(crate) security: RawSecurity,
     pub(crate) health: RawHealth,
     pub(crate) rolling_restart: RawRollingRestart,
+    pub(crate) admin: RawAdmin,
     pub(crate) command: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cwd: Option<String>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) log_level: String,
+    pub(crate) runtime_dir: String,
+    pub(crate) log_file: String,
 }
 
 /// `scaling`.
@@ -113,6 +124,20 @@ pub(crate) struct RawRollingRestart {
     pub(crate) min_ready: Integer,
 }
 
+/// `admin`: the admin API and the control socket. `Debug` masks the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawAdmin {
+    /// A secret: see [`SECRET_KEYS`].
+    pub(crate) token: Option<String>,
+    pub(crate) listen: Option<String>,
+    pub(crate) public_health: bool,
+    pub(crate) min_healthy_percent: Number,
+    pub(crate) events_interval: Integer,
+    /// `None` (the default) resolves to `cluster.sock` in `runtimeDir`.
+    pub(crate) socket: Option<String>,
+}
+
 /// `security`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -145,11 +170,14 @@ impl Default for RawConfig {
             security: RawSecurity::default(),
             health: RawHealth::default(),
             rolling_restart: RawRollingRestart::default(),
+            admin: RawAdmin::default(),
             command: None,
             args: Vec::new(),
             cwd: None,
             env: BTreeMap::new(),
             log_level: "info".into(),
+            runtime_dir: ".cluster".into(),
+            log_file: "logs/cluster.log".into(),
         }
     }
 }
@@ -225,5 +253,31 @@ impl Default for RawHealth {
 impl Default for RawRollingRestart {
     fn default() -> Self {
         Self { max_surge: Integer(1), min_ready: Integer(0) }
+    }
+}
+
+impl fmt::Debug for RawAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawAdmin")
+            .field("token", &self.token.as_ref().map(|_| MASK))
+            .field("listen", &self.listen)
+            .field("public_health", &self.public_health)
+            .field("min_healthy_percent", &self.min_healthy_percent)
+            .field("events_interval", &self.events_interval)
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            token: None,
+            listen: None,
+            public_health: false,
+            min_healthy_percent: Number(50.0),
+            events_interval: Integer(2_000),
+            socket: None,
+        }
     }
 }

@@ -5,12 +5,18 @@
 //! re-checks. Durations are [`Duration`]s and sizes are bytes, whatever unit the file used.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_balancer::Strategy;
 use ipnet::IpNet;
+
+use super::raw::MASK;
+
+/// The control socket's file name in [`ClusterSpec::runtime_dir`], when `admin.socket` is unset.
+pub(crate) const CONTROL_SOCKET: &str = "cluster.sock";
 
 /// The validated configuration of one cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +62,67 @@ pub struct ClusterSpec {
     pub health: HealthSpec,
     /// How a rolling restart replaces the workers (`rollingRestart`).
     pub rolling_restart: RollingRestartSpec,
+    /// The admin API and the control socket (`admin`).
+    pub admin: AdminSpec,
     /// What each worker runs (`command`, `args`, `cwd`, `env`).
     pub command: WorkerCommand,
     /// Log filter (`logLevel` / `LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
     pub log_level: String,
+    /// The directory of the cluster's runtime files: the control socket (unless
+    /// [`AdminSpec::socket`] names another path) and the state of a detached cluster
+    /// (`runtimeDir` / `CLUSTER_RUNTIME_DIR`; default `.cluster`). A relative path is resolved
+    /// against the directory the configuration was loaded in, as `cwd` is; the directory is
+    /// not created by loading.
+    pub runtime_dir: PathBuf,
+    /// The file `cluster start --detach` writes its log to (`logFile`; default
+    /// `logs/cluster.log`). A relative path is resolved as
+    /// [`runtime_dir`](Self::runtime_dir) is, not inside it; neither the file nor its
+    /// directory is created by loading.
+    pub log_file: PathBuf,
+}
+
+/// The admin API and the control socket (`admin` in the file).
+///
+/// `Debug` shows [`token`](Self::token) as `"***"`, so a logged spec carries no secret.
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AdminSpec {
+    /// The bearer token that opens the admin routes on the front port and on
+    /// [`listen`](Self::listen) (`admin.token` / `CLUSTER_ADMIN_TOKEN`): at least 16
+    /// characters, no whitespace or control characters. `None` (the default): no admin
+    /// route accepts a request that needs one.
+    pub token: Option<String>,
+    /// A listener of its own for the admin API (`admin.listen`, e.g. `"127.0.0.1:9090"`;
+    /// `localhost` means 127.0.0.1; port 0 picks a free port). An address that is not a
+    /// loopback address requires [`token`](Self::token). `None` (the default): no such
+    /// listener.
+    pub listen: Option<SocketAddr>,
+    /// The health route answers without the token (`admin.publicHealth`; default false),
+    /// e.g. for a load balancer's health check.
+    pub public_health: bool,
+    /// The health route answers 200 while at least this share of the desired workers is in
+    /// rotation, in percent (`admin.minHealthyPercent`, above 0 and at most 100; default 50).
+    pub min_healthy_percent: f64,
+    /// How often the events stream sends a status snapshot (`admin.eventsInterval`, ms,
+    /// 100 ms to one hour; default 2000).
+    pub events_interval: Duration,
+    /// The control socket's path (`admin.socket`), resolved as
+    /// [`ClusterSpec::runtime_dir`] is; `None` (the default): `cluster.sock` in
+    /// [`ClusterSpec::runtime_dir`]. [`ClusterSpec::control_socket`] gives the path either way.
+    pub socket: Option<PathBuf>,
+}
+
+impl fmt::Debug for AdminSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminSpec")
+            .field("token", &self.token.as_ref().map(|_| MASK))
+            .field("listen", &self.listen)
+            .field("public_health", &self.public_health)
+            .field("min_healthy_percent", &self.min_healthy_percent)
+            .field("events_interval", &self.events_interval)
+            .field("socket", &self.socket)
+            .finish()
+    }
 }
 
 /// Autoscaling settings (`scaling` in the file).
@@ -237,5 +300,11 @@ impl ClusterSpec {
     /// The IP the front listener binds.
     pub fn host(&self) -> IpAddr {
         self.listen.ip()
+    }
+
+    /// The control socket's path: [`AdminSpec::socket`] if set, else `cluster.sock` in
+    /// [`runtime_dir`](Self::runtime_dir).
+    pub fn control_socket(&self) -> PathBuf {
+        self.admin.socket.clone().unwrap_or_else(|| self.runtime_dir.join(CONTROL_SOCKET))
     }
 }

@@ -40,6 +40,7 @@ pub(crate) fn validate(
     let workers = v.workers(&raw.workers);
     let port = v.int("port", raw.port, 0, 65_535).unwrap_or(0);
     let host = v.host(&raw.host);
+    let runtime_dir = v.runtime_dir(&raw.runtime_dir, base);
     let spec = ClusterSpec {
         workers: workers.unwrap_or(1),
         listen: SocketAddr::new(host, port),
@@ -73,8 +74,11 @@ pub(crate) fn validate(
         security: v.security(&raw.security),
         health: v.health(raw),
         rolling_restart: v.rolling_restart(&raw.rolling_restart),
+        admin: v.admin(&raw.admin, &runtime_dir, base),
         command: v.command(raw, env, base),
         log_level: v.log_level(&raw.log_level),
+        log_file: v.log_file(&raw.log_file, base),
+        runtime_dir,
     };
     match ConfigError::from_problems(v.problems) {
         None => Ok(spec),

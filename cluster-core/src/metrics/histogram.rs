@@ -65,33 +65,86 @@ impl LatencyHistogram {
     }
 
     /// Latencies recorded so far.
+    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
 
     /// Mean latency in microseconds, `None` before the first record.
+    #[cfg(test)]
     pub(crate) fn mean_us(&self) -> Option<f64> {
-        let n = self.count();
-        (n > 0).then(|| self.sum_us.load(Ordering::Relaxed) as f64 / n as f64)
+        self.read().mean_us()
+    }
+
+    /// The latency at quantile `q` (0 to 1) in microseconds; see [`Counts::quantile_us`].
+    #[cfg(test)]
+    pub(crate) fn quantile_us(&self, q: f64) -> Option<u64> {
+        self.read().quantile_us(q)
+    }
+
+    /// The counts as they are now, read once, for several figures from one reading.
+    pub(crate) fn read(&self) -> Counts {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total = counts.iter().sum();
+        Counts { counts, total, sum_us: self.sum_us.load(Ordering::Relaxed) }
+    }
+}
+
+/// One reading of a [`LatencyHistogram`].
+#[derive(Debug, Clone)]
+pub(crate) struct Counts {
+    counts: Vec<u64>,
+    total: u64,
+    sum_us: u64,
+}
+
+impl Counts {
+    /// Latencies counted.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Their sum, in microseconds.
+    pub(crate) fn sum_us(&self) -> u64 {
+        self.sum_us
+    }
+
+    /// Mean latency in microseconds, `None` before the first record.
+    pub(crate) fn mean_us(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.sum_us as f64 / self.total as f64)
     }
 
     /// The latency at quantile `q` (0 to 1) in microseconds, to within one bucket (-6.25 %);
     /// `None` before the first record.
     pub(crate) fn quantile_us(&self, q: f64) -> Option<u64> {
-        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
+        if self.total == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
+        for (i, c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
                 return Some(bucket_floor(i));
             }
         }
         Some(bucket_floor(BUCKETS - 1))
+    }
+
+    /// Cumulative counts at each of `bounds_us` (ascending): the latencies at or below each
+    /// bound, as a Prometheus histogram has them. A latency counts below a bound when its
+    /// bucket starts at or below it, so a count is exact to within one bucket (6.25 %).
+    pub(crate) fn cumulative(&self, bounds_us: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_us.len());
+        let (mut i, mut seen) = (0, 0);
+        for &bound in bounds_us {
+            while i < self.counts.len() && bucket_floor(i) <= bound {
+                seen += self.counts[i];
+                i += 1;
+            }
+            out.push(seen);
+        }
+        out
     }
 }
 
@@ -124,5 +177,20 @@ mod tests {
         assert_eq!(h.count(), 100);
         assert!((h.mean_us().unwrap() - 50_500.0).abs() < 1.0);
         assert_eq!(LatencyHistogram::default().quantile_us(0.5), None);
+    }
+
+    #[test]
+    fn cumulative_counts_at_bounds() {
+        let h = LatencyHistogram::default();
+        for ms in 1..=100u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let c = h.read();
+        let at = c.cumulative(&[500, 10_000, 50_000, 100_000, 10_000_000]);
+        assert_eq!(at[0], 0);
+        assert!((9..=11).contains(&at[1]), "{at:?}");
+        assert!((48..=53).contains(&at[2]), "{at:?}");
+        assert_eq!(&at[3..], &[100, 100]);
+        assert_eq!((c.total(), c.sum_us()), (100, 5_050_000));
     }
 }

@@ -19,10 +19,31 @@ pub use self::window::WindowRates;
 pub struct WorkerMetrics {
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Responses by status class, 1xx to 5xx.
+    classes: [AtomicU64; 5],
+    /// Failures without a response, by [`FailureKind`].
+    failures: [AtomicU64; 4],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     latency: LatencyHistogram,
 }
+
+/// How a request failed on a worker without a response from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// No connection (refused, reset before the request was written).
+    Unreachable,
+    /// The worker failed after the request was written, before answering.
+    Failed,
+    /// The worker answered something that is not a valid response.
+    BadResponse,
+    /// No response head within the request timeout.
+    Timeout,
+}
+
+/// The upper bounds of the latency buckets given to Prometheus, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 impl WorkerMetrics {
     /// A response head arrived from the worker after `latency`; a 5xx counts as an error.
@@ -31,13 +52,16 @@ impl WorkerMetrics {
         if status >= 500 {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
         self.latency.record(latency);
     }
 
     /// The worker could not be reached, failed before answering or timed out.
-    pub(crate) fn record_failure(&self) {
+    pub(crate) fn record_failure(&self, kind: FailureKind) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// `n` more request body bytes were read from a client and forwarded to the worker.
@@ -52,15 +76,36 @@ impl WorkerMetrics {
 
     /// The figures so far.
     pub fn snapshot(&self) -> MetricsSnapshot {
+        let latency = self.latency.read();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let bounds_us = LATENCY_BUCKETS.map(|s| (s * 1e6) as u64);
         MetricsSnapshot {
-            requests: self.requests.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            latency_mean_ms: self.latency.mean_us().map(|us| us / 1000.0),
-            latency_p50_ms: self.latency.quantile_us(0.50).map(ms),
-            latency_p90_ms: self.latency.quantile_us(0.90).map(ms),
-            latency_p99_ms: self.latency.quantile_us(0.99).map(ms),
+            requests: load(&self.requests),
+            errors: load(&self.errors),
+            responses: ResponseClasses {
+                informational: load(&self.classes[0]),
+                success: load(&self.classes[1]),
+                redirection: load(&self.classes[2]),
+                client_error: load(&self.classes[3]),
+                server_error: load(&self.classes[4]),
+            },
+            failures: FailureCounts {
+                unreachable: load(&self.failures[FailureKind::Unreachable as usize]),
+                failed: load(&self.failures[FailureKind::Failed as usize]),
+                bad_response: load(&self.failures[FailureKind::BadResponse as usize]),
+                timeout: load(&self.failures[FailureKind::Timeout as usize]),
+            },
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            latency_mean_ms: latency.mean_us().map(|us| us / 1000.0),
+            latency_p50_ms: latency.quantile_us(0.50).map(ms),
+            latency_p90_ms: latency.quantile_us(0.90).map(ms),
+            latency_p99_ms: latency.quantile_us(0.99).map(ms),
+            latency_histogram: LatencyBuckets {
+                cumulative: latency.cumulative(&bounds_us),
+                count: latency.total(),
+                sum_seconds: latency.sum_us() as f64 / 1e6,
+            },
         }
     }
 }
@@ -81,6 +126,10 @@ pub struct MetricsSnapshot {
     pub requests: u64,
     /// 5xx responses plus requests that failed to reach it or timed out.
     pub errors: u64,
+    /// Responses by status class.
+    pub responses: ResponseClasses,
+    /// Requests that got no response from it, by kind.
+    pub failures: FailureCounts,
     /// Request body bytes read from clients and forwarded to the worker.
     pub bytes_in: u64,
     /// Response body bytes passed on to clients.
@@ -93,4 +142,57 @@ pub struct MetricsSnapshot {
     pub latency_p90_ms: Option<f64>,
     /// 99th percentile latency.
     pub latency_p99_ms: Option<f64>,
+    /// Latencies counted at the bounds of [`LATENCY_BUCKETS`], for Prometheus (not in the
+    /// status JSON).
+    #[serde(skip)]
+    pub latency_histogram: LatencyBuckets,
+}
+
+/// Responses by status class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ResponseClasses {
+    /// 1xx.
+    #[serde(rename = "1xx")]
+    pub informational: u64,
+    /// 2xx.
+    #[serde(rename = "2xx")]
+    pub success: u64,
+    /// 3xx.
+    #[serde(rename = "3xx")]
+    pub redirection: u64,
+    /// 4xx.
+    #[serde(rename = "4xx")]
+    pub client_error: u64,
+    /// 5xx.
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
+}
+
+/// Requests that got no response from a worker, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FailureCounts {
+    /// No connection to it (refused, or closed before the request was written).
+    pub unreachable: u64,
+    /// It failed after the request was written, before answering.
+    pub failed: u64,
+    /// It answered something that is not a valid HTTP response.
+    pub bad_response: u64,
+    /// No response head within `performance.requestTimeout` (the client got 504).
+    pub timeout: u64,
+}
+
+/// Time to response head, as a Prometheus histogram: cumulative counts at the bounds of
+/// [`LATENCY_BUCKETS`] (to within one internal bucket, 6.25 %), the count and the sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LatencyBuckets {
+    /// Latencies at or below each bound of [`LATENCY_BUCKETS`].
+    pub cumulative: Vec<u64>,
+    /// All latencies counted (the `+Inf` bucket).
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum_seconds: f64,
 }

@@ -146,6 +146,17 @@ impl ProxyError {
         }
     }
 
+    /// How the worker failed, for its metrics.
+    pub(crate) fn failure_kind(&self) -> crate::metrics::FailureKind {
+        use crate::metrics::FailureKind;
+        match self {
+            ProxyError::Connect { .. } | ProxyError::Unsent { .. } => FailureKind::Unreachable,
+            ProxyError::BadResponse { .. } => FailureKind::BadResponse,
+            ProxyError::Timeout { .. } => FailureKind::Timeout,
+            _ => FailureKind::Failed,
+        }
+    }
+
     /// The worker the failure concerns, if any.
     pub(crate) fn worker(&self) -> Option<u64> {
         match self {

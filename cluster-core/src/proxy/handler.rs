@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
+use super::front::FrontPeer;
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
 use crate::routing::Backend;
@@ -21,6 +22,12 @@ pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if let Some(front) = &conn.shared.cfg.front_door {
+        if front.claims(&req) {
+            let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
+            return Ok(front.call(req, peer).await.map(ProxyBody::front));
+        }
+    }
     let log = conn
         .shared
         .cfg
@@ -38,7 +45,7 @@ pub(crate) async fn handle(
                 // Errors are rare: finding the worker by id is fine here.
                 let table = conn.shared.router.snapshot();
                 if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
-                    b.metrics().record_failure();
+                    b.metrics().record_failure(error.failure_kind());
                 }
             }
             error.to_response()

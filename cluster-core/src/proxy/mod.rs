@@ -14,6 +14,7 @@ mod affinity;
 mod body;
 mod conn;
 mod error;
+mod front;
 mod handler;
 mod headers;
 mod pool;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterSpec;
 use crate::routing::Router;
 
+pub use front::{FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
 /// Settings of the proxy, taken from the [`ClusterSpec`].
@@ -53,6 +55,9 @@ pub struct ProxyConfig {
     /// Sticky sessions: key each request by its affinity cookie (set when missing) so that
     /// a sticky strategy keeps the client on one worker.
     pub affinity_cookie: bool,
+    /// Answers the requests it claims before they are routed (the admin API on the front
+    /// port); `None` routes every request.
+    pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
 }
 
 impl ProxyConfig {
@@ -66,6 +71,7 @@ impl ProxyConfig {
             trusted_proxies: spec.security.trusted_proxies.clone(),
             request_logging: spec.security.enable_request_logging,
             affinity_cookie: spec.sticky_sessions,
+            front_door: None,
         }
     }
 }
@@ -83,6 +89,7 @@ impl Default for ProxyConfig {
             trusted_proxies: Vec::new(),
             request_logging: false,
             affinity_cookie: false,
+            front_door: None,
         }
     }
 }

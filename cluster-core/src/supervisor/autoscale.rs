@@ -75,6 +75,7 @@ impl Supervisor {
             AutoscaleDecision::ScaleDown { from, to, reason } => (from, to, reason, "down"),
             _ => return,
         };
+        self.counters.autoscaled(direction == "up");
         self.emit(ClusterEvent::Autoscale {
             direction: direction.to_owned(),
             from,

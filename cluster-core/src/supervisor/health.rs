@@ -65,6 +65,8 @@ pub(super) struct WorkerHealth {
     pub(super) rates: WindowRates,
     pub(super) rss_bytes: Option<u64>,
     pub(super) cpu_percent: Option<f64>,
+    /// Cumulative CPU time of its process tree at the last sample, seconds.
+    pub(super) cpu_seconds: Option<f64>,
     /// Warned once that it was kept in rotation as the last worker.
     kept_as_last: bool,
     probe_failures: u32,
@@ -242,6 +244,7 @@ impl Supervisor {
                 rates: WindowRates::default(),
                 rss_bytes: None,
                 cpu_percent: None,
+                cpu_seconds: None,
                 kept_as_last: false,
                 probe_failures: 0,
                 last_probe_ok: at,
@@ -256,6 +259,7 @@ impl Supervisor {
             }
             if let Ok(s) = &sample {
                 h.rss_bytes = Some(s.rss_bytes);
+                h.cpu_seconds = Some(s.cpu_time.as_secs_f64());
                 h.cpu_percent =
                     h.cpu.update(s.cpu_time, std_at).map(|r| r.smoothed).or(h.cpu_percent);
                 if let (Some(pct), Some(b)) = (h.cpu_percent, &w.backend) {
@@ -312,6 +316,7 @@ impl Supervisor {
             return;
         }
         self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
+        self.counters.recycling(&reason);
         let s = &mut self.slots[slot];
         s.recycles += 1;
         s.last_reason = Some(reason.clone());

@@ -17,6 +17,7 @@
 mod autoscale;
 mod backoff;
 mod checks;
+mod counters;
 mod generations;
 mod health;
 mod heartbeat;
@@ -177,6 +178,7 @@ pub(crate) struct Supervisor {
     health: health::Health,
     heartbeats: heartbeat::Heartbeats,
     autoscale: autoscale::Autoscale,
+    counters: counters::Counters,
     ticker: Option<AbortOnDropHandle<()>>,
 }
 
@@ -231,6 +233,7 @@ impl Supervisor {
             health,
             heartbeats,
             autoscale,
+            counters: counters::Counters::default(),
             ticker: None,
         }
     }

@@ -78,6 +78,7 @@ impl Supervisor {
             }
             let slot = w.slot;
             self.emit(ClusterEvent::Recycling { worker_id: id, slot, reason: reason.clone() });
+            self.counters.recycling(&reason);
             let replacing = Replacing { old: id, purpose: Purpose::Recycle(reason) };
             let generation = self.generations.current();
             // On failure, `replacement_failed` has already reported it.

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::counters::Outcome;
 use super::record::{LeaveReason, Purpose, Replacing};
 use super::{Phase, Supervisor, WorkerState};
 use crate::control::{ControlError, Operation, OperationError, OperationKind, OperationReport};
@@ -119,6 +120,7 @@ impl Supervisor {
             reply: Some(reply),
         };
         let workers = self.remaining(&op);
+        self.counters.operation(kind, Outcome::Started);
         self.emit(ClusterEvent::OperationStarted {
             operation: id,
             kind,
@@ -202,6 +204,7 @@ impl Supervisor {
         let Some(mut op) = self.rollout.current.take() else { return };
         let took = op.started.elapsed();
         let replaced = op.replaced.len();
+        self.counters.operation(op.kind, Outcome::Finished);
         self.emit(ClusterEvent::OperationFinished {
             operation: op.id,
             kind: op.kind,
@@ -329,6 +332,7 @@ impl Supervisor {
                 "a worker of the new generation did not become ready: {reason}; it is restarted with crash back-off"
             ),
         };
+        self.counters.operation(failed.kind, Outcome::Failed);
         self.emit(ClusterEvent::OperationFailed {
             operation: op,
             kind: failed.kind,
@@ -348,6 +352,7 @@ impl Supervisor {
     /// Shutdown began: the operation under way ends unfinished.
     pub(super) fn interrupt_operation(&mut self) {
         let Some(mut op) = self.rollout.current.take() else { return };
+        self.counters.operation(op.kind, Outcome::Failed);
         self.emit(ClusterEvent::OperationFailed {
             operation: op.id,
             kind: op.kind,

@@ -27,8 +27,8 @@ impl Supervisor {
         let requested = match count {
             Count::To(n) => n,
             Count::By(delta) => {
-                let n = self.target as i64 + delta;
-                usize::try_from(n.max(0)).unwrap_or(0)
+                let n = i64::try_from(self.target).unwrap_or(i64::MAX).saturating_add(delta);
+                usize::try_from(n.max(0)).unwrap_or(usize::MAX)
             }
         };
         if !(min..=max).contains(&requested) {
@@ -43,6 +43,7 @@ impl Supervisor {
         if from != to {
             self.target = to;
             self.autoscale.note_change(Instant::now());
+            self.counters.scaled();
             self.emit(ClusterEvent::Scaled { from, to, by: by.to_owned() });
             self.reconcile();
         }

@@ -201,6 +201,7 @@ impl Supervisor {
             Err(_) => (None, None),
         };
         let expected = w.leave.as_ref().is_some_and(LeaveReason::expected);
+        self.counters.exited(w.leave.as_ref());
         self.emit(ClusterEvent::WorkerExited {
             worker_id: id,
             slot: w.slot,

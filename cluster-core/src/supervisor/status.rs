@@ -36,6 +36,7 @@ impl Supervisor {
                     .and_then(|h| h.rss_bytes)
                     .map(|b| b as f64 / (1024.0 * 1024.0)),
                 cpu_percent: health.and_then(|h| h.cpu_percent),
+                cpu_seconds: health.and_then(|h| h.cpu_seconds),
                 heartbeat_status: w.heartbeat.status().map(str::to_owned),
                 last_heartbeat_ms_ago: w.heartbeat.since_last(now).map(|d| d.as_millis() as u64),
             })
@@ -51,6 +52,7 @@ impl Supervisor {
             ready_workers,
             generation: self.generations.current(),
             operation: self.operation_status(),
+            counters: self.counters.snapshot(),
             scaling: ScalingStatus {
                 min_workers: self.spec.scaling.min_workers,
                 max_workers: self.spec.scaling.max_workers,

@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::Applies::{NextGeneration, Now, Restart};
 use super::{Applies, Key, Visit};
+use crate::config::raw::MASK;
 use crate::config::{
-    ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec,
-    WorkerCommand,
+    AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,
+    SecuritySpec, WorkerCommand,
 };
 
 /// Hands one key to `v`.
@@ -57,8 +58,11 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
         security,
         health,
         rolling_restart,
+        admin,
         command,
         log_level,
+        runtime_dir,
+        log_file,
     } = new;
     visit!(v, old.workers, "workers", Now, plain);
     let (mut host, mut port) = (listen.ip(), listen.port());
@@ -82,12 +86,28 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     let RollingRestartSpec { max_surge, min_ready } = rolling_restart;
     key(v, "rollingRestart.maxSurge", Now, &old.rolling_restart.max_surge, max_surge, plain);
     key(v, "rollingRestart.minReady", Now, &old.rolling_restart.min_ready, min_ready, ms);
+    walk_admin(&old.admin, admin, v);
     let WorkerCommand { program, args, cwd, env } = command;
     key(v, "command", NextGeneration, &old.command.program, program, opt_path);
     key(v, "args", NextGeneration, &old.command.args, args, json);
     key(v, "cwd", NextGeneration, &old.command.cwd, cwd, opt_path);
     key(v, "env", NextGeneration, &old.command.env, env, json);
     visit!(v, old.log_level, "logLevel", Restart, plain);
+    visit!(v, old.runtime_dir, "runtimeDir", Restart, path);
+    visit!(v, old.log_file, "logFile", Restart, path);
+}
+
+/// The admin listener, the control socket and the events stream are set up when the
+/// primary starts.
+fn walk_admin(old: &AdminSpec, new: &mut AdminSpec, v: &mut impl Visit) {
+    let AdminSpec { token, listen, public_health, min_healthy_percent, events_interval, socket } =
+        new;
+    visit!(v, old.token, "admin.token", Restart, secret);
+    visit!(v, old.listen, "admin.listen", Restart, opt_addr);
+    visit!(v, old.public_health, "admin.publicHealth", Restart, plain);
+    visit!(v, old.min_healthy_percent, "admin.minHealthyPercent", Restart, plain);
+    visit!(v, old.events_interval, "admin.eventsInterval", Restart, ms);
+    visit!(v, old.socket, "admin.socket", Restart, opt_path);
 }
 
 fn walk_scaling(old: &ScalingSpec, new: &mut ScalingSpec, v: &mut impl Visit) {
@@ -234,6 +254,20 @@ fn opt_text(text: &Option<String>) -> String {
 
 fn opt_path(path: &Option<PathBuf>) -> String {
     path.as_ref().map_or_else(|| UNSET.into(), |p| p.display().to_string())
+}
+
+#[allow(clippy::ptr_arg)] // a `show` takes a reference to the field's own type
+fn path(path: &PathBuf) -> String {
+    path.display().to_string()
+}
+
+fn opt_addr(addr: &Option<SocketAddr>) -> String {
+    addr.map_or_else(|| UNSET.into(), |a| a.to_string())
+}
+
+/// A secret: `***` when set, whatever its value.
+fn secret(value: &Option<String>) -> String {
+    value.as_ref().map_or_else(|| UNSET.into(), |_| MASK.into())
 }
 
 fn opt_bool(flag: &Option<bool>) -> String {

@@ -32,6 +32,14 @@ const RESTART: &[&str] = &[
     "security.rateLimitMax",
     "security.trustedProxies",
     "security.enableRequestLogging",
+    "admin.token",
+    "admin.listen",
+    "admin.publicHealth",
+    "admin.minHealthyPercent",
+    "admin.eventsInterval",
+    "admin.socket",
+    "runtimeDir",
+    "logFile",
 ];
 
 /// The keys that changed, with their class.
@@ -224,7 +232,11 @@ fn everything_changed(dir: &Dir) -> String {
             "maxEjectedPercent": 50, "maxConcurrentRecycles": 2, "heartbeatTimeout": 300,
             "nodeIpc": true, "unresponsiveGrace": 1, "leakDetection": false, "leakWindow": 1000,
             "leakMinSlope": 0.5}},
-        "rollingRestart": {{"maxSurge": 2, "minReady": 500}}}}"#,
+        "rollingRestart": {{"maxSurge": 2, "minReady": 500}},
+        "admin": {{"token": "0123456789abcdef", "listen": "127.0.0.1:9090",
+            "publicHealth": true, "minHealthyPercent": 75, "eventsInterval": 500,
+            "socket": "ctl.sock"}},
+        "runtimeDir": "run", "logFile": "cluster.log"}}"#,
         program = program.display()
     )
 }

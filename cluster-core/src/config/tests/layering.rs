@@ -44,7 +44,14 @@ fn sample_file_is_accepted_as_written() {
 fn defaults_alone() {
     let dir = Dir::new();
     let loaded = dir.load(&no_flags(), &[]).expect("defaults load");
-    assert_eq!(loaded.spec, ClusterSpec::default());
+    // The runtime paths are resolved against the directory loaded in, the default's against
+    // the current directory (".").
+    let expected = ClusterSpec {
+        runtime_dir: dir.path().join(".cluster"),
+        log_file: dir.path().join("logs/cluster.log"),
+        ..ClusterSpec::default()
+    };
+    assert_eq!(loaded.spec, expected);
 
     let spec = loaded.spec;
     assert_eq!(spec.workers, cpu_count());

@@ -1,0 +1,118 @@
+//! `cluster start --detach`: the primary runs in the background, in a session of its own,
+//! logging to its log file; this command returns once its workers are ready (or fails with
+//! the reason, from the log).
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use cluster_core::config::ClusterSpec;
+
+use crate::client::Client;
+use crate::runtime::Liveness;
+use crate::target::Target;
+
+/// The environment variable that tells the background primary to leave the terminal's
+/// session.
+pub(crate) const DETACHED: &str = "CLUSTER_DETACHED";
+
+/// Starts the background primary with the same arguments (minus `--detach`), waits for its
+/// workers, and says where it listens.
+pub(crate) fn start(spec: &ClusterSpec, target: &Target) -> ExitCode {
+    if let Liveness::Running(pid) = target.runtime.liveness() {
+        let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        eprintln!(
+            "cluster: a cluster is already running{pid} with the runtime directory {}",
+            target.runtime.dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("cluster: cannot find the path of the cluster binary");
+        return ExitCode::FAILURE;
+    };
+    // `start --log-to FILE <the same arguments>`: before any `--`, after which the words
+    // are the worker command.
+    let log = &target.log_file;
+    let mut args: Vec<std::ffi::OsString> = vec!["start".into(), "--log-to".into(), log.into()];
+    let mut after_dashes = false;
+    for arg in std::env::args_os().skip(2) {
+        after_dashes |= arg == "--";
+        if after_dashes || (arg != "--detach" && arg != "-d") {
+            args.push(arg);
+        }
+    }
+    let log_start = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let mut child = match Command::new(exe)
+        .args(&args)
+        .env(DETACHED, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cluster: cannot start the background primary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let limit = spec.start_timeout + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + limit;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let Ok(runtime) = runtime else { return ExitCode::FAILURE };
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!(
+                "cluster: the background primary exited ({status}) before its workers were ready:"
+            );
+            eprint!("{}", log_since(log, log_start));
+            return ExitCode::FAILURE;
+        }
+        if let Some(status) = runtime.block_on(ready(target)) {
+            let listen = status["listen"].as_str().unwrap_or("?");
+            println!(
+                "cluster started in the background (pid {}): {} workers ready on http://{listen}",
+                child.id(),
+                status["readyWorkers"]
+            );
+            println!("log: {}; stop it with `cluster stop`", log.display());
+            return ExitCode::SUCCESS;
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!(
+                "cluster: the workers were not ready within {} s; it keeps trying (see `cluster logs`, `cluster stop`)",
+                limit.as_secs()
+            );
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The status once every desired worker is in rotation.
+async fn ready(target: &Target) -> Option<serde_json::Value> {
+    // Only once the new primary holds its lock: a stale pid file is its to clean up.
+    if !matches!(target.runtime.liveness(), Liveness::Running(_)) {
+        return None;
+    }
+    let client = Client::of(&target.runtime).ok()?;
+    let status = client.get(cluster_admin::routes::STATUS).await.ok()?.json();
+    let (ready, desired) = (status["readyWorkers"].as_u64()?, status["desiredWorkers"].as_u64()?);
+    (ready >= desired && desired > 0).then_some(status)
+}
+
+/// What the log file got since it was `from` bytes long.
+fn log_since(path: &Path, from: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = usize::try_from(from).unwrap_or(0).min(text.len());
+    String::from_utf8_lossy(&text[start..]).into_owned()
+}
+
+/// In the background primary: leaves the terminal's session, so that closing the terminal
+/// (SIGHUP) or Ctrl-C in it never reaches the cluster.
+pub(crate) fn leave_session() {
+    if std::env::var_os(DETACHED).is_some() {
+        let _ = rustix::process::setsid();
+    }
+}

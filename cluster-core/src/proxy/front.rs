@@ -1,0 +1,53 @@
+//! The front door: a service in front of the proxying handler, so that a binary can answer
+//! some paths itself on the front port (the admin API) without `cluster-core` depending on
+//! what answers them.
+//!
+//! The proxy asks [`FrontDoor::claims`] of every request before anything else; a claimed
+//! request is answered by [`FrontDoor::call`] and never reaches a worker. With no front door
+//! configured the check is one `Option` test; with one, it is whatever `claims` costs (a path
+//! prefix comparison for the admin API).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+
+/// The body of a front door's response: any stream of bytes that cannot fail (a stream
+/// that must stop just ends).
+pub type FrontBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The future a front door answers with.
+pub type FrontFuture = Pin<Box<dyn Future<Output = Response<FrontBody>> + Send>>;
+
+/// Who sent a request to the front door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FrontPeer {
+    /// The address of the connection's peer (the client, or the proxy in front of it).
+    pub addr: IpAddr,
+    /// Whether that peer is one of `security.trustedProxies` (its `X-Forwarded-For` names the
+    /// client). A front door should not grant anything on the strength of this alone.
+    pub trusted_proxy: bool,
+}
+
+/// A service in front of the proxy.
+///
+/// # Contract
+///
+/// - `claims` runs on every request the front port receives, before routing: keep it to a
+///   look at the method and path, allocation-free.
+/// - `call` answers every request `claims` accepted, whatever it is (an error is a response:
+///   401, 404, 405...). The request never reaches a worker.
+pub trait FrontDoor: Send + Sync + fmt::Debug {
+    /// Whether this request is the front door's.
+    fn claims(&self, req: &Request<Incoming>) -> bool;
+
+    /// Answers a claimed request from `peer`.
+    fn call(&self, req: Request<Incoming>, peer: FrontPeer) -> FrontFuture;
+}
