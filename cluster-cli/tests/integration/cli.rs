@@ -133,7 +133,11 @@ fn the_commands_operate_a_running_cluster() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let out = cli(&dir, &["scale", "2"]);
     assert!(out.status.success(), "{}", text(&out));
-    c.wait_for_count(" ready: pid ", 4, WAIT);
+    let deadline = Instant::now() + WAIT;
+    while !text(&cli(&dir, &["health"])).contains("healthy: 2 of 2") {
+        assert!(Instant::now() < deadline, "never 2 of 2 again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let out = cli(&dir, &["reload"]);
     let said = text(&out);
