@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::access::{Access, Entry, Verdict};
 use crate::hub::Hub;
 use crate::routes::{self, Route};
-use crate::{control, metrics, openapi, sse};
+use crate::{control, metrics, openapi, origin, sse};
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -75,7 +75,20 @@ struct Inner {
     hub: Hub,
     access: Access,
     cfg: AdminConfig,
+    refusals: std::sync::Mutex<Refusals>,
 }
+
+/// Requests refused for a missing or wrong token, logged at most once per
+/// [`REFUSAL_LOG_EVERY`] with how many came since (someone guessing tokens shows up in the log
+/// without flooding it).
+#[derive(Debug, Default)]
+struct Refusals {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+/// How often refused requests are logged at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl AdminApi {
     /// The admin API of the cluster behind `handle`. Starts following its events (for the
@@ -84,7 +97,8 @@ impl AdminApi {
         let hub = Hub::start(handle.clone(), cfg.events_interval);
         let access = Access::new(cfg.token.as_deref(), cfg.public_health);
         let handle = handle.on_behalf_of("admin API");
-        Self { inner: Arc::new(Inner { handle, hub, access, cfg }) }
+        let refusals = std::sync::Mutex::default();
+        Self { inner: Arc::new(Inner { handle, hub, access, cfg, refusals }) }
     }
 
     /// Answers one request that came in at `entry`. Never fails: every outcome is a response.
@@ -93,18 +107,24 @@ impl AdminApi {
         let Some(route) = routes::route(&path, entry) else {
             return match self.inner.access.check(entry, req.headers(), false) {
                 Verdict::Allow => error(StatusCode::NOT_FOUND, format!("no admin route {path}")),
-                Verdict::Unauthorized => unauthorized(),
+                Verdict::Unauthorized => self.refused(entry),
                 Verdict::Hidden => not_served_here(),
             };
         };
         match self.inner.access.check(entry, req.headers(), route == Route::Health) {
             Verdict::Allow => {}
-            Verdict::Unauthorized => return unauthorized(),
+            Verdict::Unauthorized => return self.refused(entry),
             Verdict::Hidden => return not_served_here(),
         }
         let allowed = route.methods();
         if !allowed.contains(req.method()) {
             return method_not_allowed(allowed);
+        }
+        let open_listener = self.inner.cfg.token.is_none();
+        if let Err((status, message)) =
+            origin::check(req.method(), req.headers(), entry, open_listener)
+        {
+            return error(status, message);
         }
         let inner = &self.inner;
         match route {
@@ -142,6 +162,23 @@ impl AdminApi {
         }
     }
 
+    /// A 401, counted and logged now and then.
+    fn refused(&self, entry: Entry) -> Response<FrontBody> {
+        let mut r = self.inner.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        r.since_logged += 1;
+        let due = r.logged_at.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+        if due {
+            tracing::warn!(
+                target: "cluster::admin",
+                "admin API: {} request(s) without a valid token refused (on {entry:?})",
+                r.since_logged
+            );
+            r.since_logged = 0;
+            r.logged_at = Some(std::time::Instant::now());
+        }
+        unauthorized()
+    }
+
     /// The front door that serves the admin routes on the front port (with the token) and
     /// keeps them from ever reaching a worker.
     pub fn front_door(&self) -> Arc<dyn cluster_core::FrontDoor> {
@@ -152,11 +189,16 @@ impl AdminApi {
 /// Reads a JSON request body (an empty one is `null`).
 async fn read_json(req: Request<Incoming>) -> Result<Value, Response<FrontBody>> {
     let body = http_body_util::Limited::new(req.into_body(), MAX_BODY);
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+    let bytes = match tokio::time::timeout(crate::server::HEADER_TIMEOUT, body.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => {
             let message = format!("the request body is larger than {MAX_BODY} bytes, or broken");
             return Err(error(StatusCode::PAYLOAD_TOO_LARGE, message));
+        }
+        Err(_) => {
+            let secs = crate::server::HEADER_TIMEOUT.as_secs();
+            let message = format!("the request body did not arrive within {secs} s");
+            return Err(error(StatusCode::BAD_REQUEST, message));
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -172,7 +214,8 @@ pub(crate) fn text(
     content_type: &'static str,
     body: String,
 ) -> Response<FrontBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    let body = Full::new(Bytes::from(body)).map_err(|never| match never {});
+    let mut response = Response::new(body.boxed_unsync());
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response

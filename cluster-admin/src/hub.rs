@@ -39,9 +39,18 @@ impl SseEvent {
     }
 }
 
-/// What a new listener gets: the kept events it missed, whether some were lost, and the live
-/// events (`None` once the cluster has stopped).
-pub(crate) type Listening = (Vec<Arc<SseEvent>>, bool, Option<broadcast::Receiver<Arc<SseEvent>>>);
+/// What a new listener gets.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    /// The kept events after its `Last-Event-ID`.
+    pub(crate) missed: Vec<Arc<SseEvent>>,
+    /// Whether some events after it are no longer kept.
+    pub(crate) lost: bool,
+    /// Live events from now on (`None` once the cluster has stopped).
+    pub(crate) live: Option<broadcast::Receiver<Arc<SseEvent>>>,
+    /// The id of the last event before the live ones.
+    pub(crate) at: u64,
+}
 
 /// What the hub keeps.
 #[derive(Debug)]
@@ -99,14 +108,15 @@ impl Hub {
     /// and nothing comes twice.
     pub(crate) fn listen(&self, after: Option<u64>) -> Listening {
         let state = self.lock();
-        let rx = state.live.as_ref().map(broadcast::Sender::subscribe);
+        let live = state.live.as_ref().map(broadcast::Sender::subscribe);
+        let at = state.last_id;
         let Some(after) = after else {
-            return (Vec::new(), false, rx);
+            return Listening { missed: Vec::new(), lost: false, live, at };
         };
         let oldest = state.replay.front().map_or(state.last_id + 1, |e| e.id);
         let lost = after + 1 < oldest && after < state.last_id;
         let missed = state.replay.iter().filter(|e| e.id > after).cloned().collect();
-        (missed, lost, rx)
+        Listening { missed, lost, live, at }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -169,17 +179,18 @@ impl Hub {
                 continue;
             }
             let Ok(status) = handle.status().await else { return };
-            let snapshot = Arc::new(self.snapshot(&status));
+            let snapshot = Arc::new(self.snapshot(&status, self.last_id()));
             if let Some(live) = &self.lock().live {
                 let _ = live.send(snapshot);
             }
         }
     }
 
-    /// A status snapshot as an event (carrying the id of the last lifecycle event).
-    pub(crate) fn snapshot(&self, status: &impl Serialize) -> SseEvent {
+    /// A status snapshot as an event, carrying `id`: the last lifecycle event its listener
+    /// had (a reconnect from that id misses nothing).
+    pub(crate) fn snapshot(&self, status: &impl Serialize, id: u64) -> SseEvent {
         let data = serde_json::to_string(status).unwrap_or_else(|_| "{}".into());
-        SseEvent { id: self.last_id(), name: "status".into(), data }
+        SseEvent { id, name: "status".into(), data }
     }
 }
 
@@ -198,13 +209,13 @@ mod tests {
             h.publish(&ClusterEvent::Readmitted { worker_id: 1, slot: 0 });
         }
         assert_eq!(h.last_id(), 5);
-        let (missed, lost, rx) = h.listen(Some(3));
-        assert_eq!(missed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5]);
-        assert!(!lost && rx.is_some());
-        assert_eq!(missed[0].name, "readmitted");
-        assert!(missed[0].encode().starts_with("id: 4\nevent: readmitted\ndata: {"));
-        let (missed, _, _) = h.listen(None);
-        assert!(missed.is_empty(), "a new client gets live events only");
+        let l = h.listen(Some(3));
+        assert_eq!(l.missed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(!l.lost && l.live.is_some());
+        assert_eq!(l.at, 5);
+        assert_eq!(l.missed[0].name, "readmitted");
+        assert!(l.missed[0].encode().starts_with("id: 4\nevent: readmitted\ndata: {"));
+        assert!(h.listen(None).missed.is_empty(), "a new client gets live events only");
     }
 
     #[test]
@@ -214,12 +225,12 @@ mod tests {
             h.publish(&ClusterEvent::Readmitted { worker_id: 1, slot: 0 });
         }
         assert_eq!(h.lock().replay.len(), REPLAY);
-        let (missed, lost, _) = h.listen(Some(2));
-        assert!(lost);
-        assert_eq!(missed.len(), REPLAY);
-        assert_eq!(missed[0].id, 11);
-        let (missed, lost, _) = h.listen(Some(10));
-        assert!(!lost, "event 11 is the first kept, none lost after 10");
-        assert_eq!(missed.len(), REPLAY);
+        let l = h.listen(Some(2));
+        assert!(l.lost);
+        assert_eq!(l.missed.len(), REPLAY);
+        assert_eq!(l.missed[0].id, 11);
+        let l = h.listen(Some(10));
+        assert!(!l.lost, "event 11 is the first kept, none lost after 10");
+        assert_eq!(l.missed.len(), REPLAY);
     }
 }

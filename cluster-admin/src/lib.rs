@@ -34,6 +34,7 @@ mod front;
 mod hub;
 mod metrics;
 mod openapi;
+mod origin;
 pub mod routes;
 mod server;
 mod sse;

@@ -26,10 +26,11 @@
 //!
 //! # Metric families
 //!
-//! Per worker, labelled `slot`, `pid`, `generation` (deploy generation) and `worker_id`:
+//! Per worker process, labelled `slot`, `pid` and `generation` (deploy generation):
 //!
 //! | family | type | more labels |
 //! |---|---|---|
+//! | `cluster_worker_info` | gauge, always 1 | `worker_id`: the `workerId` of the status and the API |
 //! | `cluster_worker_state` | gauge, 1 for the current state | `state`: `starting`, `ready`, `draining`, `stopping` |
 //! | `cluster_worker_ejected` | gauge, 0/1 | |
 //! | `cluster_worker_in_flight` | gauge | |
@@ -40,7 +41,11 @@
 //! | `cluster_worker_resident_memory_bytes` | gauge, once sampled | |
 //! | `cluster_worker_cpu_seconds_total` | counter, once sampled | |
 //! | `cluster_worker_uptime_seconds` | gauge | |
-//! | `cluster_worker_restarts_total`, `cluster_worker_recycles_total` | counter, per slot | |
+//!
+//! Per slot (the worker's place in the pool, `NODE_APP_INSTANCE`), labelled `slot`, for each
+//! slot that has a live worker: `cluster_slot_restarts_total` (restarts after an exit the
+//! cluster did not ask for, such as a crash or a failed start, or a health kill) and
+//! `cluster_slot_recycles_total` (replacements through the recycle path), both counters.
 //!
 //! The cluster, as gauges: `cluster_workers_desired`, `cluster_workers_ready`,
 //! `cluster_workers{state}`, `cluster_generation`, `cluster_shutting_down`,
@@ -61,8 +66,15 @@
 //! - There is deliberately no `cluster_requests_total`: the status only sums the live workers,
 //!   so that total would drop whenever a worker exits (recycle, rolling restart, scale down),
 //!   which Prometheus reads as a counter reset, inflating `rate()` by the whole remainder.
-//! - `cluster_worker_restarts_total` and `cluster_worker_recycles_total` count per slot: a new
-//!   worker's series starts at its slot's count. Use `max by (slot)`.
+//! - The worker id is a label of `cluster_worker_info` only (`slot`, `pid` and `generation`
+//!   name a worker process already); join it where it is wanted, as in
+//!   `x * on (slot, pid, generation) group_left (worker_id) cluster_worker_info`.
+//! - Restarts and recycles are counted per slot (the status gives them per slot), so they are
+//!   series of the slot, not of a worker: a slot's series persists across its workers (the
+//!   replacement of a crashed or recycled worker continues it, one count higher), and
+//!   `increase(cluster_slot_restarts_total[1h])` sees every restart. A slot's count never goes
+//!   down. While a slot has no live worker (a crashed one waiting out its back-off, or a slot
+//!   given up by a scale-down) its series is absent, and it comes back with the slot's count.
 //! - A family with no series (no worker sampled yet, no operation running) is left out, as
 //!   prometheus-client does for an empty `Family`.
 //! - Control-plane counters with a known label value (exit reasons, recycle causes, operation
@@ -178,6 +190,8 @@ struct WorkerFigures {
     uptime_seconds: f64,
     resident_memory_bytes: Option<u64>,
     cpu_seconds: Option<f64>,
+    worker_id: u64,
+    /// Its slot's restarts and recycles.
     restarts: u32,
     recycles: u32,
     traffic: Traffic,
@@ -189,7 +203,12 @@ struct WorkerLabels {
     slot: usize,
     pid: u32,
     generation: u64,
-    worker_id: u64,
+}
+
+/// The labels that name a slot's series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct SlotLabels {
+    slot: usize,
 }
 
 /// What the proxy measured of one worker.
@@ -249,18 +268,14 @@ fn kind_name(kind: OperationKind) -> Cow<'static, str> {
 impl WorkerFigures {
     fn of(w: &WorkerStatus) -> Self {
         Self {
-            labels: WorkerLabels {
-                slot: w.slot,
-                pid: w.pid,
-                generation: w.generation,
-                worker_id: w.worker_id,
-            },
+            labels: WorkerLabels { slot: w.slot, pid: w.pid, generation: w.generation },
             state: w.status,
             ejected: w.ejected,
             in_flight: w.in_flight,
             uptime_seconds: w.uptime_ms as f64 / 1000.0,
             resident_memory_bytes: w.rss_bytes,
             cpu_seconds: w.cpu_seconds,
+            worker_id: w.worker_id,
             restarts: w.restarts,
             recycles: w.recycles,
             traffic: Traffic::of(&w.metrics),
@@ -319,7 +334,8 @@ impl Collector for Figures {
     fn encode(&self, mut out: DescriptorEncoder<'_>) -> fmt::Result {
         self.encode_cluster(&mut out)?;
         self.encode_control_plane(&mut out)?;
-        self.encode_workers(&mut out)
+        self.encode_workers(&mut out)?;
+        self.encode_slots(&mut out)
     }
 }
 
@@ -473,6 +489,14 @@ impl Figures {
         let workers = &self.workers;
         family(
             out,
+            "cluster_worker_info",
+            "Always 1: the worker's id (worker_id, as in the status and the admin API), to join \
+             on slot, pid and generation.",
+            None,
+            workers.iter().map(|w| ((w.labels, [("worker_id", w.worker_id)]), gauge(1u64))),
+        )?;
+        family(
+            out,
             "cluster_worker_state",
             "1 for the worker's lifecycle state, 0 for the others.",
             None,
@@ -566,22 +590,32 @@ impl Figures {
             "Time since the worker process started.",
             Some(&Unit::Seconds),
             workers.iter().map(|w| (w.labels, gauge(w.uptime_seconds))),
+        )
+    }
+
+    /// The per-slot counters, one series for each slot with a live worker.
+    fn encode_slots(&self, out: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        // Two workers share a slot while one replaces the other; both carry the same counts,
+        // their slot's.
+        let mut slots: BTreeMap<usize, (u32, u32)> = BTreeMap::new();
+        for w in &self.workers {
+            slots.entry(w.labels.slot).or_insert((w.restarts, w.recycles));
+        }
+        family(
+            out,
+            "cluster_slot_restarts",
+            "Restarts of the slot's worker after an exit the cluster did not ask for (crash, \
+             failed start) or a health kill; the series outlives each worker.",
+            None,
+            slots.iter().map(|(&slot, &(n, _))| (SlotLabels { slot }, counter(n))),
         )?;
         family(
             out,
-            "cluster_worker_restarts",
-            "Restarts of the worker's slot after an exit (crash or failed start); per slot, so \
-             a new worker's series starts at its slot's count.",
+            "cluster_slot_recycles",
+            "Replacements of the slot's worker through the recycle path (memory, max requests, \
+             probes, operator); the series outlives each worker.",
             None,
-            workers.iter().map(|w| (w.labels, counter(w.restarts))),
-        )?;
-        family(
-            out,
-            "cluster_worker_recycles",
-            "Replacements of the worker's slot through the recycle path (memory, max \
-             requests, probes, operator); per slot, like the restarts.",
-            None,
-            workers.iter().map(|w| (w.labels, counter(w.recycles))),
+            slots.iter().map(|(&slot, &(_, n))| (SlotLabels { slot }, counter(n))),
         )
     }
 }

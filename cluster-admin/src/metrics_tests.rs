@@ -14,7 +14,7 @@ mod openmetrics;
 use openmetrics::{Exposition, parse};
 
 /// Every family the exposition may hold: name, type, unit.
-const FAMILIES: [(&str, &str, Option<&str>); 30] = [
+const FAMILIES: [(&str, &str, Option<&str>); 31] = [
     ("cluster_workers_desired", "gauge", None),
     ("cluster_workers_ready", "gauge", None),
     ("cluster_workers", "gauge", None),
@@ -32,6 +32,7 @@ const FAMILIES: [(&str, &str, Option<&str>); 30] = [
     ("cluster_operations", "counter", None),
     ("cluster_autoscale_decisions", "counter", None),
     ("cluster_scale_changes", "counter", None),
+    ("cluster_worker_info", "gauge", None),
     ("cluster_worker_state", "gauge", None),
     ("cluster_worker_ejected", "gauge", None),
     ("cluster_worker_in_flight", "gauge", None),
@@ -43,8 +44,8 @@ const FAMILIES: [(&str, &str, Option<&str>); 30] = [
     ("cluster_worker_resident_memory_bytes", "gauge", Some("bytes")),
     ("cluster_worker_cpu_seconds", "counter", Some("seconds")),
     ("cluster_worker_uptime_seconds", "gauge", Some("seconds")),
-    ("cluster_worker_restarts", "counter", None),
-    ("cluster_worker_recycles", "counter", None),
+    ("cluster_slot_restarts", "counter", None),
+    ("cluster_slot_recycles", "counter", None),
 ];
 
 /// An exit reason that needs escaping.
@@ -81,23 +82,19 @@ fn measured(i: usize) -> MetricsSnapshot {
     m
 }
 
-/// Worker `i` (slot `i`): ready, except worker 1 (ejected) and worker 2 (draining); worker 0
-/// not sampled yet.
+/// Worker `i` (slot `i`, id `100 + i`): ready, except worker 1 (ejected) and worker 2
+/// (draining); worker 0 not sampled yet. Its slot has had `i` restarts and `i % 2` recycles.
 fn worker(i: usize) -> WorkerFigures {
     WorkerFigures {
-        labels: WorkerLabels {
-            slot: i,
-            pid: 40_000 + i as u32,
-            generation: 3,
-            worker_id: 100 + i as u64,
-        },
+        labels: WorkerLabels { slot: i, pid: 40_000 + i as u32, generation: 3 },
         state: if i == 2 { WorkerState::Draining } else { WorkerState::Ready },
         ejected: i == 1,
         in_flight: i % 3,
         uptime_seconds: 60.5,
         resident_memory_bytes: (i != 0).then_some(50 << 20),
         cpu_seconds: (i != 0).then_some(1.25),
-        restarts: 1,
+        worker_id: 100 + i as u64,
+        restarts: i as u32,
         recycles: (i % 2) as u32,
         traffic: Traffic::of(&measured(i)),
     }
@@ -140,18 +137,13 @@ fn parsed(figures: Figures) -> Exposition {
     parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn worker_labels(i: usize) -> [(&'static str, String); 4] {
-    [
-        ("slot", i.to_string()),
-        ("pid", (40_000 + i).to_string()),
-        ("generation", "3".into()),
-        ("worker_id", (100 + i).to_string()),
-    ]
+fn worker_labels(i: usize) -> [(&'static str, String); 3] {
+    [("slot", i.to_string()), ("pid", (40_000 + i).to_string()), ("generation", "3".into())]
 }
 
 /// The labels of a worker (from [`worker_labels`]) and `more`.
 fn with<'a>(
-    worker: &'a [(&str, String); 4],
+    worker: &'a [(&str, String); 3],
     more: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
     worker.iter().map(|(k, v)| (*k, v.as_str())).chain(more.iter().copied()).collect()
@@ -199,8 +191,8 @@ fn worker_series_carry_the_worker_labels_and_its_figures() {
         assert_eq!(v("cluster_worker_in_flight", &[]), (i % 3) as f64);
         assert_eq!(v("cluster_worker_ejected", &[]), if i == 1 { 1.0 } else { 0.0 });
         assert_eq!(v("cluster_worker_uptime_seconds", &[]), 60.5);
-        assert_eq!(v("cluster_worker_restarts_total", &[]), 1.0);
-        assert_eq!(v("cluster_worker_recycles_total", &[]), (i % 2) as f64);
+        let id = (100 + i).to_string();
+        assert_eq!(e.value("cluster_worker_info", &with(&buf, &[("worker_id", &id)])), 1.0);
         let state = if i == 2 { "draining" } else { "ready" };
         assert_eq!(v("cluster_worker_state", &[("state", state)]), 1.0);
         assert_eq!(e.sum("cluster_worker_state", &w(&[])), 1.0, "one state at a time");
@@ -212,6 +204,17 @@ fn worker_series_carry_the_worker_labels_and_its_figures() {
             assert_eq!(v("cluster_worker_cpu_seconds_total", &[]), 1.25);
         }
     }
+    // Only the info series names the worker id; the others are named by the three labels.
+    let worker_keys = ["slot", "pid", "generation"];
+    for f in e.families.iter().filter(|f| f.name.starts_with("cluster_worker_")) {
+        for sample in &f.samples {
+            let keys: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+            let named = worker_keys.iter().all(|k| keys.contains(k));
+            assert!(f.name == "cluster_worker_exits" || named, "{}: {keys:?}", sample.name);
+            let id = keys.contains(&"worker_id");
+            assert_eq!(id, f.name == "cluster_worker_info", "{}: {keys:?}", sample.name);
+        }
+    }
     assert_eq!(e.value("cluster_workers", &[("state", "ready")]), 3.0);
     assert_eq!(e.value("cluster_workers", &[("state", "draining")]), 1.0);
     assert_eq!(e.value("cluster_workers", &[("state", "starting")]), 0.0);
@@ -221,6 +224,54 @@ fn worker_series_carry_the_worker_labels_and_its_figures() {
     assert_eq!(e.value("cluster_operation_workers_planned", &[("kind", "rolling-restart")]), 4.0);
     assert_eq!(e.value("cluster_autoscale_enabled", &[]), 1.0);
     assert_eq!(e.value("cluster_workers_ready", &[]), 2.0);
+}
+
+#[test]
+fn restarts_and_recycles_are_one_series_per_slot() {
+    let mut f = figures(4);
+    // Slot 1's worker is being replaced: both carry the slot's counts.
+    let mut replacement = worker(1);
+    replacement.labels.pid = 41_001;
+    replacement.labels.generation = 4;
+    replacement.worker_id = 200;
+    replacement.state = WorkerState::Starting;
+    f.workers.push(replacement);
+    let e = parsed(f);
+    for (name, per_slot) in [
+        ("cluster_slot_restarts_total", [0.0, 1.0, 2.0, 3.0]),
+        ("cluster_slot_recycles_total", [0.0, 1.0, 0.0, 1.0]),
+    ] {
+        let got: Vec<(String, f64)> = e
+            .samples(name, &[])
+            .map(|s| {
+                let keys: Vec<&String> = s.labels.keys().collect();
+                assert_eq!(keys, ["slot"], "{name}: labelled by the slot alone");
+                (s.labels["slot"].clone(), s.value)
+            })
+            .collect();
+        let want: Vec<(String, f64)> =
+            per_slot.iter().enumerate().map(|(slot, &n)| (slot.to_string(), n)).collect();
+        assert_eq!(got, want, "{name}");
+    }
+    // Both workers of slot 1 are there, with their own series and ids.
+    let slot_1 = [("slot", "1")];
+    assert_eq!(e.samples("cluster_worker_info", &slot_1).count(), 2);
+    let replacement = [("slot", "1"), ("pid", "41001"), ("generation", "4"), ("worker_id", "200")];
+    assert_eq!(e.value("cluster_worker_info", &replacement), 1.0);
+    assert_eq!(e.value("cluster_worker_state", &[("pid", "41001"), ("state", "starting")]), 1.0);
+
+    // The series is the slot's: the same labels when another worker takes the slot, and the
+    // count goes on from where it was.
+    let mut before = figures(2);
+    before.workers[1].restarts = 5;
+    let mut after = figures(2);
+    after.workers[1] = worker(1);
+    after.workers[1].labels.pid = 42_001;
+    after.workers[1].worker_id = 300;
+    after.workers[1].restarts = 6;
+    let (before, after) = (parsed(before), parsed(after));
+    let restarts = |e: &Exposition| e.value("cluster_slot_restarts_total", &slot_1);
+    assert_eq!((restarts(&before), restarts(&after)), (5.0, 6.0));
 }
 
 #[test]
@@ -286,11 +337,10 @@ fn families_without_series_are_left_out() {
     assert_eq!(e.sum("cluster_operation_in_progress", &[]), 0.0);
 
     let e = parsed(figures(0));
-    assert!(
-        e.families
-            .iter()
-            .all(|f| !f.name.starts_with("cluster_worker_") || f.name == "cluster_worker_exits")
-    );
+    assert!(e.families.iter().all(|f| {
+        let per_worker = f.name.starts_with("cluster_worker_") && f.name != "cluster_worker_exits";
+        !per_worker && !f.name.starts_with("cluster_slot_")
+    }));
     assert_eq!(e.sum("cluster_workers", &[]), 0.0);
     assert_eq!(e.samples("cluster_workers", &[]).count(), 4);
 }

@@ -82,9 +82,51 @@ pub(crate) fn route(path: &str, entry: Entry) -> Option<Route> {
 }
 
 /// Whether the front port must keep `path` from the workers: the admin routes and the
-/// dashboard, whether or not they are served there.
+/// dashboard, whether or not they are served there, however the path is spelled (an
+/// application framework may read `//API/Admin/cluster;x/%73tatus` as the admin path).
 pub(crate) fn claimed_on_front_port(path: &str) -> bool {
+    let odd = path.contains(['%', ';'])
+        || path.contains("//")
+        || path.contains("/.")
+        || path.bytes().any(|b| b.is_ascii_uppercase());
+    if odd {
+        let normal = normalize(path);
+        return under(&normal, PREFIX) || under(&normal, DASHBOARD);
+    }
     under(path, PREFIX) || under(path, DASHBOARD)
+}
+
+/// `path` as a lenient server would read it: percent-decoded, lower-cased, without `;`
+/// parameters, empty and `.` segments, and with `..` applied.
+fn normalize(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment.split(';').next().unwrap_or("") {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    format!("/{}", segments.join("/"))
 }
 
 fn under(path: &str, prefix: &str) -> bool {
@@ -129,6 +171,21 @@ mod tests {
             "/api/admin",
             "/api/status",
         ] {
+            assert!(!claimed_on_front_port(path), "{path}");
+        }
+        // However it is spelled.
+        for path in [
+            "//api/admin/cluster/status",
+            "/API/admin/Cluster/status",
+            "/api/admin/cluster%2Fstatus",
+            "/api/admin/cluster;x/status",
+            "/api/%61dmin/cluster",
+            "/app/../api/admin/cluster/status",
+            "/./admin/cluster",
+        ] {
+            assert!(claimed_on_front_port(path), "{path}");
+        }
+        for path in ["/API/status", "//metrics", "/app;x/page", "/%41pp/../metrics"] {
             assert!(!claimed_on_front_port(path), "{path}");
         }
     }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_core::{ClusterHandle, FrontBody};
+use cluster_core::{BoxError, ClusterHandle, EndsOnDrain, FrontBody};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -39,9 +39,13 @@ pub(crate) fn respond(
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED);
     tokio::spawn(feed(hub.clone(), handle, after, end_on_shutdown, keep_alive, tx));
     let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+        rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok::<_, BoxError>(Frame::data(b))))
     });
     let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    if end_on_shutdown {
+        // On the front port: the proxy's drain does not wait for a client that stopped reading.
+        response.extensions_mut().insert(EndsOnDrain);
+    }
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -64,7 +68,8 @@ async fn feed(
         let tx = tx.clone();
         async move { tx.send(Bytes::from(text)).await.is_ok() }
     };
-    let (missed, lost, live) = hub.listen(after);
+    let listening = hub.listen(after);
+    let (missed, lost, live, at) = (listening.missed, listening.lost, listening.live, listening.at);
     if !send(format!("retry: {RETRY_MS}\n\n")).await {
         return;
     }
@@ -80,7 +85,8 @@ async fn feed(
         }
     }
     if let Ok(status) = handle.status().await {
-        if !send(hub.snapshot(&status).encode()).await {
+        // With the id of the last event this client has: a reconnect from it misses nothing.
+        if !send(hub.snapshot(&status, at).encode()).await {
             return;
         }
     }

@@ -1,7 +1,7 @@
 //! `GET /metrics` on the admin listener (and `GET /api/admin/cluster/metrics` on the front
 //! port) of an embedded cluster of real Node.js workers: the exposition is well-formed
-//! OpenMetrics, names the live workers, and its counters move with the requests sent through
-//! the front port.
+//! OpenMetrics, names the live workers, its counters move with the requests sent through the
+//! front port, and a slot's recycle count goes on in one series when its worker is replaced.
 
 mod openmetrics;
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cluster_admin::{AdminApi, AdminConfig};
 use cluster_core::config::{self, Environment, Overrides};
-use cluster_core::{Cluster, ClusterHandle, ClusterStatus, ShutdownMode};
+use cluster_core::{Cluster, ClusterHandle, ClusterStatus, ShutdownMode, WorkerStatus};
 use openmetrics::Exposition;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,9 +27,22 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// `GET path` from `addr` on a connection of its own, with the admin token when `admin`: the
 /// status, the head (lowercased) and the body.
 async fn get(addr: SocketAddr, path: &str, admin: bool) -> (u16, String, String) {
+    send(addr, "GET", path, admin).await
+}
+
+/// `method path` from `addr` on a connection of its own, with the admin token when `admin` (a
+/// POST with no body, as JSON): the status, the head (lowercased) and the body.
+async fn send(addr: SocketAddr, method: &str, path: &str, admin: bool) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let auth = if admin { format!("Authorization: Bearer {TOKEN}\r\n") } else { String::new() };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    let empty_json = if method == "POST" {
+        "Content-Type: application/json\r\nContent-Length: 0\r\n"
+    } else {
+        ""
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}{empty_json}Connection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     let read = stream.read_to_end(&mut response);
@@ -97,17 +110,11 @@ async fn metrics_name_the_workers_and_count_the_traffic() {
 
     let (before, _) = scrape(admin).await;
     for w in &status.workers {
-        let (slot, pid) = (w.slot.to_string(), w.pid.to_string());
-        let (generation, id) = (w.generation.to_string(), w.worker_id.to_string());
-        let labels = [
-            ("slot", slot.as_str()),
-            ("pid", pid.as_str()),
-            ("generation", generation.as_str()),
-            ("worker_id", id.as_str()),
-            ("state", "ready"),
-        ];
-        assert_eq!(before.value("cluster_worker_state", &labels), 1.0, "{labels:?}");
+        the_worker_is_named(&before, w);
+        let labels = [("pid", w.pid.to_string()), ("state", "ready".into())];
+        assert_eq!(before.value("cluster_worker_state", &borrowed(&labels)), 1.0, "{labels:?}");
     }
+    assert_eq!(before.samples("cluster_worker_info", &[]).count(), 2);
     assert_eq!(before.value("cluster_workers_desired", &[]), 2.0);
     assert_eq!(before.value("cluster_workers", &[("state", "ready")]), 2.0);
     let ok_before = before.sum("cluster_worker_requests_total", &[("class", "2xx")]);
@@ -150,11 +157,10 @@ async fn metrics_name_the_workers_and_count_the_traffic() {
     assert_eq!(after.sum("cluster_worker_in_flight", &[]), 0.0);
     assert!(after.sum("cluster_worker_uptime_seconds", &[]) > 0.0);
     for w in &status.workers {
-        let id = [("worker_id", w.worker_id.to_string())];
-        let id = [(id[0].0, id[0].1.as_str())];
-        let rss = after.value("cluster_worker_resident_memory_bytes", &id);
+        let pid = [("pid", w.pid.to_string())];
+        let rss = after.value("cluster_worker_resident_memory_bytes", &borrowed(&pid));
         assert!(rss > f64::from(1 << 20), "a node worker's RSS: {rss} bytes");
-        assert!(after.value("cluster_worker_cpu_seconds_total", &id) > 0.0);
+        assert!(after.value("cluster_worker_cpu_seconds_total", &borrowed(&pid)) > 0.0);
     }
 
     // The same exposition on the front port, which never reaches a worker.
@@ -187,8 +193,54 @@ async fn metrics_name_the_workers_and_count_the_traffic() {
         if cfg!(debug_assertions) { "debug" } else { "release" },
     );
 
+    // A worker replaced through the API: the worker series move to the new process, and its
+    // slot's recycle count goes on, one higher, in the same series.
+    let old = &status.workers[0];
+    let slot = [("slot", old.slot.to_string())];
+    let slot = borrowed(&slot);
+    let (before_recycle, _) = scrape(admin).await;
+    let recycles = before_recycle.value("cluster_slot_recycles_total", &slot);
+    assert_eq!(recycles, f64::from(old.recycles));
+    let path = format!("/api/admin/cluster/workers/{}/restart", old.worker_id);
+    let (code, _, body) = send(admin, "POST", &path, true).await;
+    assert_eq!(code, 202, "POST {path}: {body}");
+    let replaced = status_until(&handle, "the worker replaced", |s| {
+        s.ready_workers == 2
+            && s.workers.len() == 2
+            && s.workers.iter().all(|w| w.worker_id != old.worker_id)
+    })
+    .await;
+    let (after_recycle, _) = scrape(admin).await;
+    assert_eq!(after_recycle.value("cluster_slot_recycles_total", &slot), recycles + 1.0);
+    assert_eq!(after_recycle.samples("cluster_slot_recycles_total", &[]).count(), 2, "per slot");
+    for w in &replaced.workers {
+        the_worker_is_named(&after_recycle, w);
+    }
+    let old_pid = [("pid", old.pid.to_string())];
+    assert_eq!(after_recycle.samples("cluster_worker_info", &borrowed(&old_pid)).count(), 0);
+
     serving.abort();
     handle.shutdown(ShutdownMode::Graceful).expect("shutdown");
     let stopped = tokio::time::timeout(WAIT, run).await.expect("stopped in time");
     stopped.expect("run task").expect("cluster run");
+}
+
+/// `w` has its info series (its id on its slot, pid and generation) and its slot's counters.
+fn the_worker_is_named(e: &Exposition, w: &WorkerStatus) {
+    let labels = [
+        ("slot", w.slot.to_string()),
+        ("pid", w.pid.to_string()),
+        ("generation", w.generation.to_string()),
+        ("worker_id", w.worker_id.to_string()),
+    ];
+    assert_eq!(e.value("cluster_worker_info", &borrowed(&labels)), 1.0, "{labels:?}");
+    let slot = [("slot", w.slot.to_string())];
+    let slot = borrowed(&slot);
+    assert_eq!(e.value("cluster_slot_restarts_total", &slot), f64::from(w.restarts), "{slot:?}");
+    assert_eq!(e.value("cluster_slot_recycles_total", &slot), f64::from(w.recycles), "{slot:?}");
+}
+
+/// `labels` with borrowed values, as [`Exposition`] takes them.
+fn borrowed<'a>(labels: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

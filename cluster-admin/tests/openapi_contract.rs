@@ -3,11 +3,12 @@
 //! A real embedded cluster of `python3 -m http.server` workers; the admin API on an admin
 //! listener without a token, on a second one with a token, and (without a token) on the front
 //! port. Driven by the document, the test sends the requests that produce every documented
-//! answer of every operation, and checks that each answer's status is documented for its
-//! operation, that its `Content-Type` and documented headers match, and that its body validates
-//! against the documented schema (OpenAPI 3.0 schemas turned into JSON Schema 2020-12). At the
-//! end every documented (path, method, status) must have been seen, and every process the
-//! cluster started must be gone.
+//! answer of every operation (the refusals of what a browser could be made to send by another
+//! site, and of POSTs that do not say they are JSON, included), and checks that each answer's
+//! status is documented for its operation, that its `Content-Type` and documented headers
+//! match, and that its body validates against the documented schema (OpenAPI 3.0 schemas turned
+//! into JSON Schema 2020-12). At the end every documented (path, method, status) must have been
+//! seen, and every process the cluster started must be gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use cluster_core::{
     Cluster, ClusterHandle, ClusterStatus, ProcessSpawner, Rotation, ShutdownMode, WorkerState,
 };
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
@@ -56,6 +58,8 @@ async fn the_openapi_document_describes_every_route_and_every_answer() {
     h.the_token_is_required_on_the_guarded_listener().await;
     h.the_front_port_without_a_token_hides_every_route().await;
     h.other_methods_get_405_with_allow().await;
+    h.requests_from_other_sites_get_403().await;
+    h.posts_must_say_json().await;
     h.scale().await;
     h.restart_one_worker().await;
     h.restart().await;
@@ -88,7 +92,32 @@ impl Answer {
     }
 }
 
-/// Sends one request on a new connection.
+/// The headers a request carries unless told otherwise: `Host`, the address it is sent to (a
+/// loopback one: the listener without a token answers to nothing else); the credentials of
+/// `auth`; and on a POST `Content-Type: application/json`, which the admin API requires of
+/// every POST, one without a body too.
+fn usual_headers(at: SocketAddr, method: &str, auth: Auth<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, HeaderValue::from_str(&at.to_string()).unwrap());
+    let credentials = match auth {
+        Auth::None => None,
+        Auth::Bearer(token) => Some(format!("Bearer {token}")),
+        Auth::Basic(password) => {
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("ops:{password}"));
+            Some(format!("Basic {pair}"))
+        }
+    };
+    if let Some(credentials) = credentials {
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(&credentials).unwrap());
+    }
+    if method == "POST" {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    headers
+}
+
+/// Sends one request on a new connection with the [`usual_headers`], each of `headers`
+/// replacing the one of its name.
 async fn request(
     at: SocketAddr,
     method: &str,
@@ -97,30 +126,32 @@ async fn request(
     body: Option<&[u8]>,
     headers: &[(&str, String)],
 ) -> Answer {
+    let mut all = usual_headers(at, method, auth);
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+        all.insert(name, HeaderValue::from_str(value).expect("a header value"));
+    }
+    send(at, method, path, all, body).await
+}
+
+/// Sends one request on a new connection, with exactly `headers` (hyper adds none but
+/// `Content-Length`).
+async fn send(
+    at: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: HeaderMap,
+    body: Option<&[u8]>,
+) -> Answer {
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect(at).await.expect("connect");
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("handshake");
         tokio::spawn(conn);
-        let mut req =
-            http::Request::builder().method(method).uri(path).header(HOST, at.to_string());
-        match auth {
-            Auth::None => {}
-            Auth::Bearer(token) => req = req.header(AUTHORIZATION, format!("Bearer {token}")),
-            Auth::Basic(password) => {
-                let pair =
-                    base64::engine::general_purpose::STANDARD.encode(format!("ops:{password}"));
-                req = req.header(AUTHORIZATION, format!("Basic {pair}"));
-            }
-        }
-        if body.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in headers {
-            req = req.header(*name, value);
-        }
         let body = Full::new(Bytes::copy_from_slice(body.unwrap_or_default()));
-        let response = sender.send_request(req.body(body).unwrap()).await.expect("response");
+        let mut req = http::Request::builder().method(method).uri(path).body(body).unwrap();
+        *req.headers_mut() = headers;
+        let response = sender.send_request(req).await.expect("response");
         let (parts, mut body) = response.into_parts();
         let stream = essence(&parts.headers) == "text/event-stream";
         let mut read = Vec::new();
@@ -511,7 +542,34 @@ impl Harness {
         auth: Auth<'_>,
         body: Body<'_>,
     ) -> (u16, Option<Value>) {
-        let answer = request(at, method, path, auth, body.map(str::as_bytes), &[]).await;
+        self.ask_with(at, method, path, auth, body, &[]).await
+    }
+
+    /// [`ask`](Self::ask), with `headers` replacing the usual ones of their names.
+    async fn ask_with(
+        &mut self,
+        at: SocketAddr,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Body<'_>,
+        headers: &[(&str, String)],
+    ) -> (u16, Option<Value>) {
+        let answer = request(at, method, path, auth, body.map(str::as_bytes), headers).await;
+        let json = self.contract.check(method, path, &answer);
+        (answer.status, json)
+    }
+
+    /// [`ask`](Self::ask), with exactly `headers`.
+    async fn ask_exactly(
+        &mut self,
+        at: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: HeaderMap,
+        body: Body<'_>,
+    ) -> (u16, Option<Value>) {
+        let answer = send(at, method, path, headers, body.map(str::as_bytes)).await;
         let json = self.contract.check(method, path, &answer);
         (answer.status, json)
     }
@@ -701,6 +759,172 @@ impl Harness {
         for path in [routes::PREFIX, routes::DASHBOARD, "/api/admin/cluster/nope"] {
             let answer = request(self.open, "GET", path, Auth::None, None, &[]).await;
             assert_eq!(answer.status, 404, "{path} is served: document it");
+        }
+    }
+
+    /// 403 on every operation for what a browser could be made to send by another site: on
+    /// both listeners a `Sec-Fetch-Site` from another site or an `Origin` that is not the
+    /// `Host`; on the listener without a token, also a `Host` that is not a loopback name (DNS
+    /// rebinding). The token is checked first. Same-origin requests, and with the token any
+    /// `Host`, pass.
+    async fn requests_from_other_sites_get_403(&mut self) {
+        let id = self.status().await.workers[0].worker_id;
+        let (open, guarded) = (self.open, self.guarded);
+        let other_sites = |at: SocketAddr| -> Vec<Vec<(&'static str, String)>> {
+            vec![
+                vec![("sec-fetch-site", "cross-site".into())],
+                vec![("sec-fetch-site", "same-site".into())],
+                vec![("origin", "https://evil.example".into())],
+                vec![("origin", "null".into())],
+                // Another port of the same host is another origin.
+                vec![("origin", format!("http://{}:1", at.ip()))],
+                vec![
+                    ("sec-fetch-site", "same-origin".into()),
+                    ("origin", "https://evil.example".into()),
+                ],
+            ]
+        };
+        let rebinding: Vec<Vec<(&str, String)>> = vec![
+            vec![("host", format!("evil.example:{}", open.port()))],
+            vec![("host", "localhost.evil.example".into())],
+            vec![("host", "10.0.0.1".into())],
+            // The name the page was loaded from, with a matching Origin.
+            vec![
+                ("host", "evil.example".into()),
+                ("origin", "http://evil.example".into()),
+                ("sec-fetch-site", "same-origin".into()),
+            ],
+        ];
+        let same_origin = |at: SocketAddr, host: String| -> Vec<Vec<(&'static str, String)>> {
+            vec![
+                vec![("host", host.clone())],
+                vec![
+                    ("host", host.clone()),
+                    ("sec-fetch-site", "same-origin".into()),
+                    ("origin", format!("http://{host}")),
+                ],
+                vec![("host", host), ("sec-fetch-site", "none".into())],
+                vec![("origin", format!("http://{at}"))],
+            ]
+        };
+        for (template, method) in self.contract.operations() {
+            let path = Self::concrete(&template, id);
+            for headers in other_sites(open).iter().chain(&rebinding) {
+                let (status, _) =
+                    self.ask_with(open, &method, &path, Auth::None, None, headers).await;
+                assert_eq!(status, 403, "{method} {path} with {headers:?}");
+            }
+            for headers in &other_sites(guarded) {
+                let (status, _) =
+                    self.ask_with(guarded, &method, &path, Auth::None, None, headers).await;
+                assert_eq!(status, 401, "{method} {path} with {headers:?}: the token first");
+                let token = Auth::Bearer(TOKEN);
+                let (status, _) =
+                    self.ask_with(guarded, &method, &path, token, None, headers).await;
+                assert_eq!(status, 403, "{method} {path} with {headers:?} and the token");
+            }
+            if method == "POST" {
+                continue;
+            }
+            let loopback = [
+                format!("localhost:{}", open.port()),
+                format!("[::1]:{}", open.port()),
+                "127.0.0.1".to_owned(),
+            ];
+            for host in loopback {
+                for headers in &same_origin(open, host) {
+                    let (status, _) =
+                        self.ask_with(open, &method, &path, Auth::None, None, headers).await;
+                    assert_eq!(status, 200, "{method} {path} with {headers:?}");
+                }
+            }
+            // With the token, the Host is free.
+            for headers in &same_origin(guarded, "cluster.internal:9090".into()) {
+                let token = Auth::Bearer(TOKEN);
+                let (status, _) =
+                    self.ask_with(guarded, &method, &path, token, None, headers).await;
+                assert_eq!(status, 200, "{method} {path} with {headers:?} and the token");
+            }
+        }
+        // No Host at all is no loopback name.
+        let (status, _) =
+            self.ask_exactly(open, "GET", routes::STATUS, HeaderMap::new(), None).await;
+        assert_eq!(status, 403, "no Host");
+        // A same-origin POST passes these checks and is judged by its body.
+        for headers in &same_origin(open, open.to_string()) {
+            let (status, _) =
+                self.ask_with(open, "POST", routes::SCALE, Auth::None, Some("{}"), headers).await;
+            assert_eq!(status, 400, "POST {} with {headers:?}", routes::SCALE);
+        }
+    }
+
+    /// 415 on every POST that does not say `Content-Type: application/json`, with a body the
+    /// operation would act on or none, before anything is done; the type's case and
+    /// parameters do not matter. The token is checked first, the origin after.
+    async fn posts_must_say_json(&mut self) {
+        let before = self.status().await;
+        let id = before.workers[0].worker_id;
+        let (open, guarded) = (self.open, self.guarded);
+        let not_json = [
+            None,
+            Some(""),
+            Some("text/plain"),
+            Some("text/plain; charset=utf-8"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonp"),
+            Some("application/json-patch+json"),
+            Some("json"),
+        ];
+        let with_type = |at: SocketAddr, auth: Auth<'_>, content_type: Option<&str>| {
+            // The usual headers of a GET: those of a POST without its `Content-Type`.
+            let mut headers = usual_headers(at, "GET", auth);
+            if let Some(value) = content_type {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            }
+            headers
+        };
+        for (template, method) in self.contract.operations() {
+            if method != "POST" {
+                continue;
+            }
+            let path = Self::concrete(&template, id);
+            let acted_on = match template.as_str() {
+                routes::SCALE => r#"{"by": 1}"#,
+                routes::RESTART => r#"{"mode": "all"}"#,
+                routes::SHUTDOWN => r#"{"mode": "immediate"}"#,
+                _ => "{}",
+            };
+            for content_type in not_json {
+                for body in [None, Some(acted_on)] {
+                    let headers = with_type(open, Auth::None, content_type);
+                    let (status, _) = self.ask_exactly(open, "POST", &path, headers, body).await;
+                    assert_eq!(status, 415, "POST {path} {body:?} as {content_type:?}");
+                }
+            }
+            let headers = with_type(guarded, Auth::None, None);
+            let (status, _) = self.ask_exactly(guarded, "POST", &path, headers, None).await;
+            assert_eq!(status, 401, "POST {path} without the token: the token first");
+            let headers = with_type(guarded, Auth::Bearer(TOKEN), None);
+            let (status, _) = self.ask_exactly(guarded, "POST", &path, headers, None).await;
+            assert_eq!(status, 415, "POST {path} with the token");
+            // Before the origin.
+            let mut headers = with_type(open, Auth::None, Some("text/plain"));
+            headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+            let (status, _) = self.ask_exactly(open, "POST", &path, headers, None).await;
+            assert_eq!(status, 415, "POST {path} cross-site as text/plain");
+        }
+        let after = self.status().await;
+        assert_eq!(after.desired_workers, before.desired_workers, "not scaled");
+        assert!(after.operation.is_none() && !after.shutting_down, "{after:#?}");
+        let ids = |s: &ClusterStatus| s.workers.iter().map(|w| w.worker_id).collect::<Vec<_>>();
+        assert_eq!(ids(&after), ids(&before), "no worker replaced");
+        // The media type is what counts.
+        for content_type in ["application/json; charset=utf-8", "Application/JSON"] {
+            let headers = with_type(open, Auth::None, Some(content_type));
+            let (status, _) =
+                self.ask_exactly(open, "POST", routes::SCALE, headers, Some("{}")).await;
+            assert_eq!(status, 400, "POST {} as {content_type}", routes::SCALE);
         }
     }
 

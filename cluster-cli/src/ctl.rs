@@ -12,9 +12,6 @@ use crate::runtime::Liveness;
 use crate::table;
 use crate::target::Target;
 
-/// Longest `stop` waits for the primary to be gone.
-const STOP_WAIT: Duration = Duration::from_secs(120);
-
 /// Runs `f` on a fresh runtime and turns its result into an exit code, printing errors.
 pub(crate) fn run<F>(f: impl FnOnce() -> F) -> ExitCode
 where
@@ -163,20 +160,25 @@ pub(crate) async fn stop(target: &Target, immediate: bool) -> Result<ExitCode, C
     match asked {
         Ok(answer) if answer.ok() => {}
         Ok(answer) => return failed(&answer),
-        Err(ClientError::Transport(e)) if immediate => {
-            // The primary does not answer: a force-stop does not need it to.
-            if let Some(pid) = pid {
+        Err(e) => match pid {
+            // The primary holds its lock but does not answer: a force-stop does not need it to.
+            Some(pid) if immediate => {
                 eprintln!("cluster: the primary does not answer ({e}); sending it SIGQUIT");
                 signal(pid, rustix::process::Signal::QUIT);
             }
-        }
-        Err(e) => return Err(e),
+            _ => return Err(e),
+        },
     }
     println!("stopping{}...", pid.map(|p| format!(" (pid {p})")).unwrap_or_default());
-    let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    while matches!(target.runtime.liveness(), Liveness::Running(_)) {
+    let deadline = tokio::time::Instant::now() + target.stop_wait;
+    // Gone when its lock is released and its socket refuses (a socket given with --socket
+    // may have no pid file beside it).
+    let socket = target.runtime.socket.clone();
+    while matches!(target.runtime.liveness(), Liveness::Running(_))
+        || std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    {
         if tokio::time::Instant::now() > deadline {
-            eprintln!("cluster: still running after {} s", STOP_WAIT.as_secs());
+            eprintln!("cluster: still running after {} s", target.stop_wait.as_secs());
             return Ok(ExitCode::FAILURE);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

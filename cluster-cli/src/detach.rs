@@ -31,24 +31,38 @@ pub(crate) fn start(spec: &ClusterSpec, target: &Target) -> ExitCode {
         eprintln!("cluster: cannot find the path of the cluster binary");
         return ExitCode::FAILURE;
     };
-    // `start --log-to FILE <the same arguments>`: before any `--`, after which the words
-    // are the worker command.
+    // `start --log-to FILE <the same arguments>` (a primary given --log-to runs in the
+    // foreground whatever else it is given, --detach included).
     let log = &target.log_file;
     let mut args: Vec<std::ffi::OsString> = vec!["start".into(), "--log-to".into(), log.into()];
-    let mut after_dashes = false;
-    for arg in std::env::args_os().skip(2) {
-        after_dashes |= arg == "--";
-        if after_dashes || (arg != "--detach" && arg != "-d") {
-            args.push(arg);
+    args.extend(std::env::args_os().skip(2));
+    let opened = log
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(log));
+    let log_out = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cluster: cannot write the log file {}: {e}", log.display());
+            return ExitCode::FAILURE;
         }
-    }
-    let log_start = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    };
+    let log_start = log_out.metadata().map(|m| m.len()).unwrap_or(0);
+    // Until the primary reopens it itself, its first words (an early failure) go there too.
+    let log_err = match log_out.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cluster: cannot write the log file {}: {e}", log.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let mut child = match Command::new(exe)
         .args(&args)
         .env(DETACHED, "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log_out)
+        .stderr(log_err)
         .spawn()
     {
         Ok(c) => c,
@@ -102,11 +116,17 @@ async fn ready(target: &Target) -> Option<serde_json::Value> {
     (ready >= desired && desired > 0).then_some(status)
 }
 
-/// What the log file got since it was `from` bytes long.
+/// What the log file got since it was `from` bytes long (at most its last 64 KiB).
 fn log_since(path: &Path, from: u64) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let start = usize::try_from(from).unwrap_or(0).min(text.len());
-    String::from_utf8_lossy(&text[start..]).into_owned()
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(64 * 1024));
+    let mut text = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = file.read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// In the background primary: leaves the terminal's session, so that closing the terminal

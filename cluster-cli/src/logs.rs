@@ -68,35 +68,51 @@ fn tail(file: &mut File, n: usize) -> io::Result<String> {
     Ok(out)
 }
 
-/// Prints what is appended to `path` from `file`'s position on, reopening the path when
-/// logrotate replaced the file or truncated it.
+/// Prints what is appended to `path` from `file`'s position on. When logrotate moved the
+/// file away (another file at the path) or truncated it, what is left of the old one is
+/// printed first, then the new one from its start. Lines that are not UTF-8 are printed with
+/// replacement characters, not dropped.
 fn follow_file(path: &Path, file: File) {
     let mut inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
     let mut reader = BufReader::new(file);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
-        match reader.read_line(&mut line) {
+        match reader.read_until(b'\n', &mut line) {
             Ok(0) => {
                 std::thread::sleep(POLL);
                 let Ok(meta) = std::fs::metadata(path) else { continue };
                 let pos = reader.stream_position().unwrap_or(0);
-                if meta.ino() != inode || meta.len() < pos {
+                let moved = meta.ino() != inode;
+                if moved || meta.len() < pos {
+                    // The old file is at its end (read_until returned 0): switch.
                     if let Ok(f) = File::open(path) {
                         inode = meta.ino();
                         reader = BufReader::new(f);
+                        if !line.is_empty() {
+                            // A last line the old file never finished.
+                            emit(&line);
+                            line.clear();
+                        }
                     }
                 }
             }
-            Ok(_) => {
-                if line.ends_with('\n') {
-                    print!("{line}");
-                    let _ = io::stdout().flush();
-                    line.clear();
-                }
+            Ok(_) if line.ends_with(b"\n") => {
+                emit(&line);
+                line.clear();
             }
+            Ok(_) => {}
             Err(_) => std::thread::sleep(POLL),
         }
     }
+}
+
+fn emit(line: &[u8]) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(String::from_utf8_lossy(line).as_bytes());
+    if !line.ends_with(b"\n") {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -106,7 +106,8 @@ fn start_cmd(args: StartArgs) -> ExitCode {
         Err(e) => return config_error(&e),
     };
     let target = Target::new(Some(&spec), args.config.runtime_dir(), args.config.socket());
-    if args.detach {
+    // The background primary is started with --log-to (and whatever else was given).
+    if args.detach && args.log_to.is_none() {
         return detach::start(&spec, &target);
     }
     let options = start::Options { runtime: target.runtime, log_to: args.log_to };

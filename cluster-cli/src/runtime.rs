@@ -59,22 +59,29 @@ impl RuntimeDir {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| {
             format!("cannot create the runtime directory {}: {e}", self.dir.display())
         })?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.pid_file)
-            .map_err(|e| format!("cannot open {}: {e}", self.pid_file.display()))?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-            let pid = read_pid(&mut file);
-            let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            return Err(format!(
-                "a cluster is already running{who} with the runtime directory {}; stop it first, or choose another with --runtime-dir",
-                self.dir.display()
-            ));
-        }
+        let mut file = loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&self.pid_file)
+                .map_err(|e| format!("cannot open {}: {e}", self.pid_file.display()))?;
+            if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+                let pid = read_pid(&mut file);
+                let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                return Err(format!(
+                    "a cluster is already running{who} with the runtime directory {}; stop it first, or choose another with --runtime-dir",
+                    self.dir.display()
+                ));
+            }
+            // A command cleaning up after a dead primary may have removed the file between our
+            // open and our lock: then the lock is on a file nobody else can see. Start again.
+            if same_file(&file, &self.pid_file) {
+                break file;
+            }
+        };
         let stale = read_pid(&mut file);
         if let Some(pid) = stale {
             tracing::info!("cleaning up after a cluster that did not stop cleanly (pid {pid})");
@@ -99,11 +106,18 @@ impl RuntimeDir {
     }
 
     /// Removes the files a dead primary left behind (pid file, socket); returns the pid it
-    /// named, when there was one. Does nothing while a primary runs.
+    /// named, when there was one. Does nothing while a primary runs: the pid file is removed
+    /// while its lock is held, and the socket only when nothing answers on it (with
+    /// `--socket`, it may be another, live cluster's).
     pub(crate) fn clean_stale(&self) -> Option<u32> {
-        let Liveness::Stale(pid) = self.liveness() else { return None };
+        let mut file = OpenOptions::new().read(true).write(true).open(&self.pid_file).ok()?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).ok()?;
+        let pid = read_pid(&mut file);
         let _ = std::fs::remove_file(&self.pid_file);
-        let _ = std::fs::remove_file(&self.socket);
+        drop(file);
+        if std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            let _ = std::fs::remove_file(&self.socket);
+        }
         pid
     }
 }
@@ -114,6 +128,15 @@ impl PidLock {
         let _ = std::fs::remove_file(socket);
         let _ = std::fs::remove_file(&self.path);
         drop(self.file);
+    }
+}
+
+/// Whether the open `file` is the file at `path` (same inode on the same device).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
     }
 }
 

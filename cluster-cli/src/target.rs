@@ -13,6 +13,9 @@ use crate::runtime::RuntimeDir;
 pub(crate) struct Target {
     pub(crate) runtime: RuntimeDir,
     pub(crate) log_file: PathBuf,
+    /// Longest `stop` waits: twice the configured graceful timeout (drain, then the workers'
+    /// own stop), plus a margin.
+    pub(crate) stop_wait: std::time::Duration,
 }
 
 impl Target {
@@ -37,7 +40,10 @@ impl Target {
         let log_file = spec
             .map(|s| s.log_file.clone())
             .unwrap_or_else(|| cwd.join("logs").join("cluster.log"));
-        Self { runtime: RuntimeDir::new(dir, socket), log_file }
+        let graceful =
+            spec.map_or(std::time::Duration::from_secs(15), |s| s.graceful_shutdown_timeout);
+        let stop_wait = graceful * 2 + std::time::Duration::from_secs(30);
+        Self { runtime: RuntimeDir::new(dir, socket), log_file, stop_wait }
     }
 
     /// The cluster a client command means. The configuration file is read for `runtimeDir`

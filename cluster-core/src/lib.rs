@@ -76,7 +76,9 @@ pub use metrics::{
     FailureCounts, LATENCY_BUCKETS, LatencyBuckets, MetricsSnapshot, ResponseClasses, WindowRates,
     WorkerMetrics,
 };
-pub use proxy::{FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig};
+pub use proxy::{
+    BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig,
+};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{

@@ -16,6 +16,9 @@ use crate::embedded::{failures, load};
 use crate::util::{ClusterCmd, ClusterProc, Conn, Worker};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// The header every POST to the admin API carries.
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `method path` with `headers`; the status, the headers and the body.
@@ -27,7 +30,14 @@ pub async fn call(
     body: &str,
 ) -> (u16, hyper::HeaderMap, String) {
     let mut conn = Conn::open(addr).await;
-    let resp = conn.request_with(method, path, Bytes::from(body.to_owned()), headers).await;
+    // As curl would send it (the front port keeps it for the workers; an admin listener
+    // without a token answers loopback names only).
+    let host = format!("127.0.0.1:{}", addr.port());
+    let mut headers = headers.to_vec();
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        headers.push(("host", host.as_str()));
+    }
+    let resp = conn.request_with(method, path, Bytes::from(body.to_owned()), &headers).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -109,6 +119,55 @@ async fn with_a_token_the_front_port_serves_the_admin_api_to_its_bearer_only() {
 }
 
 #[tokio::test]
+async fn a_browser_on_another_site_cannot_operate_the_cluster() {
+    let config = format!(r#"{{"admin": {{"token": "{TOKEN}", "listen": "127.0.0.1:0"}}}}"#);
+    let c = ClusterCmd::workers(1, Worker::Rust).config(&config).spawn(1);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{TOKEN}"))
+    );
+    let shutdown = "/api/admin/cluster/shutdown";
+    // What a form on another site sends, with the credentials the browser keeps.
+    let form = [
+        ("authorization", basic.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ];
+    let (code, _, body) = call(c.addr, "POST", shutdown, &form, "").await;
+    assert_eq!(code, 415, "{body}");
+    let script = [
+        ("authorization", basic.as_str()),
+        ("content-type", "application/json"),
+        ("origin", "https://evil.example"),
+    ];
+    let (code, _, body) = call(c.addr, "POST", shutdown, &script, "").await;
+    assert_eq!(code, 403, "{body}");
+    let fetch = [("authorization", basic.as_str()), ("sec-fetch-site", "cross-site")];
+    let (code, _, _) = call(c.addr, "GET", "/api/admin/cluster/status", &fetch, "").await;
+    assert_eq!(code, 403);
+    // The cluster still runs.
+    let (code, _, _) = call(c.addr, "GET", "/", &[], "").await;
+    assert_eq!(code, 200);
+    assert_eq!(c.count("shutting down"), 0);
+}
+
+#[tokio::test]
+async fn an_open_admin_listener_answers_loopback_host_names_only() {
+    let c = ClusterCmd::workers(1, Worker::Rust)
+        .config(r#"{"admin": {"listen": "127.0.0.1:0"}}"#)
+        .spawn(1);
+    let addr = admin_addr(&c);
+    // A page whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name.
+    let rebound = [("host", "evil.example:9090")];
+    let (code, _, body) = call(addr, "GET", "/api/admin/cluster/status", &rebound, "").await;
+    assert_eq!(code, 403, "{body}");
+    let (code, _, _) =
+        call(addr, "GET", "/api/admin/cluster/status", &[("host", "localhost")], "").await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
 async fn without_a_token_the_front_port_hides_the_admin_paths_and_never_forwards_them() {
     let c = ClusterCmd::workers(1, Worker::Rust).spawn(1);
     for path in ["/api/admin/cluster/status", "/api/admin/cluster/health", "/admin/cluster"] {
@@ -176,7 +235,8 @@ impl Sse {
     pub async fn open(addr: SocketAddr, last_event_id: Option<u64>) -> Sse {
         let mut conn = Conn::open(addr).await;
         let id = last_event_id.map(|i| i.to_string());
-        let mut headers = vec![("accept", "text/event-stream")];
+        let host = format!("127.0.0.1:{}", addr.port());
+        let mut headers = vec![("accept", "text/event-stream"), ("host", host.as_str())];
         if let Some(id) = &id {
             headers.push(("last-event-id", id.as_str()));
         }
@@ -248,7 +308,7 @@ async fn the_events_stream_follows_scaling_in_order_resumes_with_last_event_id_a
     assert_eq!(first.1, "status", "a snapshot first: {first:?}");
     assert_eq!(first.2["workers"].as_array().unwrap().len(), 2);
     let (code, _, body) =
-        call(addr, "POST", "/api/admin/cluster/scale", &[], r#"{"workers": 3}"#).await;
+        call(addr, "POST", "/api/admin/cluster/scale", JSON, r#"{"workers": 3}"#).await;
     assert_eq!(code, 200, "{body}");
     let seen = sse.until("workerState").await;
     let lifecycle: Vec<&(u64, String, serde_json::Value)> =
@@ -265,7 +325,7 @@ async fn the_events_stream_follows_scaling_in_order_resumes_with_last_event_id_a
     drop(sse);
 
     // While nobody listens: scale back down. A client resuming from its last id gets it all.
-    let (code, _, _) = call(addr, "POST", "/api/admin/cluster/scale", &[], r#"{"by": -1}"#).await;
+    let (code, _, _) = call(addr, "POST", "/api/admin/cluster/scale", JSON, r#"{"by": -1}"#).await;
     assert_eq!(code, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut resumed = Sse::open(addr, Some(last_seen)).await;
@@ -275,7 +335,7 @@ async fn the_events_stream_follows_scaling_in_order_resumes_with_last_event_id_a
     assert!(names.contains(&"scaled") && names.contains(&"retiring"), "{names:?}");
 
     // Shutdown: the stream carries it through and ends.
-    let (code, _, _) = call(addr, "POST", "/api/admin/cluster/shutdown", &[], "").await;
+    let (code, _, _) = call(addr, "POST", "/api/admin/cluster/shutdown", JSON, "").await;
     assert_eq!(code, 202);
     let mut names = Vec::new();
     while let Some(ev) = resumed.next().await {

@@ -348,10 +348,10 @@ impl Conn {
         headers: &[(&str, &str)],
     ) -> hyper::Response<hyper::body::Incoming> {
         self.sender.ready().await.expect("connection ready");
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", format!("app.test:{}", self.addr.port()));
+        let mut req = Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+            req = req.header("host", format!("app.test:{}", self.addr.port()));
+        }
         for (name, value) in headers {
             req = req.header(*name, *value);
         }

@@ -15,7 +15,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-use super::front::FrontBody;
+use super::conn::ConnCtx;
+use super::front::{BoxError, FrontBody};
 use super::pool;
 use crate::routing::Backend;
 
@@ -146,8 +147,30 @@ enum Kind {
         /// `Some` until the body ends (then completed) or fails (then dropped).
         finish: Option<Finish>,
     },
-    /// A front door's response.
-    Front(FrontBody),
+    /// A front door's response, and (held for as long as it lives) its place among the
+    /// connection's open streams.
+    Front {
+        body: FrontBody,
+        _stream: Option<StreamGuard>,
+    },
+}
+
+/// Counts a streaming front door response among its connection's open streams while it
+/// lives (see [`EndsOnDrain`](super::EndsOnDrain)).
+#[derive(Debug)]
+pub(crate) struct StreamGuard(Arc<ConnCtx>);
+
+impl StreamGuard {
+    pub(crate) fn new(conn: &Arc<ConnCtx>) -> Self {
+        conn.open_streams.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(Arc::clone(conn))
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl ProxyBody {
@@ -161,9 +184,9 @@ impl ProxyBody {
         ProxyBody { kind: Kind::Text(Some(text)) }
     }
 
-    /// A front door's response body.
-    pub(crate) fn front(body: FrontBody) -> Self {
-        ProxyBody { kind: Kind::Front(body) }
+    /// A front door's response body; `stream` when it streams until the proxy drains.
+    pub(crate) fn front(body: FrontBody, stream: Option<StreamGuard>) -> Self {
+        ProxyBody { kind: Kind::Front { body, _stream: stream } }
     }
 
     /// A worker's response body, streamed frame by frame; `finish` runs when it ends.
@@ -177,18 +200,18 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    /// A worker's body failing (hyper's error), or a front door's body ending a stream that
+    /// must not wait for a slow client: either way hyper drops the connection.
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Text(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
-            Kind::Front(body) => Poll::Ready(
-                ready!(Pin::new(body).poll_frame(cx)).map(|f| f.map_err(|e| match e {})),
-            ),
+            Kind::Front { body, .. } => Poll::Ready(ready!(Pin::new(body).poll_frame(cx))),
             Kind::Upstream { body, finish } => {
                 let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
                 if let (Some(Ok(f)), Some(fin)) = (&frame, finish.as_mut()) {
@@ -205,7 +228,7 @@ impl Body for ProxyBody {
                     }
                     Some(Err(_)) => *finish = None,
                 }
-                Poll::Ready(frame)
+                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
             }
         }
     }
@@ -215,7 +238,7 @@ impl Body for ProxyBody {
             Kind::Empty => true,
             Kind::Text(text) => text.is_none(),
             Kind::Upstream { body, .. } => body.is_end_stream(),
-            Kind::Front(body) => body.is_end_stream(),
+            Kind::Front { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -224,7 +247,7 @@ impl Body for ProxyBody {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Text(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
             Kind::Upstream { body, .. } => body.size_hint(),
-            Kind::Front(body) => body.size_hint(),
+            Kind::Front { body, .. } => body.size_hint(),
         }
     }
 }

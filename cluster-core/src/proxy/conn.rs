@@ -69,7 +69,15 @@ pub(crate) struct ConnCtx {
     pub(crate) client: ClientInfo,
     /// The `serve` call this connection belongs to.
     pub(crate) serve: Arc<ServeState>,
+    /// Front door responses streaming on it that end when the proxy drains
+    /// ([`EndsOnDrain`](super::EndsOnDrain)).
+    pub(crate) open_streams: AtomicUsize,
 }
+
+/// How long a connection with a streaming front door response gets, once the proxy drains,
+/// to end it by itself before it is dropped (a client that stopped reading would otherwise
+/// hold the drain until its deadline).
+const STREAM_DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves one accepted connection to its end.
 ///
@@ -81,6 +89,7 @@ pub(crate) struct ConnCtx {
 pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
     let state = Arc::clone(&ctx.serve);
+    let streams = Arc::clone(&ctx);
     let activity = Arc::new(AtomicUsize::new(0));
     let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity) };
     let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
@@ -88,6 +97,8 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let mut idle_timer = pin!(tokio::time::sleep(idle));
     let mut drain = pin!(state.drain.cancelled());
     let mut kill = pin!(state.kill.cancelled());
+    let mut stream_grace = pin!(tokio::time::sleep(Duration::MAX));
+    let mut stream_grace_armed = false;
     let mut armed = false;
     let mut draining = false;
     let mut seen = 0;
@@ -99,6 +110,16 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                 return Poll::Ready(res);
             }
             if draining {
+                if streams.open_streams.load(Ordering::Acquire) > 0 {
+                    if !stream_grace_armed {
+                        stream_grace_armed = true;
+                        stream_grace.as_mut().reset(Instant::now() + STREAM_DRAIN_GRACE);
+                    }
+                    if stream_grace.as_mut().poll(cx).is_ready() {
+                        // A stream its client does not read: drop the connection.
+                        return Poll::Ready(Ok(()));
+                    }
+                }
                 return kill.as_mut().poll(cx).map(|()| Ok(()));
             }
             if !armed || state.draining.load(Ordering::Acquire) {

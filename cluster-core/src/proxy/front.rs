@@ -7,7 +7,6 @@
 //! configured the check is one `Option` test; with one, it is whatever `claims` costs (a path
 //! prefix comparison for the admin API).
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
@@ -18,12 +17,21 @@ use http::{Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
-/// The body of a front door's response: any stream of bytes that cannot fail (a stream
-/// that must stop just ends).
-pub type FrontBody = UnsyncBoxBody<Bytes, Infallible>;
+/// An error that ends a front door's response body: the connection is then dropped, without
+/// waiting for the client to read what is queued (an events stream at shutdown).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a front door's response: a stream of bytes; an error drops the connection.
+pub type FrontBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The future a front door answers with.
 pub type FrontFuture = Pin<Box<dyn Future<Output = Response<FrontBody>> + Send>>;
+
+/// A marker a front door puts in a response's extensions when its body streams until the
+/// cluster stops (an events stream): when the proxy drains, the connection gets a short grace
+/// to end it and is then dropped, so a client that stopped reading cannot hold the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndsOnDrain;
 
 /// Who sent a request to the front door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,10 +9,11 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
+use super::body::StreamGuard;
 use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
-use super::front::FrontPeer;
+use super::front::{EndsOnDrain, FrontPeer};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
 use crate::routing::Backend;
@@ -25,7 +26,10 @@ pub(crate) async fn handle(
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
-            return Ok(front.call(req, peer).await.map(ProxyBody::front));
+            let response = front.call(req, peer).await;
+            let stream =
+                response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
+            return Ok(response.map(|body| ProxyBody::front(body, stream)));
         }
     }
     let log = conn

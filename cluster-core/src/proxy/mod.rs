@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterSpec;
 use crate::routing::Router;
 
-pub use front::{FrontBody, FrontDoor, FrontFuture, FrontPeer};
+pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
 /// Settings of the proxy, taken from the [`ClusterSpec`].

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -46,6 +47,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
             client: ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies),
             shared: Arc::clone(&shared),
             serve: Arc::clone(&state),
+            open_streams: AtomicUsize::new(0),
         });
         state.tasks.spawn(conn::serve(Arc::clone(&http), tcp, ctx));
     }

@@ -73,7 +73,9 @@ impl WorkerSpec {
     /// variables of the primary's own supervisor (systemd, a Node parent) would otherwise
     /// point the worker at a socket or file descriptor that is not its own. `WATCHDOG_PID` is
     /// always removed: clients such as `sd_watchdog_enabled` ignore `WATCHDOG_USEC` when it
-    /// names another process.
+    /// names another process. The primary's own secrets and markers go too: the admin token
+    /// (an application that shows its environment on an error page would show it) and the
+    /// detached marker.
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
         &[
             "NOTIFY_SOCKET",
@@ -81,6 +83,8 @@ impl WorkerSpec {
             "WATCHDOG_PID",
             "NODE_CHANNEL_FD",
             "NODE_CHANNEL_SERIALIZATION_MODE",
+            "CLUSTER_ADMIN_TOKEN",
+            "CLUSTER_DETACHED",
         ]
     }
 }

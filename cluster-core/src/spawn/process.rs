@@ -249,6 +249,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_primarys_admin_token_never_reaches_a_worker() {
+        let spawner = ProcessSpawner::new(
+            "sh",
+            [
+                "-c",
+                r#"printf '%s|%s' "${CLUSTER_ADMIN_TOKEN-unset}" "${CLUSTER_DETACHED-unset}" >&3"#,
+            ],
+        )
+        .env("CLUSTER_ADMIN_TOKEN", "s3cret-token-0123456789")
+        .env("CLUSTER_DETACHED", "1");
+        let mut process = spawner.spawn(&spec(Some(true))).expect("spawn sh");
+        let mut stream = process.take_ipc_channel().expect("channel");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "unset|unset");
+        assert_eq!(process.wait().await.unwrap().code, Some(0));
+    }
+
+    #[tokio::test]
     async fn no_channel_unless_asked_for_or_node() {
         let script = r#"test -z "${NODE_CHANNEL_FD+set}" && ! (: >&3) 2>/dev/null"#;
         assert_eq!(channel_output(script, None).await, None);
