@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::access::{Access, Entry, Verdict};
 use crate::hub::Hub;
 use crate::routes::{self, Route};
-use crate::{control, metrics, openapi, origin, sse};
+use crate::{control, dashboard, metrics, openapi, origin, sse};
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -134,11 +134,7 @@ impl AdminApi {
             },
             Route::Health => control::health(&inner.handle, inner.cfg.min_healthy_percent).await,
             Route::Events => {
-                let after = req
-                    .headers()
-                    .get("last-event-id")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
+                let after = last_event_id(&req);
                 let end_on_shutdown = entry == Entry::FrontPort;
                 let keep_alive = inner.cfg.keep_alive;
                 sse::respond(&inner.hub, inner.handle.clone(), after, end_on_shutdown, keep_alive)
@@ -152,6 +148,9 @@ impl AdminApi {
                 Err(_) => gone(),
             },
             Route::OpenApi => text(StatusCode::OK, "application/json", openapi::DOCUMENT.into()),
+            Route::Dashboard(page) => {
+                dashboard::serve(page, req.headers(), req.method() == Method::HEAD)
+            }
             Route::Scale | Route::Restart | Route::WorkerRestart(_) | Route::Shutdown => {
                 let body = match read_json(req).await {
                     Ok(body) => body,
@@ -184,6 +183,18 @@ impl AdminApi {
     pub fn front_door(&self) -> Arc<dyn cluster_core::FrontDoor> {
         Arc::new(crate::front::AdminFrontDoor::new(self.clone()))
     }
+}
+
+/// Where an events client resumes: its `Last-Event-ID` header, else a `lastEventId` query
+/// parameter (a new `EventSource` cannot send the header: the dashboard reconnecting after
+/// the stream failed, or asking for the kept events with `lastEventId=0`).
+fn last_event_id(req: &Request<Incoming>) -> Option<u64> {
+    let header = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
+    if let Some(id) = header {
+        return id.trim().parse().ok();
+    }
+    let query = req.uri().query()?;
+    query.split('&').find_map(|pair| pair.strip_prefix("lastEventId=")?.parse().ok())
 }
 
 /// Reads a JSON request body (an empty one is `null`).

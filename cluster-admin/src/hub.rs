@@ -145,11 +145,13 @@ impl Hub {
     }
 
     fn publish(&self, event: &ClusterEvent) {
-        let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-        let name = serde_json::to_value(event)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "event".into());
+        let mut value = serde_json::to_value(event).unwrap_or_default();
+        let name = value.get("type").and_then(|t| t.as_str()).unwrap_or("event").to_owned();
+        if let Some(object) = value.as_object_mut() {
+            // When it happened, for a client that receives it later (replayed after a reconnect).
+            object.insert("time".into(), unix_millis().into());
+        }
+        let data = value.to_string();
         let mut state = self.lock();
         state.last_id += 1;
         if matches!(event, ClusterEvent::ShutdownStarted { .. }) {
@@ -194,6 +196,12 @@ impl Hub {
     }
 }
 
+/// Milliseconds since the Unix epoch, now.
+fn unix_millis() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +223,9 @@ mod tests {
         assert_eq!(l.at, 5);
         assert_eq!(l.missed[0].name, "readmitted");
         assert!(l.missed[0].encode().starts_with("id: 4\nevent: readmitted\ndata: {"));
+        let data: serde_json::Value = serde_json::from_str(&l.missed[0].data).unwrap();
+        assert_eq!(data["type"], "readmitted");
+        assert!(data["time"].as_u64().unwrap() > 1_700_000_000_000, "a Unix time in ms");
         assert!(h.listen(None).missed.is_empty(), "a new client gets live events only");
     }
 

@@ -3,7 +3,7 @@
 //! the front port.
 //!
 //! - [`AdminApi`]: the routes (status, health, scale, restart, restart one worker, shutdown,
-//!   events, metrics, OpenAPI), each calling a [`cluster_core::ClusterHandle`] method and
+//!   events, metrics, OpenAPI) and the dashboard page at `/admin/cluster`, each calling a [`cluster_core::ClusterHandle`] method and
 //!   nothing else. [`AdminApi::serve_socket`] and [`AdminApi::serve_listener`] serve it on a
 //!   socket of its own; [`AdminApi::front_door`] puts it in front of the proxy.
 //! - [`Entry`]: where a request came in, which decides who may use it (see `access.rs`).
@@ -30,6 +30,7 @@
 mod access;
 mod api;
 mod control;
+mod dashboard;
 mod front;
 mod hub;
 mod metrics;
@@ -41,5 +42,6 @@ mod sse;
 
 pub use access::Entry;
 pub use api::{AdminApi, AdminConfig};
+pub use dashboard::{CONTENT_SECURITY_POLICY_VALUE, assets_dir as dashboard_assets_dir};
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub use server::bind_socket;

@@ -4,8 +4,9 @@
 //!
 //! - A POST must say `Content-Type: application/json`: an HTML form cannot, and a script on
 //!   another site can only with a CORS preflight, which the API never approves.
-//! - `Sec-Fetch-Site` (sent by every current browser) must be `same-origin` or `none`, and an
-//!   `Origin`, when sent, must name the host the request was sent to.
+//! - `Sec-Fetch-Site` (sent by every current browser) must be `same-origin` or `none`, except
+//!   for a top-level navigation (a link to the dashboard), and an `Origin`, when sent, must
+//!   name the host the request was sent to.
 //! - On the admin listener without a token, the `Host` must be a loopback name or address.
 //!
 //! The control socket is out of a browser's reach; the CLI sends JSON anyway.
@@ -36,7 +37,7 @@ pub(crate) fn check(
     }
     let forbidden = |why: &str| Err((StatusCode::FORBIDDEN, why.to_owned()));
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
+        if !matches!(site, "same-origin" | "none") && !navigation(method, headers) {
             return forbidden("refused: a request from another site (Sec-Fetch-Site)");
         }
     }
@@ -54,6 +55,16 @@ pub(crate) fn check(
         );
     }
     Ok(())
+}
+
+/// Whether the request is a top-level navigation (a link to the dashboard followed from
+/// another site): it changes nothing and shows the answer to the user alone, in a page that
+/// may not be framed, so where it came from does not matter.
+fn navigation(method: &Method, headers: &HeaderMap) -> bool {
+    let is = |name: &str, value: &str| headers.get(name).is_some_and(|v| v == value);
+    matches!(*method, Method::GET | Method::HEAD)
+        && is("sec-fetch-mode", "navigate")
+        && is("sec-fetch-dest", "document")
 }
 
 /// Whether the request says its body is JSON.
@@ -128,6 +139,21 @@ mod tests {
         ] {
             assert!(check(&Method::GET, &good, Entry::FrontPort, false).is_ok(), "{good:?}");
         }
+        // Following a link from another site to the page is fine; framing or fetching is not.
+        let link = |dest: &'static str| {
+            headers(&[
+                host,
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", dest),
+            ])
+        };
+        assert!(check(&Method::GET, &link("document"), Entry::FrontPort, false).is_ok());
+        assert!(check(&Method::GET, &link("iframe"), Entry::FrontPort, false).is_err());
+        let mut post = link("document");
+        post.insert("content-type", HeaderValue::from_static("application/json"));
+        let (status, _) = check(&Method::POST, &post, Entry::FrontPort, false).unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN);
         // Browsers cannot reach the socket.
         let evil = headers(&[("origin", "https://evil.example")]);
         assert!(check(&Method::GET, &evil, Entry::Socket, false).is_ok());

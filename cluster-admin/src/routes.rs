@@ -27,8 +27,7 @@ pub const METRICS_FRONT: &str = "/api/admin/cluster/metrics";
 pub const OPENAPI: &str = "/api/admin/cluster/openapi.json";
 /// `GET`: Prometheus metrics on the control socket and the admin listener.
 pub const METRICS: &str = "/metrics";
-/// The dashboard page (see the dashboard issue); claimed on the front port already, so that it
-/// never reaches a worker.
+/// `GET`: the dashboard page; its assets are under `/admin/cluster/assets/`.
 pub const DASHBOARD: &str = "/admin/cluster";
 
 /// One admin route.
@@ -44,6 +43,8 @@ pub(crate) enum Route {
     Events,
     Metrics,
     OpenApi,
+    /// The dashboard page or one of its assets.
+    Dashboard(crate::dashboard::Page),
 }
 
 impl Route {
@@ -71,6 +72,7 @@ pub(crate) fn route(path: &str, entry: Entry) -> Option<Route> {
         METRICS_FRONT => Route::Metrics,
         OPENAPI => Route::OpenApi,
         METRICS if entry != Entry::FrontPort => Route::Metrics,
+        _ if path.starts_with(DASHBOARD) => Route::Dashboard(crate::dashboard::page(path)?),
         _ => {
             let id = path.strip_prefix("/api/admin/cluster/workers/")?.strip_suffix("/restart")?;
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {

@@ -49,7 +49,7 @@ fn bearer() -> String {
 }
 
 /// The admin listener's address, from the primary's log.
-fn admin_addr(c: &ClusterProc) -> SocketAddr {
+pub fn admin_addr(c: &ClusterProc) -> SocketAddr {
     let line = c.wait_for_line("admin API on http://", WAIT);
     let addr = line.split("admin API on http://").nth(1).and_then(|s| s.split('/').next());
     addr.and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"))

@@ -4,8 +4,10 @@
 mod admin;
 mod autoscale;
 mod balancing;
+mod browser;
 mod cli;
 mod config_errors;
+mod dashboard;
 mod dev;
 mod embedded;
 mod health;

@@ -14,7 +14,9 @@ const SUB: u64 = 16;
 const LINEAR: u64 = 2 * SUB;
 /// Powers of two covered above the linear range: up to 2^40 µs (about 12 days).
 const OCTAVES: usize = 36;
-const BUCKETS: usize = LINEAR as usize + OCTAVES * SUB as usize;
+/// Buckets of the histogram (608); a bucket's index fits in a `u16`.
+pub(super) const BUCKETS: usize = LINEAR as usize + OCTAVES * SUB as usize;
+const _: () = assert!(BUCKETS <= u16::MAX as usize + 1);
 
 /// Counts of request latencies in microseconds, recordable from any thread without a lock.
 #[derive(Debug)]
@@ -55,6 +57,25 @@ fn bucket_floor(i: usize) -> u64 {
     (1 << exp) | (sub << (exp - 4))
 }
 
+/// The latency at quantile `q` (0 to 1) in microseconds of `total` latencies counted in
+/// `counts` (by bucket index): the floor of the bucket holding the latency of rank
+/// `ceil(q * total)`, so to within one bucket (-6.25 %); `None` when `total` is 0. Shared by
+/// the since-start percentiles and the sliding window's, so that both read the same.
+pub(super) fn quantile_us(counts: &[u64], total: u64, q: f64) -> Option<u64> {
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return Some(bucket_floor(i));
+        }
+    }
+    Some(bucket_floor(BUCKETS - 1))
+}
+
 impl LatencyHistogram {
     /// Records one latency.
     pub(crate) fn record(&self, latency: Duration) {
@@ -90,8 +111,8 @@ impl LatencyHistogram {
     }
 }
 
-/// One reading of a [`LatencyHistogram`].
-#[derive(Debug, Clone)]
+/// One reading of a [`LatencyHistogram`] (empty by default: no latency counted).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Counts {
     counts: Vec<u64>,
     total: u64,
@@ -109,6 +130,11 @@ impl Counts {
         self.sum_us
     }
 
+    /// The count of each bucket, by index (empty for a default reading).
+    pub(super) fn buckets(&self) -> &[u64] {
+        &self.counts
+    }
+
     /// Mean latency in microseconds, `None` before the first record.
     pub(crate) fn mean_us(&self) -> Option<f64> {
         (self.total > 0).then(|| self.sum_us as f64 / self.total as f64)
@@ -117,18 +143,7 @@ impl Counts {
     /// The latency at quantile `q` (0 to 1) in microseconds, to within one bucket (-6.25 %);
     /// `None` before the first record.
     pub(crate) fn quantile_us(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(bucket_floor(i));
-            }
-        }
-        Some(bucket_floor(BUCKETS - 1))
+        quantile_us(&self.counts, self.total, q)
     }
 
     /// Cumulative counts at each of `bounds_us` (ascending): the latencies at or below each

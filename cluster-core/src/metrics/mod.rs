@@ -1,6 +1,7 @@
 //! Per-worker request metrics, measured by the proxy with no help from the application.
 
 mod histogram;
+mod latency_delta;
 mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub(crate) use self::histogram::Counts;
 use self::histogram::LatencyHistogram;
 pub(crate) use self::window::RateWindow;
 pub use self::window::WindowRates;
@@ -76,10 +78,17 @@ impl WorkerMetrics {
 
     /// The figures so far.
     pub fn snapshot(&self) -> MetricsSnapshot {
+        self.snapshot_and_latencies().0
+    }
+
+    /// The figures so far, and the latency counts their percentiles were computed from: the
+    /// health tick keeps these for the sliding window's percentiles ([`RateWindow::push`])
+    /// without reading the histogram a second time.
+    pub(crate) fn snapshot_and_latencies(&self) -> (MetricsSnapshot, Counts) {
         let latency = self.latency.read();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let bounds_us = LATENCY_BUCKETS.map(|s| (s * 1e6) as u64);
-        MetricsSnapshot {
+        let snapshot = MetricsSnapshot {
             requests: load(&self.requests),
             errors: load(&self.errors),
             responses: ResponseClasses {
@@ -106,7 +115,8 @@ impl WorkerMetrics {
                 count: latency.total(),
                 sum_seconds: latency.sum_us() as f64 / 1e6,
             },
-        }
+        };
+        (snapshot, latency)
     }
 }
 

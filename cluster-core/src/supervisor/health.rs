@@ -236,7 +236,11 @@ impl Supervisor {
         let mut snapshots = Vec::new();
         for Measured { id, sample, alive } in measured {
             let Some(w) = self.workers.get(&id).filter(|w| w.serving()) else { continue };
-            let metrics = w.backend.as_ref().map(|b| b.metrics().snapshot()).unwrap_or_default();
+            let (metrics, latencies) = w
+                .backend
+                .as_ref()
+                .map(|b| b.metrics().snapshot_and_latencies())
+                .unwrap_or_default();
             let (window, smoothing) = (self.health.metrics_window, self.health.cpu_smoothing);
             let h = self.health.workers.entry(id).or_insert_with(|| WorkerHealth {
                 cpu: CpuTracker::new(smoothing),
@@ -267,7 +271,7 @@ impl Supervisor {
                     b.load().set_cpu_share(pct / 100.0);
                 }
             }
-            h.rates = h.window.push(at, &metrics);
+            h.rates = h.window.push(at, &metrics, latencies);
             snapshots.push(WorkerSnapshot {
                 worker_id: id,
                 age: w.ready_at.map_or(Duration::ZERO, |t| at.saturating_duration_since(t)),

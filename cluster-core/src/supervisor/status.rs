@@ -43,7 +43,14 @@ impl Supervisor {
             .collect();
         let ready_workers = self.in_rotation();
         let health = HealthSummary::of(&workers, ready_workers);
-        let rates = WindowRates::total(workers.iter().map(|w| &w.rates));
+        // The same workers' rates as in `workers` (a worker not sampled yet has none), with
+        // the windows they were computed from, for the cluster's latency percentiles.
+        let rates = WindowRates::total(
+            self.workers
+                .values()
+                .filter_map(|w| self.health.of(w.id))
+                .map(|h| (&h.rates, &h.window)),
+        );
         ClusterStatus {
             rates,
             listen: self.listen,
