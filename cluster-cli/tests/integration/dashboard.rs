@@ -70,7 +70,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_cache_headers_and_a
         .to_owned();
     let mut todo: Vec<String> = linked_assets(&page, &dir).into_iter().collect();
     let mut served = BTreeSet::new();
-    let mut total = 0;
+    let (mut total, mut total_gzipped) = (0, 0);
     while let Some(path) = todo.pop() {
         if !served.insert(path.clone()) {
             continue;
@@ -98,11 +98,26 @@ async fn the_page_and_its_assets_are_served_with_their_types_cache_headers_and_a
         if expected.starts_with("text/javascript") {
             todo.extend(linked_assets(&body, &dir));
         }
+        let gzip = [("accept-encoding", "gzip, deflate, br")];
+        let (status, gz_headers, _) = call(admin, "GET", &path, &gzip, "").await;
+        assert_eq!(status, 200);
+        if gz_headers.get("content-encoding").is_some() {
+            assert_eq!(gz_headers["content-encoding"], "gzip", "{path}");
+            total_gzipped +=
+                gz_headers["content-length"].to_str().unwrap().parse::<usize>().unwrap();
+        } else {
+            total_gzipped += body.len();
+        }
+        assert_eq!(gz_headers["vary"], "accept-encoding", "{path}");
         let (status, head_headers, head_body) = call(admin, "HEAD", &path, &[], "").await;
         assert_eq!((status, head_body.as_str()), (200, ""), "HEAD {path}");
         assert_eq!(head_headers["content-length"], body.len().to_string().as_str(), "HEAD {path}");
     }
-    println!("the page: {} bytes; {} assets: {total} bytes", page.len(), served.len());
+    println!(
+        "the page: {} bytes; {} assets: {total} bytes ({total_gzipped} gzipped)",
+        page.len(),
+        served.len()
+    );
     for name in ["app.js", "dashboard.css", "uPlot.iife.min.js", "uPlot-LICENSE.txt", "format.js"] {
         assert!(served.contains(&format!("{dir}/{name}")), "{name} is not reachable from the page");
     }
@@ -284,12 +299,15 @@ async fn the_dashboard_shows_and_operates_a_live_cluster_in_a_real_browser() {
         )
         .await;
     assert!(done.as_str().unwrap().starts_with("Rolling restart #"), "{done}");
+    let old: Vec<u64> = before.iter().copied().collect();
     let after = pid_set(
         &browser
             .until(
-                "three new workers",
+                "three new workers, none of the old ones",
                 WAIT,
-                &format!("const p = {PIDS}; return p.length === 3 && p"),
+                &format!(
+                    "const p = {PIDS}; return p.length === 3 && p.every(x => !{old:?}.includes(x)) && p"
+                ),
             )
             .await,
     );
