@@ -20,6 +20,8 @@
 #   BENCH_HOME=/tmp/cluster-bench     where the harness keeps tools, builds and results
 #   SKIP_BUILD=1            do not run cargo (use binaries already built)
 #   CLUSTER_PROXY_THREADS=1 the primary's runtime threads (performance.proxyThreads)
+#   CLUSTER_EXTRA_CONFIG    a JSON object merged over the candidate's config (candidate-config.py),
+#                           e.g. '{"security":{"enableRateLimit":true,"rateLimitMax":1000000000}}'
 #   CLUSTER_CANDIDATE_CMD   replaces the candidate command line; only for testing this script
 #                           (e.g. with the harness's examples/candidate-spawn-node.js)
 # Any other peers.sh setting (WARMUP, THREADS, REQ_PATH, KEEPALIVE, PROXY_WORKERS ...) passes
@@ -86,7 +88,9 @@ esac
 # contains the worker's path as a worker, which would put the primary's CPU and memory in the
 # workers' column.
 # shellcheck disable=SC2016
-CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-'set -- $WORKER_CMD; prog=$1; shift; args=""; for a in "$@"; do args="$args${args:+,}\"$a\""; done; printf "{\"command\":\"%s\",\"args\":[%s],\"performance\":{\"proxyThreads\":%s}}" "$prog" "$args" '"$CLUSTER_PROXY_THREADS"' > "$RUN_DIR/cluster.config.json"; exec '"$(printf '%q' "$CLUSTER_BIN")"' start --config "$RUN_DIR/cluster.config.json" --host 127.0.0.1 --port $FRONT_PORT --workers $W'}
+CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-'python3 '"$(printf '%q' "$ROOT/benches/candidate-config.py")"' "$RUN_DIR/cluster.config.json" '"$CLUSTER_PROXY_THREADS"' $WORKER_CMD && exec '"$(printf '%q' "$CLUSTER_BIN")"' start --config "$RUN_DIR/cluster.config.json" --host 127.0.0.1 --port $FRONT_PORT --workers $W'}
+[ -z "${CLUSTER_EXTRA_CONFIG:-}" ] || log "candidate config adds: $CLUSTER_EXTRA_CONFIG"
+export CLUSTER_EXTRA_CONFIG
 log "candidate: $CANDIDATE_CMD"
 
 # ---- runs ----------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Writes the benchmark candidate's cluster.config.json.
+
+    candidate-config.py OUT PROXY_THREADS WORKER_PROGRAM [WORKER_ARGS...]
+
+The worker command goes into the file (not the command line: peers.sh counts every process whose
+command line contains the worker's path as a worker). CLUSTER_EXTRA_CONFIG, when set, is a JSON
+object merged in depth over the generated one, e.g. to run with a stage switched on:
+
+    CLUSTER_EXTRA_CONFIG='{"performance":{"enableCompression":true}}'
+"""
+import json
+import os
+import sys
+
+
+def merge(base, extra):
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+out, threads, program, *args = sys.argv[1:]
+config = {"command": program, "args": args, "performance": {"proxyThreads": int(threads)}}
+extra = os.environ.get("CLUSTER_EXTRA_CONFIG", "").strip()
+if extra:
+    merge(config, json.loads(extra))
+with open(out, "w") as fh:
+    json.dump(config, fh, indent=2)
