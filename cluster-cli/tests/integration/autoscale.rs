@@ -39,11 +39,13 @@ async fn watch(
 #[tokio::test]
 async fn autoscaling_follows_cpu_load_up_and_back_down_without_flapping() {
     // One-thread workers answering `/burn?ms=10` with 10 ms of CPU each: under six clients a
-    // lone worker is busy all the time. Decisions need 1 s over 30 % (2 s under the band to
-    // remove one), at most one per 1.5 s. How far up it goes depends on the CPU this machine
-    // has to spare (two cores shared with the other tests): at least one step.
+    // lone worker is busy all the time. Decisions need 1 s over 15 % (2 s under the band to
+    // remove one), at most one per 1.5 s. The threshold is low because the worker gets only
+    // the CPU this machine has to spare (two cores shared with the other tests; a CI run once
+    // saw it under 30 % on a machine loaded by parallel builds). How far up it goes depends on
+    // that too: at least one step.
     let extra = r#""healthCheckInterval": 250,
-        "scaling": {"autoScale": true, "minWorkers": 1, "maxWorkers": 3, "cpuThreshold": 30,
+        "scaling": {"autoScale": true, "minWorkers": 1, "maxWorkers": 3, "cpuThreshold": 15,
                     "scaleUpAfter": 1000, "scaleDownAfter": 2000, "cooldown": 1500}"#;
     let mut c = Embedded::start(1, extra).await;
     let stop = Arc::new(AtomicBool::new(false));
