@@ -1,0 +1,253 @@
+//! [`WorkerHardening`]: the hardening settings made ready for spawning.
+//!
+//! Everything that reads a database, a file or allocates is done here, in the primary:
+//! once when the hardening is prepared (the supplementary groups, the CPUs the primary may
+//! use, the cgroup parent) and before each fork (the worker's CPU and its cgroup). The
+//! child then only makes system calls (`sys::confine`).
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+
+use nix::sched::{CpuSet, sched_getaffinity};
+use nix::sys::resource::Resource;
+use nix::unistd::{Gid, Pid, Uid, getgrouplist};
+
+use super::WorkerSpec;
+use super::cgroup::{self, CgroupParent, WorkerCgroup};
+use super::sys::{self, Confinement, Identity};
+use crate::config::{HardeningSpec, WorkerUser};
+
+/// How workers are confined, ready to apply to each spawn: see
+/// [`HardeningSpec`] for the settings.
+///
+/// Prepare it once with [`prepare`](Self::prepare) (at start, and again for a reloaded
+/// configuration), log its [`notices`](Self::notices), and hand it to a spawner with
+/// [`Spawner::with_hardening`](super::Spawner::with_hardening) or
+/// [`ProcessSpawner::hardening`](super::ProcessSpawner::hardening). Share it in an `Arc`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{ProcessSpawner, WorkerHardening};
+///
+/// let spec = ClusterSpec::default(); // with `hardening` set by the embedder or the file
+/// let hardening = WorkerHardening::prepare(&spec.hardening)?;
+/// for notice in hardening.notices() {
+///     eprintln!("{notice}");
+/// }
+/// let spawner = ProcessSpawner::new("./server", ["--port-from-env"]).hardening(Arc::new(hardening));
+/// # Ok::<(), cluster_core::HardeningError>(())
+/// ```
+pub struct WorkerHardening {
+    spec: HardeningSpec,
+    identity: Option<Identity>,
+    /// `HOME`, `USER` and `LOGNAME` of the account the workers run as.
+    account_env: Vec<(&'static str, String)>,
+    /// The CPUs the primary may run on, in order.
+    cpus: Vec<usize>,
+    cgroup: Option<CgroupParent>,
+    notices: Vec<String>,
+}
+
+/// The hardening settings cannot be applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HardeningError {
+    /// `user` or `group` names another account, and the primary is not root.
+    #[error(
+        "`{key}` is set to {wanted}, but the primary runs as uid {uid}, not as root: only root \
+         can run workers as another account"
+    )]
+    NotRoot {
+        /// `user` or `group`.
+        key: &'static str,
+        /// The account asked for.
+        wanted: String,
+        /// The primary's effective user id.
+        uid: u32,
+    },
+    /// The supplementary groups of `user` could not be read.
+    #[error("cannot read the groups of user {user} from the group database: {source}")]
+    Groups {
+        /// The user.
+        user: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The CPUs the primary may run on could not be read (for `cpuAffinity`).
+    #[error("cpuAffinity: cannot read the primary's CPU affinity: {source}")]
+    Affinity {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl WorkerHardening {
+    /// Resolves what `spec` needs before any worker is forked: the user's supplementary
+    /// groups, the CPUs the primary may use, and the cgroup the worker groups go in (where
+    /// that is impossible, a notice says why and workers run without `memory.max`).
+    ///
+    /// # Errors
+    ///
+    /// [`HardeningError::NotRoot`] when `user` or `group` is another account and the
+    /// primary is not root; [`HardeningError::Groups`] or [`HardeningError::Affinity`] when
+    /// the OS cannot tell.
+    pub fn prepare(spec: &HardeningSpec) -> Result<Self, HardeningError> {
+        let (identity, account_env) = identity(spec)?;
+        let cpus = if spec.cpu_affinity {
+            let set = sched_getaffinity(Pid::from_raw(0))
+                .map_err(|e| HardeningError::Affinity { source: e.into() })?;
+            (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect()
+        } else {
+            Vec::new()
+        };
+        let mut notices = Vec::new();
+        let cgroup = match spec.memory_max {
+            None => None,
+            Some(_) => match cgroup::detect() {
+                Ok(parent) => Some(parent),
+                Err(reason) => {
+                    notices.push(format!(
+                        "limits.memoryMax is not applied: {reason}; workers run without a \
+                         cgroup memory limit (maxMemoryUsage and health.hardMemoryLimit \
+                         still apply)"
+                    ));
+                    None
+                }
+            },
+        };
+        Ok(Self { spec: spec.clone(), identity, account_env, cpus, cgroup, notices })
+    }
+
+    /// What could not be applied here and is skipped (one line each, for the log at start).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// The settings this was prepared from.
+    pub fn spec(&self) -> &HardeningSpec {
+        &self.spec
+    }
+
+    /// The CPU worker slot `slot` is pinned to, when `cpuAffinity` is on.
+    pub fn cpu_for_slot(&self, slot: usize) -> Option<usize> {
+        (!self.cpus.is_empty()).then(|| self.cpus[slot % self.cpus.len()])
+    }
+
+    /// Sets up `cmd` to confine the worker of `spec`: the account's environment, and the
+    /// steps the child takes before exec. Returns the worker's cgroup, if it has one, which
+    /// the caller removes once the worker has exited.
+    pub(crate) fn apply(
+        &self,
+        cmd: &mut tokio::process::Command,
+        spec: &WorkerSpec,
+    ) -> Option<WorkerCgroup> {
+        cmd.envs(self.account_env.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut confinement = Confinement { identity: self.identity.clone(), ..Confinement::default() };
+        if let Some(n) = self.spec.nofile {
+            confinement.rlimits.push((Resource::RLIMIT_NOFILE, n));
+        }
+        if let Some(core) = self.spec.core {
+            confinement.rlimits.push((Resource::RLIMIT_CORE, core.as_rlim()));
+        }
+        if let Some(cpu) = self.cpu_for_slot(spec.slot) {
+            let mut set = CpuSet::new();
+            if set.set(cpu).is_ok() {
+                confinement.cpus = Some(set);
+            }
+        }
+        let group = match (&self.cgroup, self.spec.memory_max) {
+            (Some(parent), Some(bytes)) => match parent.create(&format!("w{}", spec.id), bytes) {
+                Ok(group) => Some(group),
+                Err(e) => {
+                    tracing::warn!(
+                        "worker slot {}: cannot create its cgroup in {} ({e}); it runs \
+                         without limits.memoryMax",
+                        spec.slot,
+                        parent.dir().display()
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        confinement.cgroup_procs = group.as_ref().map(WorkerCgroup::procs);
+        sys::confine(cmd, confinement);
+        group
+    }
+
+    /// The account the workers run as, for messages: `nobody (65534)`.
+    pub(crate) fn account(&self) -> Option<String> {
+        let user = self.spec.user.as_ref().map(ToString::to_string);
+        user.or_else(|| self.spec.group.as_ref().map(|g| format!("group {g}")))
+    }
+}
+
+impl fmt::Debug for WorkerHardening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHardening")
+            .field("spec", &self.spec)
+            .field("identity", &self.identity)
+            .field("cpus", &self.cpus)
+            .field("cgroup", &self.cgroup)
+            .field("notices", &self.notices)
+            .finish()
+    }
+}
+
+/// The ids (with the supplementary groups, as `initgroups` would set them) and the
+/// environment of the account `spec` names; `None` when it names none or the primary's own.
+fn identity(
+    spec: &HardeningSpec,
+) -> Result<(Option<Identity>, Vec<(&'static str, String)>), HardeningError> {
+    if spec.user.is_none() && spec.group.is_none() {
+        return Ok((None, Vec::new()));
+    }
+    let euid = nix::unistd::geteuid();
+    let egid = nix::unistd::getegid();
+    let gid = spec.group.as_ref().map(|g| g.gid).or(spec.user.as_ref().map(|u| u.gid));
+    let same = spec.user.as_ref().is_none_or(|u| u.uid == euid.as_raw())
+        && gid.is_none_or(|g| g == egid.as_raw());
+    if !euid.is_root() {
+        if same {
+            // Nothing to change, and nothing an unprivileged primary could change.
+            return Ok((None, Vec::new()));
+        }
+        let (key, wanted) = match (&spec.user, &spec.group) {
+            (Some(u), _) if u.uid != euid.as_raw() => ("user", u.to_string()),
+            (_, Some(g)) => ("group", g.to_string()),
+            (Some(u), None) => ("user", u.to_string()),
+            (None, None) => unreachable!("checked above"),
+        };
+        return Err(HardeningError::NotRoot { key, wanted, uid: euid.as_raw() });
+    }
+    let gid = Gid::from_raw(gid.unwrap_or(egid.as_raw()));
+    let Some(user) = &spec.user else {
+        return Ok((Some(Identity { groups: vec![gid], gid, uid: None }), Vec::new()));
+    };
+    let groups = supplementary_groups(user, gid)?;
+    let mut env = Vec::new();
+    if let Ok(Some(entry)) = nix::unistd::User::from_uid(Uid::from_raw(user.uid)) {
+        env.push(("HOME", entry.dir.display().to_string()));
+        env.push(("USER", entry.name.clone()));
+        env.push(("LOGNAME", entry.name));
+    }
+    Ok((Some(Identity { groups, gid, uid: Some(Uid::from_raw(user.uid)) }), env))
+}
+
+/// The groups `user` belongs to in the group database, with `gid` first.
+fn supplementary_groups(user: &WorkerUser, gid: Gid) -> Result<Vec<Gid>, HardeningError> {
+    let Some(name) = &user.name else { return Ok(vec![gid]) };
+    let failed = |source: io::Error| HardeningError::Groups { user: name.clone(), source };
+    let cname = CString::new(name.as_str())
+        .map_err(|_| failed(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let mut groups = getgrouplist(&cname, gid).map_err(|e| failed(e.into()))?;
+    groups.retain(|&g| g != gid);
+    groups.insert(0, gid);
+    Ok(groups)
+}
