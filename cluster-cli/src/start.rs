@@ -212,4 +212,3 @@ fn with_option<S, T>(spawner: S, value: &Option<Arc<T>>, add: fn(S, Arc<T>) -> S
         None => spawner,
     }
 }
-

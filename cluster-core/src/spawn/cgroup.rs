@@ -62,9 +62,9 @@ pub(crate) fn detect() -> Result<CgroupParent, String> {
     enable_memory(&dir)?;
     let parent = CgroupParent { dir, prefix: format!("cluster-{}-", std::process::id()) };
     // One real group, created and removed, proves the rest works before any worker needs it.
-    let probe = parent.create("probe", u64::MAX).map_err(|e| {
-        format!("cannot create a cgroup in {}: {e}", parent.dir.display())
-    })?;
+    let probe = parent
+        .create("probe", u64::MAX)
+        .map_err(|e| format!("cannot create a cgroup in {}: {e}", parent.dir.display()))?;
     probe.remove_now().map_err(|e| format!("cannot remove {}: {e}", probe.dir.display()))?;
     Ok(parent)
 }

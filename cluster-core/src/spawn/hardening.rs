@@ -148,7 +148,8 @@ impl WorkerHardening {
         spec: &WorkerSpec,
     ) -> Option<WorkerCgroup> {
         cmd.envs(self.account_env.iter().map(|(k, v)| (*k, v.as_str())));
-        let mut confinement = Confinement { identity: self.identity.clone(), ..Confinement::default() };
+        let mut confinement =
+            Confinement { identity: self.identity.clone(), ..Confinement::default() };
         if let Some(n) = self.spec.nofile {
             confinement.rlimits.push((Resource::RLIMIT_NOFILE, n));
         }
