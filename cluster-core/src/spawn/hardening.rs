@@ -45,7 +45,7 @@ pub struct WorkerHardening {
     spec: HardeningSpec,
     identity: Option<Identity>,
     /// `HOME`, `USER` and `LOGNAME` of the account the workers run as.
-    account_env: Vec<(&'static str, String)>,
+    account_env: AccountEnv,
     /// The CPUs the primary may run on, in order.
     cpus: Vec<usize>,
     cgroup: Option<CgroupParent>,
@@ -201,11 +201,12 @@ impl fmt::Debug for WorkerHardening {
     }
 }
 
+/// `HOME`, `USER` and `LOGNAME` of an account.
+type AccountEnv = Vec<(&'static str, String)>;
+
 /// The ids (with the supplementary groups, as `initgroups` would set them) and the
 /// environment of the account `spec` names; `None` when it names none or the primary's own.
-fn identity(
-    spec: &HardeningSpec,
-) -> Result<(Option<Identity>, Vec<(&'static str, String)>), HardeningError> {
+fn identity(spec: &HardeningSpec) -> Result<(Option<Identity>, AccountEnv), HardeningError> {
     if spec.user.is_none() && spec.group.is_none() {
         return Ok((None, Vec::new()));
     }
@@ -251,4 +252,85 @@ fn supplementary_groups(user: &WorkerUser, gid: Gid) -> Result<Vec<Gid>, Hardeni
     groups.retain(|&g| g != gid);
     groups.insert(0, gid);
     Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{LimitValue, WorkerGroup};
+    use crate::spawn::{ProcessSpawner, Spawner};
+
+    fn nobody() -> HardeningSpec {
+        HardeningSpec {
+            user: Some(WorkerUser { name: Some("nobody".into()), uid: 65534, gid: 65534 }),
+            group: Some(WorkerGroup { name: Some("nogroup".into()), gid: 65534 }),
+            nofile: Some(512),
+            core: Some(LimitValue::Max(0)),
+            ..HardeningSpec::default()
+        }
+    }
+
+    #[test]
+    fn slots_take_the_allowed_cpus_round_robin() {
+        let spec = HardeningSpec { cpu_affinity: true, ..HardeningSpec::default() };
+        let h = WorkerHardening::prepare(&spec).expect("prepare");
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(h.cpus.len(), n, "every CPU this process may use");
+        for slot in 0..2 * n {
+            assert_eq!(h.cpu_for_slot(slot), Some(h.cpus[slot % n]));
+        }
+        let off = WorkerHardening::prepare(&HardeningSpec::default()).expect("prepare");
+        assert_eq!(off.cpu_for_slot(0), None);
+        assert!(off.notices().is_empty());
+    }
+
+    /// The worker reports, over its IPC channel, what it got: the parent-death signal must
+    /// survive the change of account (the kernel clears it on a credential change, so it is
+    /// set after the change), and the ids and limits must be the configured ones.
+    #[tokio::test]
+    async fn the_account_changes_before_the_parent_death_signal_is_set() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: needs root to run a worker as nobody");
+            return;
+        }
+        if std::process::Command::new("python3").arg("-V").output().is_err() {
+            assert!(std::env::var_os("CI").is_none(), "python3 is missing in CI");
+            println!("skipped: no python3 to read the parent-death signal");
+            return;
+        }
+        let script = r#"
+import ctypes, os, resource
+sig = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+os.write(3, f"{sig.value} {os.getuid()} {os.getgid()} {os.getgroups()} {nofile}".encode())
+"#;
+        let hardening = Arc::new(WorkerHardening::prepare(&nobody()).expect("prepare"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let spawner = ProcessSpawner::new("python3", ["-c", script])
+            .current_dir(dir.path())
+            .hardening(hardening);
+        let spec = WorkerSpec {
+            id: 1,
+            slot: 0,
+            generation: 1,
+            endpoint: ([127, 0, 0, 1], 4000).into(),
+            notify_socket: None,
+            watchdog: None,
+            node_ipc: Some(true),
+        };
+        let mut process = spawner.spawn(&spec).expect("spawn python3");
+        let mut channel = process.take_ipc_channel().expect("channel");
+        channel.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = String::new();
+        channel.read_to_string(&mut out).unwrap();
+        assert_eq!(process.wait().await.unwrap().code, Some(0));
+        assert_eq!(out, "9 65534 65534 [65534] (512, 512)");
+    }
 }
