@@ -199,6 +199,43 @@ fn no_worker_running_as_nobody_outlives_a_killed_primary() {
 }
 
 #[test]
+fn a_reload_takes_new_limits_to_the_next_generation() {
+    if !root("a_reload_takes_new_limits_to_the_next_generation") {
+        return;
+    }
+    let cmd = ClusterCmd::start(&["--workers", "2"]);
+    open_to_all(cmd.dir());
+    let hello = copy_into(cmd.dir(), &hello_bin());
+    let config = |nofile: u32| {
+        format!(
+            r#"{{"command": "{}", "user": "nobody", "limits": {{"nofile": {nofile}}}}}"#,
+            hello.display()
+        )
+    };
+    let proc = cmd.config(&config(4096)).spawn(2);
+    let first: Vec<u32> = ready_workers(&proc).into_iter().map(|(_, pid)| pid).collect();
+    std::fs::write(proc.dir().join("cluster.config.json"), config(2048)).unwrap();
+    proc.signal(rustix::process::Signal::USR2);
+    proc.wait_for_line(
+        "configuration reloaded: limits.nofile 4096 -> 2048 (applies from the next rolling restart)",
+        Duration::from_secs(10),
+    );
+    // Running workers keep what they were started with.
+    for &pid in &first {
+        assert_eq!(limit(pid, "Max open files"), ("4096".into(), "4096".into()));
+    }
+    proc.signal(rustix::process::Signal::HUP);
+    proc.wait_for_count(" ready: pid ", 4, Duration::from_secs(30));
+    let replacements: Vec<u32> =
+        ready_workers(&proc).into_iter().map(|(_, pid)| pid).filter(|p| !first.contains(p)).collect();
+    assert_eq!(replacements.len(), 2, "{:?}", proc.log());
+    for pid in replacements {
+        assert_eq!(limit(pid, "Max open files"), ("2048".into(), "2048".into()));
+        assert_eq!(status_field(pid, "Uid:"), format!("{NOBODY} {NOBODY} {NOBODY} {NOBODY}"));
+    }
+}
+
+#[test]
 fn a_primary_that_is_not_root_refuses_another_user() {
     if !root("a_primary_that_is_not_root_refuses_another_user") {
         // Not root already: the refusal is the normal path.
