@@ -226,8 +226,11 @@ fn a_reload_takes_new_limits_to_the_next_generation() {
     }
     proc.signal(rustix::process::Signal::HUP);
     proc.wait_for_count(" ready: pid ", 4, Duration::from_secs(30));
-    let replacements: Vec<u32> =
-        ready_workers(&proc).into_iter().map(|(_, pid)| pid).filter(|p| !first.contains(p)).collect();
+    let replacements: Vec<u32> = ready_workers(&proc)
+        .into_iter()
+        .map(|(_, pid)| pid)
+        .filter(|p| !first.contains(p))
+        .collect();
     assert_eq!(replacements.len(), 2, "{:?}", proc.log());
     for pid in replacements {
         assert_eq!(limit(pid, "Max open files"), ("2048".into(), "2048".into()));

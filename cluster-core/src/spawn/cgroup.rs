@@ -7,7 +7,9 @@
 //! the only process of its group it first moves itself into a leaf of its own,
 //! `cluster-primary-<pid>`, as systemd does with a delegated group. Each worker joins its
 //! group between fork and exec (it writes itself to `cgroup.procs`), so its own children are
-//! born inside it and counted; the group is removed once the worker has exited.
+//! born inside it and counted; the group is removed once the worker has exited. Its
+//! `memory.oom.group` is set, so that the kernel's out-of-memory killer, when the worker goes
+//! over its limit, ends the whole worker, which the supervisor then replaces.
 //!
 //! Where any of this is impossible (cgroup v1 or a hybrid tree, no memory controller, a
 //! read-only `/sys/fs/cgroup`, other processes sharing the primary's group), [`detect`]
@@ -115,6 +117,10 @@ impl CgroupParent {
             let _ = group.remove_now();
             return Err(e);
         }
+        // An out-of-memory kill takes the whole worker (its children too), not one process
+        // chosen inside it, so that the supervisor sees the worker exit and replaces it.
+        // Best effort: the file exists since Linux 4.19.
+        let _ = fs::write(group.dir.join("memory.oom.group"), "1");
         Ok(group)
     }
 
