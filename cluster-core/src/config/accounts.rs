@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use nix::unistd::{Gid, Group, Uid, User, geteuid};
+use nix::unistd::{Gid, Group, Uid, User};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::scalar::{IntOrText, int_or_text};
@@ -81,8 +81,11 @@ fn id_or_name(account: &AccountName) -> Result<u32, &str> {
 
 impl Validator<'_> {
     /// `user` and `group`: each must exist (a numeric id may have no entry, except a user id
-    /// without `group`: its primary group would be unknown), and setting either needs a
-    /// primary running as root, unless it names the account the primary already runs as.
+    /// without `group`: its primary group would be unknown).
+    ///
+    /// Whether the primary may switch to them (it must be root) is checked when the cluster
+    /// starts (`WorkerHardening::prepare`), not here: `cluster config` and the client
+    /// commands load the same file as another user.
     pub(super) fn accounts(
         &mut self,
         user: Option<&AccountName>,
@@ -90,22 +93,6 @@ impl Validator<'_> {
     ) -> (Option<WorkerUser>, Option<WorkerGroup>) {
         let group = group.and_then(|g| self.group(g));
         let user = user.and_then(|u| self.user(u, group.is_some()));
-        let euid = geteuid();
-        if !euid.is_root() {
-            let egid = nix::unistd::getegid();
-            let not_root = |what: &str, id: u32| {
-                format!(
-                    "the primary runs as {what} {id}, not as root: only root can run workers \
-                     as another account"
-                )
-            };
-            if user.as_ref().is_some_and(|u| u.uid != euid.as_raw()) {
-                self.invalid("user", not_root("user", euid.as_raw()));
-            }
-            if group.as_ref().is_some_and(|g| g.gid != egid.as_raw()) {
-                self.invalid("group", not_root("group", egid.as_raw()));
-            }
-        }
         (user, group)
     }
 

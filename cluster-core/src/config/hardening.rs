@@ -6,7 +6,6 @@
 
 use std::fmt;
 
-use nix::sys::resource::{Resource, getrlimit};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::accounts::{WorkerGroup, WorkerUser};
@@ -128,9 +127,7 @@ impl Validator<'_> {
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
             .unwrap_or(DEFAULT_NR_OPEN);
-        let n: u64 = self.int(KEY, value, MIN_NOFILE, i128::from(nr_open))?;
-        self.within_hard_limit(KEY, Resource::RLIMIT_NOFILE, n)?;
-        Some(n)
+        self.int(KEY, value, MIN_NOFILE, i128::from(nr_open))
     }
 
     fn core(&mut self, value: &CoreValue) -> Option<LimitValue> {
@@ -157,7 +154,6 @@ impl Validator<'_> {
                 }
             },
         };
-        self.within_hard_limit(KEY, Resource::RLIMIT_CORE, limit.as_rlim())?;
         Some(limit)
     }
 
@@ -173,23 +169,5 @@ impl Validator<'_> {
             return None;
         }
         Some(bytes)
-    }
-
-    /// Only root may raise a hard limit: a primary that is not root cannot give its workers
-    /// more than its own hard limit, and says so now rather than failing every spawn.
-    fn within_hard_limit(&mut self, key: &str, resource: Resource, wanted: u64) -> Option<()> {
-        if nix::unistd::geteuid().is_root() {
-            return Some(());
-        }
-        let Ok((_, hard)) = getrlimit(resource) else { return Some(()) };
-        if hard != nix::sys::resource::RLIM_INFINITY && wanted > hard {
-            let hard = LimitValue::Max(hard);
-            self.invalid(
-                key,
-                format!("above the primary's hard limit {hard}: only root can raise it"),
-            );
-            return None;
-        }
-        Some(())
     }
 }

@@ -56,7 +56,11 @@ pub(crate) fn detect() -> Result<CgroupParent, String> {
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
         .ok_or("the primary is in no cgroup v2 group (/proc/self/cgroup)")?;
-    let dir = root.join(relative.trim_start_matches('/'));
+    let mut dir = root.join(relative.trim_start_matches('/'));
+    if dir.file_name() == Some(leaf_name().as_ref()) {
+        // Moved there by an earlier `detect` (a reload): the workers' parent is its parent.
+        dir.pop();
+    }
     let controllers = read(&dir.join("cgroup.controllers"))?;
     if !controllers.split_whitespace().any(|c| c == "memory") {
         return Err(format!("the memory controller is not available in {}", dir.display()));
@@ -95,11 +99,16 @@ fn enable_memory(dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    let leaf = dir.join(format!("cluster-primary-{me}"));
+    let leaf = dir.join(leaf_name());
     let moved = fs::create_dir(&leaf).and_then(|()| fs::write(leaf.join("cgroup.procs"), &me));
     moved.map_err(|e| format!("cannot move the primary into {}: {e}", leaf.display()))?;
     fs::write(&control, "+memory")
         .map_err(|e| format!("cannot enable the memory controller in {}: {e}", dir.display()))
+}
+
+/// The leaf group the primary moves itself into.
+fn leaf_name() -> String {
+    format!("cluster-primary-{}", std::process::id())
 }
 
 fn read(path: &Path) -> Result<String, String> {

@@ -10,13 +10,13 @@ use std::fmt;
 use std::io;
 
 use nix::sched::{CpuSet, sched_getaffinity};
-use nix::sys::resource::Resource;
+use nix::sys::resource::{Resource, getrlimit};
 use nix::unistd::{Gid, Pid, Uid, getgrouplist};
 
 use super::WorkerSpec;
 use super::cgroup::{self, CgroupParent, WorkerCgroup};
 use super::sys::{self, Confinement, Identity};
-use crate::config::{HardeningSpec, WorkerUser};
+use crate::config::{HardeningSpec, LimitValue, WorkerUser};
 
 /// How workers are confined, ready to apply to each spawn: see
 /// [`HardeningSpec`] for the settings.
@@ -69,6 +69,19 @@ pub enum HardeningError {
         /// The primary's effective user id.
         uid: u32,
     },
+    /// A limit above the primary's own hard limit, which only root can raise.
+    #[error(
+        "`{key}` is set to {wanted}, above the primary's hard limit {hard}: only root can raise \
+         it"
+    )]
+    AboveHardLimit {
+        /// `limits.nofile` or `limits.core`.
+        key: &'static str,
+        /// The value asked for.
+        wanted: LimitValue,
+        /// The primary's hard limit.
+        hard: LimitValue,
+    },
     /// The supplementary groups of `user` could not be read.
     #[error("cannot read the groups of user {user} from the group database: {source}")]
     Groups {
@@ -95,10 +108,14 @@ impl WorkerHardening {
     /// # Errors
     ///
     /// [`HardeningError::NotRoot`] when `user` or `group` is another account and the
-    /// primary is not root; [`HardeningError::Groups`] or [`HardeningError::Affinity`] when
+    /// primary is not root; [`HardeningError::AboveHardLimit`] when a limit is above the
+    /// primary's own hard limit and the primary is not root; [`HardeningError::Groups`] or [`HardeningError::Affinity`] when
     /// the OS cannot tell.
     pub fn prepare(spec: &HardeningSpec) -> Result<Self, HardeningError> {
         let (identity, account_env) = identity(spec)?;
+        let nofile = spec.nofile.map(LimitValue::Max);
+        within_hard_limit("limits.nofile", Resource::RLIMIT_NOFILE, nofile)?;
+        within_hard_limit("limits.core", Resource::RLIMIT_CORE, spec.core)?;
         let cpus = if spec.cpu_affinity {
             let set = sched_getaffinity(Pid::from_raw(0))
                 .map_err(|e| HardeningError::Affinity { source: e.into() })?;
@@ -201,6 +218,25 @@ impl fmt::Debug for WorkerHardening {
     }
 }
 
+/// Only root may raise a hard limit: a primary that is not root cannot give its workers more
+/// than its own, and says so at start rather than failing every spawn.
+fn within_hard_limit(
+    key: &'static str,
+    resource: Resource,
+    wanted: Option<LimitValue>,
+) -> Result<(), HardeningError> {
+    let Some(wanted) = wanted else { return Ok(()) };
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let Ok((_, hard)) = getrlimit(resource) else { return Ok(()) };
+    let infinity = nix::sys::resource::RLIM_INFINITY;
+    if hard != infinity && (wanted.as_rlim() == infinity || wanted.as_rlim() > hard) {
+        return Err(HardeningError::AboveHardLimit { key, wanted, hard: LimitValue::Max(hard) });
+    }
+    Ok(())
+}
+
 /// `HOME`, `USER` and `LOGNAME` of an account.
 type AccountEnv = Vec<(&'static str, String)>;
 
@@ -261,7 +297,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{LimitValue, WorkerGroup};
+    use crate::config::WorkerGroup;
     use crate::spawn::{ProcessSpawner, Spawner};
 
     fn nobody() -> HardeningSpec {

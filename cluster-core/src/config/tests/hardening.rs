@@ -3,10 +3,6 @@
 use super::super::LimitValue;
 use super::{Dir, MIB, no_flags};
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 #[test]
 fn off_by_default() {
     let spec = Dir::new().load(&no_flags(), &[]).unwrap().spec;
@@ -26,12 +22,10 @@ fn limits_forms() {
     assert_eq!(h.memory_max, Some(64 * MIB));
     dir.config(r#"{"limits": {"memoryMax": 128}}"#);
     assert_eq!(dir.load(&no_flags(), &[]).unwrap().spec.hardening.memory_max, Some(128 * MIB));
-    if is_root() {
-        // Only root may raise a hard limit to "unlimited".
-        dir.config(r#"{"limits": {"core": "Unlimited"}}"#);
-        let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
-        assert_eq!(h.core, Some(LimitValue::Unlimited));
-    }
+    // Whether the primary may raise a hard limit is checked at start, not by loading.
+    dir.config(r#"{"limits": {"core": "Unlimited"}}"#);
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
+    assert_eq!(h.core, Some(LimitValue::Unlimited));
 }
 
 #[test]
@@ -106,27 +100,20 @@ fn unknown_accounts() {
 }
 
 #[test]
-fn accounts_resolve_to_ids_or_need_root() {
+fn accounts_resolve_to_ids() {
+    // Loading resolves names whoever loads; only starting needs root (`WorkerHardening`).
     let dir = Dir::new();
     dir.config(r#"{"user": "nobody", "group": "nogroup"}"#);
-    if is_root() {
-        let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
-        let user = h.user.expect("user");
-        assert_eq!((user.name.as_deref(), user.uid), (Some("nobody"), 65534));
-        assert_eq!(h.group.expect("group").gid, 65534);
-        // Numeric forms, as `chown` takes them; an id with no entry is taken as it is.
-        dir.config(r#"{"user": "65534", "group": 3999999}"#);
-        let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
-        assert_eq!(h.user.unwrap().uid, 65534);
-        let group = h.group.expect("group");
-        assert_eq!((group.name.as_deref(), group.gid), (None, 3999999));
-    } else {
-        let error = dir.errors(&no_flags(), &[]).join("\n");
-        assert!(
-            error.contains("not as root: only root can run workers as another account"),
-            "{error}"
-        );
-    }
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
+    let user = h.user.expect("user");
+    assert_eq!((user.name.as_deref(), user.uid, user.gid), (Some("nobody"), 65534, 65534));
+    assert_eq!(h.group.expect("group").gid, 65534);
+    // Numeric forms, as `chown` takes them; an id with no entry is taken as it is.
+    dir.config(r#"{"user": "65534", "group": 3999999}"#);
+    let h = dir.load(&no_flags(), &[]).unwrap().spec.hardening;
+    assert_eq!(h.user.unwrap().uid, 65534);
+    let group = h.group.expect("group");
+    assert_eq!((group.name.as_deref(), group.gid), (None, 3999999));
     // The primary's own account is no change, and allowed to anyone.
     let uid = nix::unistd::geteuid();
     dir.config(&format!(r#"{{"user": {uid}, "group": {}}}"#, nix::unistd::getegid()));
