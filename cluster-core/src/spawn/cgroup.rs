@@ -156,6 +156,11 @@ impl WorkerCgroup {
     /// child it left behind (killed with its process group) may take a moment to die. What
     /// is still there after a second is killed through `cgroup.kill` (Linux 5.14).
     pub(crate) fn remove_when_empty(self) {
+        // Usually empty already (the worker's group was killed): then nothing waits on a task
+        // that a primary about to exit might never run.
+        if self.remove_now().is_ok() {
+            return;
+        }
         tokio::spawn(async move {
             for attempt in 0..50 {
                 match self.remove_now() {

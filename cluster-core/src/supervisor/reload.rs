@@ -5,8 +5,8 @@
 //! At once: the worker count (only when the file's value changed, so that a count changed at
 //! run time survives a reload of an unrelated key), the strategy, the health thresholds, the
 //! scaling settings and timeouts. For the next generation: the worker command, arguments,
-//! directory and environment, which reach the workers through a rolling restart (and roll
-//! back with it). Kept until the primary restarts: the front address and the proxy's settings.
+//! directory and environment, and how workers are confined (`user`, `group`, `cpuAffinity`,
+//! `limits`), which reach the workers through a rolling restart (and roll back with it). Kept until the primary restarts: the front address and the proxy's settings.
 //! Every change is published with when it applies.
 
 use std::sync::Arc;
