@@ -20,6 +20,7 @@
 //! );
 //! ```
 
+mod access_log;
 mod admin;
 mod command;
 mod diff;
@@ -49,8 +50,8 @@ pub use error::{ConfigError, OtherValue};
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{
-    AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,
-    SecuritySpec, WorkerCommand,
+    AccessLogFormat, AccessLogPath, AccessLogSpec, AdminSpec, ClusterSpec, HealthSpec,
+    PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
 };
 
 use source::Provenance;
