@@ -271,7 +271,8 @@ pub struct SecuritySpec {
     /// Peers whose `X-Forwarded-*` headers are trusted and extended rather than replaced
     /// (`trustedProxies`: addresses or CIDR blocks).
     pub trusted_proxies: Vec<IpNet>,
-    /// Log one line per proxied request (`enableRequestLogging`).
+    /// Write the access log: one line per request once its response has been sent, as
+    /// [`ClusterSpec::access_log`] says (`enableRequestLogging`; default off).
     pub enable_request_logging: bool,
 }
 
