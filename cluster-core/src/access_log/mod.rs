@@ -241,3 +241,6 @@ impl Drop for Entry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
