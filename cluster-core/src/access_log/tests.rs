@@ -74,9 +74,10 @@ fn a_stalled_destination_drops_lines_without_waiting() {
         rustix::fs::Mode::empty(),
     )
     .unwrap();
-    let log = AccessLog::start(&spec(&fifo, 4)).unwrap();
+    // A queue that holds more than the pipe (64 KiB, each line about 100 bytes), so that the
+    // writer's first full batch blocks in `write`; the rest is dropped.
+    let log = AccessLog::start(&spec(&fifo, 4096)).unwrap();
     let started = Instant::now();
-    // Far more than a pipe holds (each line is about 100 bytes).
     let n = 20_000;
     for i in 0..n {
         log_one(&log, &format!("/flood/{i}"));

@@ -25,7 +25,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     // Dropped with this future if the client goes away before a response: logged as 499.
-    let mut entry =
+    let entry =
         conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, conn.client.ip, &req));
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
@@ -58,7 +58,7 @@ pub(crate) async fn handle(
             error.to_response()
         }
     };
-    Ok(logged(resp, entry.take(), worker))
+    Ok(logged(resp, entry, worker))
 }
 
 /// `resp`, carrying `entry` (when the access log is on) with the response's status and the
