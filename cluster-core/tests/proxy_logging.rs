@@ -199,6 +199,30 @@ async fn aborted_and_failed_bodies_say_so() {
 }
 
 #[tokio::test]
+async fn a_timeout_names_the_worker_that_was_too_slow() {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, path) = json_log(dir.path());
+        let slow = upstream(|_req| async {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Response::new(empty())
+        })
+        .await;
+        let mut cfg = with_log(&log);
+        cfg.request_timeout = Duration::from_millis(200);
+        let proxy = start_proxy(&[slow.addr], cfg).await;
+        let resp = Client::connect(proxy.addr).await.get("/slow").await;
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        text(resp).await;
+        let got = wait_lines(&path, 1).await;
+        assert_eq!((got[0]["status"].as_u64(), got[0]["slot"].as_u64()), (Some(504), Some(0)));
+        assert_eq!(got[0]["end"], "complete");
+        assert!(got[0]["bytes"].as_u64().unwrap() > 0, "the proxy's error page: {}", got[0]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_file_is_reopened_after_a_rotation() {
     within(async {
         let dir = tempfile::tempdir().unwrap();
