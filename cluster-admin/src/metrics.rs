@@ -58,6 +58,10 @@
 //! `cluster_recycles_total{cause}`, `cluster_operations_total{kind,outcome}`,
 //! `cluster_autoscale_decisions_total{direction}`, `cluster_scale_changes_total`.
 //!
+//! The access log, when it is on (`security.enableRequestLogging`), as a counter:
+//! `cluster_access_log_lines_total{outcome}`, `outcome` being `written` or `dropped` (the
+//! queue to its writer thread was full, or writing failed).
+//!
 //! # Caveats
 //!
 //! - Each worker process is a series of its own, and its series disappear when it exits
@@ -88,8 +92,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use cluster_core::{
-    ClusterStatus, ControlCounters, LATENCY_BUCKETS, MetricsSnapshot, OperationKind, WorkerState,
-    WorkerStatus,
+    AccessLogCounts, ClusterStatus, ControlCounters, LATENCY_BUCKETS, MetricsSnapshot,
+    OperationKind, WorkerState, WorkerStatus,
 };
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -170,6 +174,8 @@ struct Figures {
     operation: Option<OperationFigures>,
     counters: ControlCounters,
     workers: Vec<WorkerFigures>,
+    /// Access log lines written and dropped; `None` when the access log is off.
+    access_log: Option<AccessLogCounts>,
 }
 
 /// The operation under way.
@@ -248,6 +254,7 @@ impl Figures {
             }),
             counters: status.counters.clone(),
             workers: status.workers.iter().map(WorkerFigures::of).collect(),
+            access_log: status.access_log,
         }
     }
 }
@@ -335,7 +342,8 @@ impl Collector for Figures {
         self.encode_cluster(&mut out)?;
         self.encode_control_plane(&mut out)?;
         self.encode_workers(&mut out)?;
-        self.encode_slots(&mut out)
+        self.encode_slots(&mut out)?;
+        self.encode_access_log(&mut out)
     }
 }
 
@@ -432,6 +440,20 @@ impl Figures {
              moves it).",
             None,
             operation.map(|op| ([("kind", op.kind.as_ref())], gauge(op.total))),
+        )
+    }
+
+    /// `cluster_access_log_lines_total{outcome}`, when the access log is on.
+    fn encode_access_log(&self, out: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(log) = self.access_log else { return Ok(()) };
+        family(
+            out,
+            "cluster_access_log_lines",
+            "Access log lines written, or dropped (the queue to the writer was full, or the \
+             write failed).",
+            None,
+            [("written", log.written), ("dropped", log.dropped)]
+                .map(|(outcome, n)| ([("outcome", outcome)], counter(n))),
         )
     }
 

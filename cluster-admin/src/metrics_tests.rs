@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_core::{ControlCounters, LATENCY_BUCKETS, MetricsSnapshot, OperationCounts};
+use cluster_core::{
+    AccessLogCounts, ControlCounters, LATENCY_BUCKETS, MetricsSnapshot, OperationCounts,
+};
 
 use super::*;
 
@@ -14,7 +16,7 @@ mod openmetrics;
 use openmetrics::{Exposition, parse};
 
 /// Every family the exposition may hold: name, type, unit.
-const FAMILIES: [(&str, &str, Option<&str>); 31] = [
+const FAMILIES: [(&str, &str, Option<&str>); 32] = [
     ("cluster_workers_desired", "gauge", None),
     ("cluster_workers_ready", "gauge", None),
     ("cluster_workers", "gauge", None),
@@ -46,6 +48,7 @@ const FAMILIES: [(&str, &str, Option<&str>); 31] = [
     ("cluster_worker_uptime_seconds", "gauge", Some("seconds")),
     ("cluster_slot_restarts", "counter", None),
     ("cluster_slot_recycles", "counter", None),
+    ("cluster_access_log_lines", "counter", None),
 ];
 
 /// An exit reason that needs escaping.
@@ -125,7 +128,15 @@ fn figures(n: usize) -> Figures {
         operation: Some(OperationFigures { kind: "rolling-restart".into(), done: 1, total: n }),
         counters,
         workers: (0..n).map(worker).collect(),
+        access_log: Some(access_log_counts(7, 2)),
     }
+}
+
+fn access_log_counts(written: u64, dropped: u64) -> AccessLogCounts {
+    let mut counts = AccessLogCounts::default();
+    counts.written = written;
+    counts.dropped = dropped;
+    counts
 }
 
 fn render_figures(figures: Figures) -> String {
@@ -315,6 +326,20 @@ fn an_empty_or_torn_histogram_still_encodes_consistently() {
         .collect();
     assert_eq!(&cumulative[..4], &[2, 2, 5, 5]);
     assert_eq!((torn.count, *cumulative.last().unwrap()), (5, 5));
+}
+
+#[test]
+fn access_log_lines_by_outcome_only_when_the_log_is_on() {
+    let e = parsed(figures(1));
+    assert_eq!(e.sum("cluster_access_log_lines_total", &[("outcome", "written")]), 7.0);
+    assert_eq!(e.sum("cluster_access_log_lines_total", &[("outcome", "dropped")]), 2.0);
+    assert_eq!(e.samples("cluster_access_log_lines_total", &[]).count(), 2);
+    let mut off = figures(1);
+    off.access_log = None;
+    assert!(parsed(off).family("cluster_access_log_lines").is_none());
+    let quiet = figures(1);
+    let e = parsed(Figures { access_log: Some(access_log_counts(0, 0)), ..quiet });
+    assert_eq!(e.samples("cluster_access_log_lines_total", &[]).count(), 2, "zeros are shown");
 }
 
 #[test]

@@ -109,6 +109,10 @@ pub(crate) fn summary(status: &Value) -> String {
     if status["shuttingDown"].as_bool() == Some(true) {
         line.push_str(" · shutting down");
     }
+    // Lost access log lines are worth an operator's attention; written ones are not.
+    if let Some(dropped) = status["accessLog"]["dropped"].as_u64().filter(|&n| n > 0) {
+        line.push_str(&format!(" · {dropped} access log lines dropped"));
+    }
     line
 }
 
@@ -154,5 +158,21 @@ mod tests {
         let text = render(&status);
         assert!(text.starts_with("id  pid  gen  state"), "{text}");
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn the_summary_mentions_dropped_access_log_lines_only() {
+        let mut status = json!({"readyWorkers": 2, "desiredWorkers": 2, "strategy": "round-robin",
+                                "generation": 1, "listen": "127.0.0.1:3000", "rates": {},
+                                "accessLog": null});
+        assert!(!summary(&status).contains("access log"), "{}", summary(&status));
+        status["accessLog"] = json!({"written": 10, "dropped": 0});
+        assert!(!summary(&status).contains("access log"), "{}", summary(&status));
+        status["accessLog"] = json!({"written": 10, "dropped": 3});
+        assert!(
+            summary(&status).ends_with(" · 3 access log lines dropped"),
+            "{}",
+            summary(&status)
+        );
     }
 }

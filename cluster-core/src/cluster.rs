@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log::AccessLog;
 use crate::config::ClusterSpec;
 use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
@@ -46,6 +47,9 @@ pub enum ClusterError {
     /// The worker hardening settings cannot be applied (`user` set while not root).
     #[error(transparent)]
     Hardening(#[from] crate::spawn::HardeningError),
+    /// The access log (`security.enableRequestLogging`) could not be started.
+    #[error(transparent)]
+    AccessLog(#[from] crate::AccessLogError),
     /// The control plane's thread could not be started, or it failed.
     #[error("the control plane failed: {0}")]
     ControlPlane(String),
@@ -152,6 +156,11 @@ impl ClusterBuilder {
                 Arc::new(spawner)
             }
         };
+        let access_log = if self.spec.security.enable_request_logging {
+            Some(AccessLog::start(&self.spec.access_log)?)
+        } else {
+            None
+        };
         let addr = self.spec.listen;
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
         let local_addr =
@@ -176,6 +185,7 @@ impl ClusterBuilder {
             custom_balancer,
             checks: self.checks,
             front_door: None,
+            access_log,
             listener,
             events,
             tx,
@@ -217,6 +227,7 @@ pub struct Cluster {
     custom_balancer: bool,
     checks: Option<Arc<dyn Checks>>,
     front_door: Option<Arc<dyn crate::FrontDoor>>,
+    access_log: Option<AccessLog>,
     listener: TcpListener,
     events: broadcast::Sender<crate::ClusterEvent>,
     tx: mpsc::UnboundedSender<crate::supervisor::Msg>,
@@ -291,6 +302,11 @@ impl Cluster {
     async fn run_with(self, control: ControlPlane) -> Result<(), ClusterError> {
         let mut proxy_cfg = ProxyConfig::from_spec(&self.spec);
         proxy_cfg.front_door = self.front_door;
+        proxy_cfg.access_log = self.access_log.clone();
+        let reopen = self.access_log.clone().map(|log| {
+            let events = self.events.subscribe();
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reopen_on_request(log, events)))
+        });
         let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let proxy_stop = CancellationToken::new();
         let (done_tx, proxy_done) = oneshot::channel();
@@ -316,6 +332,7 @@ impl Cluster {
             listen: self.handle.local_addr(),
             proxy_stop: proxy_stop.clone(),
             proxy_done,
+            access_log: self.access_log.clone(),
         };
         let result = match control {
             ControlPlane::Here => {
@@ -328,8 +345,33 @@ impl Cluster {
         proxy_stop.cancel();
         proxy_task.abort();
         crate::spawn::output_drained(std::time::Duration::from_secs(1)).await;
+        drop(reopen);
+        if let Some(log) = self.access_log {
+            // The last lines are queued: write them before the process ends.
+            let closed = tokio::task::spawn_blocking(move || log.close(ACCESS_LOG_FLUSH)).await;
+            if !matches!(closed, Ok(true)) {
+                tracing::warn!(target: "cluster::access", "the access log was not flushed within {} ms", ACCESS_LOG_FLUSH.as_millis());
+            }
+        }
         let _ = events.send(crate::ClusterEvent::Stopped);
         result
+    }
+}
+
+/// How long shutdown waits for the access log's last lines to be written.
+const ACCESS_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reopens the access log on every [`ClusterEvent::LogReopenRequested`](crate::ClusterEvent)
+/// (SIGUSR1, after logrotate moved the file away), until the cluster's events end.
+async fn reopen_on_request(log: AccessLog, mut events: broadcast::Receiver<crate::ClusterEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(crate::ClusterEvent::LogReopenRequested) => log.reopen(),
+            Ok(_) => {}
+            // Events were missed, perhaps a reopen among them: reopening costs one `open`.
+            Err(broadcast::error::RecvError::Lagged(_)) => log.reopen(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

@@ -52,6 +52,7 @@
 //! ```
 #![warn(unsafe_code)]
 
+mod access_log;
 mod cluster;
 pub mod config;
 mod control;
@@ -65,6 +66,7 @@ mod spawn;
 mod status;
 mod supervisor;
 
+pub use access_log::{AccessLog, AccessLogCounts, AccessLogError};
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
 pub use control::{
     ConfigReport, ControlError, Operation, OperationError, OperationKind, OperationReport, Scaled,

@@ -19,6 +19,7 @@ use crate::proxy::UpstreamPool;
 pub struct Backend {
     id: u64,
     slot: usize,
+    pid: Option<u32>,
     addr: SocketAddr,
     load: Arc<BackendLoad>,
     metrics: WorkerMetrics,
@@ -31,12 +32,20 @@ impl Backend {
         Self {
             id,
             slot,
+            pid: None,
             addr,
             // Sticky clients follow the slot, so they stay with a worker's replacement.
             load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
             metrics: WorkerMetrics::default(),
             pool: UpstreamPool::new(addr),
         }
+    }
+
+    /// The same backend, recording the worker's process id (for the access log's lines).
+    #[must_use]
+    pub fn with_pid(mut self, pid: u32) -> Self {
+        self.pid = Some(pid);
+        self
     }
 
     /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
@@ -63,6 +72,12 @@ impl Backend {
     /// The worker's slot (`NODE_APP_INSTANCE`), stable across its replacements.
     pub fn slot(&self) -> usize {
         self.slot
+    }
+
+    /// The worker's process id, when it was given ([`with_pid`](Self::with_pid)); a
+    /// cluster's own backends always have it.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// The worker's private endpoint.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState};
+use crate::{AccessLogCounts, MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState};
 
 /// The cluster as the supervisor sees it at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +47,9 @@ pub struct ClusterStatus {
     pub health: HealthSummary,
     /// Cluster totals of the per-worker rates over the sliding window.
     pub rates: WindowRates,
+    /// Lines of the access log written and dropped since start; `None` when the access log
+    /// is off (`security.enableRequestLogging`).
+    pub access_log: Option<AccessLogCounts>,
 }
 
 /// An operation under way.

@@ -1,6 +1,7 @@
 //! Integration tests: the real `cluster` binary with real worker processes on 127.0.0.1.
 #![allow(missing_docs, unreachable_pub)]
 
+mod access_log;
 mod admin;
 mod autoscale;
 mod balancing;

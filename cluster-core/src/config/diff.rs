@@ -24,7 +24,7 @@ pub enum Applies {
     NextGeneration,
     /// Only when the primary restarts: until then the key keeps its old value (the listener,
     /// the proxy's connection settings, `logLevel`, `runtimeDir`, `logFile` and the
-    /// `security` and `admin` sections).
+    /// `security`, `admin` and `accessLog` sections).
     Restart,
 }
 

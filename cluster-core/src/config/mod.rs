@@ -20,6 +20,7 @@
 //! );
 //! ```
 
+mod access_log;
 mod accounts;
 mod admin;
 mod command;
@@ -53,8 +54,8 @@ pub use hardening::{HardeningSpec, LimitValue};
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{
-    AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,
-    SecuritySpec, WorkerCommand,
+    AccessLogFormat, AccessLogPath, AccessLogSpec, AdminSpec, ClusterSpec, HealthSpec,
+    PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
 };
 
 use source::Provenance;

@@ -15,8 +15,16 @@ use super::hardening::RawLimits;
 use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
-pub(crate) const SECTIONS: [&str; 7] =
-    ["scaling", "performance", "security", "health", "rollingRestart", "admin", "limits"];
+pub(crate) const SECTIONS: [&str; 8] = [
+    "scaling",
+    "performance",
+    "security",
+    "health",
+    "rollingRestart",
+    "admin",
+    "limits",
+    "accessLog",
+];
 
 /// The keys whose values are secrets: shown as [`MASK`] wherever a value is printed (the
 /// `cluster config` report, reload changes, error messages).
@@ -48,6 +56,7 @@ pub(crate) struct RawConfig {
     pub(crate) health: RawHealth,
     pub(crate) rolling_restart: RawRollingRestart,
     pub(crate) admin: RawAdmin,
+    pub(crate) access_log: RawAccessLog,
     pub(crate) command: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cwd: Option<String>,
@@ -156,6 +165,21 @@ pub(crate) struct RawSecurity {
     pub(crate) enable_request_logging: bool,
 }
 
+/// `accessLog`: where and how the access log of `security.enableRequestLogging` is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(crate) struct RawAccessLog {
+    pub(crate) format: String,
+    pub(crate) path: String,
+    pub(crate) queue: Integer,
+}
+
+impl Default for RawAccessLog {
+    fn default() -> Self {
+        Self { format: "combined".into(), path: "logs/access.log".into(), queue: Integer(16_384) }
+    }
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
@@ -178,6 +202,7 @@ impl Default for RawConfig {
             health: RawHealth::default(),
             rolling_restart: RawRollingRestart::default(),
             admin: RawAdmin::default(),
+            access_log: RawAccessLog::default(),
             command: None,
             args: Vec::new(),
             cwd: None,

@@ -65,6 +65,9 @@ pub struct ClusterSpec {
     pub rolling_restart: RollingRestartSpec,
     /// The admin API and the control socket (`admin`).
     pub admin: AdminSpec,
+    /// Where and how the access log is written when
+    /// [`SecuritySpec::enable_request_logging`] is on (`accessLog`).
+    pub access_log: AccessLogSpec,
     /// What each worker runs (`command`, `args`, `cwd`, `env`).
     pub command: WorkerCommand,
     /// Log filter (`logLevel` / `LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
@@ -272,8 +275,72 @@ pub struct SecuritySpec {
     /// Peers whose `X-Forwarded-*` headers are trusted and extended rather than replaced
     /// (`trustedProxies`: addresses or CIDR blocks).
     pub trusted_proxies: Vec<IpNet>,
-    /// Log one line per proxied request (`enableRequestLogging`).
+    /// Write the access log: one line per request once its response has been sent, as
+    /// [`ClusterSpec::access_log`] says (`enableRequestLogging`; default off).
     pub enable_request_logging: bool,
+}
+
+/// The access log's settings (`accessLog` in the file). The log itself is on only when
+/// [`SecuritySpec::enable_request_logging`] is (`security.enableRequestLogging`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessLogSpec {
+    /// The line format (`accessLog.format`: `"combined"`, the default, or `"json"`).
+    pub format: AccessLogFormat,
+    /// Where lines go (`accessLog.path`; default `logs/access.log`, resolved as
+    /// [`ClusterSpec::log_file`] is; `"stdout"` or `"-"` for the standard output).
+    pub path: AccessLogPath,
+    /// Lines that may wait for the writer thread (`accessLog.queue`, 1 to 1048576; default
+    /// 16384). When the queue is full a line is dropped and counted, never waited for.
+    pub queue: usize,
+}
+
+/// The format of access log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AccessLogFormat {
+    /// The Apache/nginx "combined" format, with the cluster's own fields appended.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl AccessLogFormat {
+    /// Every format, as `accessLog.format` names them.
+    pub const ALL: [AccessLogFormat; 2] = [AccessLogFormat::Combined, AccessLogFormat::Json];
+
+    /// The name `accessLog.format` gives this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessLogFormat::Combined => "combined",
+            AccessLogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for AccessLogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessLogPath {
+    /// The primary's standard output (`"stdout"` or `"-"`).
+    Stdout,
+    /// A file, opened for appending (created with its directory), reopened on SIGUSR1.
+    File(PathBuf),
+}
+
+impl fmt::Display for AccessLogPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessLogPath::Stdout => f.write_str("stdout"),
+            AccessLogPath::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// What each worker process runs.

@@ -75,6 +75,7 @@ pub(crate) fn validate(
         health: v.health(raw),
         rolling_restart: v.rolling_restart(&raw.rolling_restart),
         admin: v.admin(&raw.admin, &runtime_dir, base),
+        access_log: v.access_log(&raw.access_log, base),
         command: v.command(raw, env, base),
         log_level: v.log_level(&raw.log_level),
         log_file: v.log_file(&raw.log_file, base),

@@ -16,6 +16,7 @@ use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
+use crate::access_log::{self, Entry};
 use crate::routing::Backend;
 
 /// hyper's service entry point: never fails; errors become short error responses.
@@ -23,20 +24,19 @@ pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    // Dropped with this future if the client goes away before a response: logged as 499.
+    let entry =
+        conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, conn.client.ip, &req));
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
             let response = front.call(req, peer).await;
             let stream =
                 response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
-            return Ok(response.map(|body| ProxyBody::front(body, stream)));
+            let response = response.map(|body| ProxyBody::front(body, stream));
+            return Ok(logged(response, entry, None));
         }
     }
-    let log = conn
-        .shared
-        .cfg
-        .request_logging
-        .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
     let mut worker = None;
     let resp = match proxy(&conn, req, &mut worker).await {
         Ok(resp) => resp,
@@ -44,7 +44,10 @@ pub(crate) async fn handle(
             // Per-request failures stay at debug: a dead worker would flood the log, and the
             // supervisor reports worker health on its own.
             tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
-            worker = error.worker().or(worker);
+            if error.worker().is_none() {
+                // Answered by the proxy alone (no worker ready, a bad request).
+                worker = None;
+            }
             if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
                 // Errors are rare: finding the worker by id is fine here.
                 let table = conn.shared.router.snapshot();
@@ -55,25 +58,28 @@ pub(crate) async fn handle(
             error.to_response()
         }
     };
-    if let Some((start, method, uri)) = log {
-        tracing::info!(
-            target: "cluster::access",
-            %method,
-            path = uri.path(),
-            status = resp.status().as_u16(),
-            worker = worker.map(|w| w as i64).unwrap_or(-1),
-            duration_us = start.elapsed().as_micros() as u64,
-            client = %conn.client.ip,
-        );
-    }
-    Ok(resp)
+    Ok(logged(resp, entry, worker))
+}
+
+/// `resp`, carrying `entry` (when the access log is on) with the response's status and the
+/// worker that answered, to the end of its body.
+fn logged(
+    resp: Response<ProxyBody>,
+    entry: Option<Entry>,
+    worker: Option<WorkerRef>,
+) -> Response<ProxyBody> {
+    let Some(mut entry) = entry else { return resp };
+    let record = entry.record();
+    record.status = resp.status().as_u16();
+    record.worker = worker.map(Into::into);
+    resp.map(|body| body.logged(entry))
 }
 
 /// Forwards one request and returns the worker's response head, its body still streaming.
 async fn proxy(
     conn: &ConnCtx,
     mut req: Request<Incoming>,
-    worker: &mut Option<u64>,
+    worker: &mut Option<WorkerRef>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if req.method() == Method::CONNECT {
         return Err(ProxyError::Method(Method::CONNECT));
@@ -89,7 +95,7 @@ async fn proxy(
     let (backend, guard, sent) =
         tokio::time::timeout(after, forward(conn, req, worker, affinity.map(|a| a.key)))
             .await
-            .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
+            .map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;
     let Sent { mut response, sender } = sent;
     if let Some(a) = affinity.filter(|a| a.set_cookie) {
         affinity::set_cookie(response.headers_mut(), a.key);
@@ -124,6 +130,28 @@ async fn proxy(
     Ok(Response::from_parts(parts, body))
 }
 
+/// The worker a request went to, as far as the handler needs to know it: its id for the
+/// error's attribution, its slot and pid for the access log. `Copy`, so that recording it
+/// costs no reference count.
+#[derive(Debug, Clone, Copy)]
+struct WorkerRef {
+    id: u64,
+    slot: usize,
+    pid: Option<u32>,
+}
+
+impl WorkerRef {
+    fn of(backend: &Backend) -> Self {
+        Self { id: backend.id(), slot: backend.slot(), pid: backend.pid() }
+    }
+}
+
+impl From<WorkerRef> for access_log::WorkerRef {
+    fn from(w: WorkerRef) -> Self {
+        access_log::WorkerRef { slot: w.slot, pid: w.pid }
+    }
+}
+
 /// Picks a worker and sends the request, retrying once when that is safe: always when
 /// nothing was sent (connect failure, or a pooled connection that closed before the request
 /// was written), and for an idempotent request without a body when the worker failed before
@@ -135,13 +163,13 @@ async fn proxy(
 async fn forward(
     conn: &ConnCtx,
     req: Request<Incoming>,
-    worker: &mut Option<u64>,
+    worker: &mut Option<WorkerRef>,
     affinity: Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
     let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None, affinity };
     let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
-    *worker = Some(backend.id());
+    *worker = Some(WorkerRef::of(&backend));
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
@@ -160,7 +188,7 @@ async fn forward(
     let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
     let Some(next) = next else { return Err(error) };
     tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
-    *worker = Some(next.id());
+    *worker = Some(WorkerRef::of(&next));
     let guard = next.load().start();
     match pool::send(&next, retry.map(|b| b.retarget(&next)), max_idle).await {
         Ok(sent) => Ok((next, guard, sent)),

@@ -30,6 +30,7 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log::AccessLog;
 use crate::config::ClusterSpec;
 use crate::routing::Router;
 
@@ -50,8 +51,11 @@ pub struct ProxyConfig {
     pub upstream_idle_timeout: Duration,
     /// Peers whose `X-Forwarded-*` headers are extended instead of replaced.
     pub trusted_proxies: Vec<IpNet>,
-    /// Log one line per request.
-    pub request_logging: bool,
+    /// Where one line per request is written, once its response has been sent; `None` (the
+    /// default): no access log, and nothing of it on the request path. [`ProxyConfig::from_spec`]
+    /// leaves it `None`: a [`Cluster`](crate::Cluster) starts the log of its spec
+    /// (`security.enableRequestLogging`, `accessLog`) and sets it.
+    pub access_log: Option<AccessLog>,
     /// Sticky sessions: key each request by its affinity cookie (set when missing) so that
     /// a sticky strategy keeps the client on one worker.
     pub affinity_cookie: bool,
@@ -69,7 +73,7 @@ impl ProxyConfig {
             keep_alive_timeout: spec.performance.keep_alive_timeout,
             upstream_idle_timeout: spec.performance.upstream_idle_timeout,
             trusted_proxies: spec.security.trusted_proxies.clone(),
-            request_logging: spec.security.enable_request_logging,
+            access_log: None,
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
         }
@@ -87,7 +91,7 @@ impl Default for ProxyConfig {
             keep_alive_timeout: Duration::from_secs(5),
             upstream_idle_timeout: Duration::from_secs(4),
             trusted_proxies: Vec::new(),
-            request_logging: false,
+            access_log: None,
             affinity_cookie: false,
             front_door: None,
         }

@@ -180,6 +180,8 @@ pub(crate) struct Supervisor {
     autoscale: autoscale::Autoscale,
     counters: counters::Counters,
     ticker: Option<AbortOnDropHandle<()>>,
+    /// The proxy's access log, for its counters in the status.
+    access_log: Option<crate::AccessLog>,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -196,6 +198,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) listen: SocketAddr,
     pub(crate) proxy_stop: CancellationToken,
     pub(crate) proxy_done: oneshot::Receiver<()>,
+    pub(crate) access_log: Option<crate::AccessLog>,
 }
 
 impl Supervisor {
@@ -235,6 +238,7 @@ impl Supervisor {
             autoscale,
             counters: counters::Counters::default(),
             ticker: None,
+            access_log: p.access_log,
         }
     }
 

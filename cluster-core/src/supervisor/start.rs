@@ -157,7 +157,7 @@ impl Supervisor {
         if w.state != WorkerState::Starting || w.leave.is_some() {
             return;
         }
-        let backend = Arc::new(Backend::new(id, w.slot, w.endpoint));
+        let backend = Arc::new(Backend::new(id, w.slot, w.endpoint).with_pid(w.pid));
         if self.slots[w.slot].starts > 1 {
             // A worker joining a serving pool starts cold: under `slowStartWindow` its share
             // ramps up. The first workers start together.

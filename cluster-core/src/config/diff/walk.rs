@@ -12,8 +12,8 @@ use super::Applies::{NextGeneration, Now, Restart};
 use super::{Applies, Key, Visit};
 use crate::config::raw::MASK;
 use crate::config::{
-    AdminSpec, ClusterSpec, HardeningSpec, HealthSpec, PerformanceSpec, RollingRestartSpec,
-    ScalingSpec, SecuritySpec, WorkerCommand,
+    AccessLogSpec, AdminSpec, ClusterSpec, HardeningSpec, HealthSpec, PerformanceSpec,
+    RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
 };
 
 /// Hands one key to `v`.
@@ -59,6 +59,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
         health,
         rolling_restart,
         admin,
+        access_log,
         command,
         log_level,
         runtime_dir,
@@ -88,6 +89,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     key(v, "rollingRestart.maxSurge", Now, &old.rolling_restart.max_surge, max_surge, plain);
     key(v, "rollingRestart.minReady", Now, &old.rolling_restart.min_ready, min_ready, ms);
     walk_admin(&old.admin, admin, v);
+    walk_access_log(&old.access_log, access_log, v);
     let WorkerCommand { program, args, cwd, env } = command;
     key(v, "command", NextGeneration, &old.command.program, program, opt_path);
     key(v, "args", NextGeneration, &old.command.args, args, json);
@@ -123,6 +125,15 @@ fn walk_admin(old: &AdminSpec, new: &mut AdminSpec, v: &mut impl Visit) {
     visit!(v, old.min_healthy_percent, "admin.minHealthyPercent", Restart, plain);
     visit!(v, old.events_interval, "admin.eventsInterval", Restart, ms);
     visit!(v, old.socket, "admin.socket", Restart, opt_path);
+}
+
+/// The access log's writer thread and destination are set up when the primary starts
+/// (SIGUSR1 reopens the same path).
+fn walk_access_log(old: &AccessLogSpec, new: &mut AccessLogSpec, v: &mut impl Visit) {
+    let AccessLogSpec { format, path, queue } = new;
+    visit!(v, old.format, "accessLog.format", Restart, plain);
+    visit!(v, old.path, "accessLog.path", Restart, plain);
+    visit!(v, old.queue, "accessLog.queue", Restart, plain);
 }
 
 fn walk_scaling(old: &ScalingSpec, new: &mut ScalingSpec, v: &mut impl Visit) {

@@ -50,6 +50,9 @@ const RESTART: &[&str] = &[
     "admin.minHealthyPercent",
     "admin.eventsInterval",
     "admin.socket",
+    "accessLog.format",
+    "accessLog.path",
+    "accessLog.queue",
     "runtimeDir",
     "logFile",
 ];
@@ -250,6 +253,7 @@ fn everything_changed(dir: &Dir) -> String {
         "admin": {{"token": "0123456789abcdef", "listen": "127.0.0.1:9090",
             "publicHealth": true, "minHealthyPercent": 75, "eventsInterval": 500,
             "socket": "ctl.sock"}},
+        "accessLog": {{"format": "json", "path": "stdout", "queue": 64}},
         "runtimeDir": "run", "logFile": "cluster.log",
         "user": {uid}, "group": "{gid}", "cpuAffinity": true,
         "limits": {{"nofile": 256, "core": 0, "memoryMax": "64M"}}}}"#,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 
 use super::super::validate::cpu_count;
-use super::super::{ClusterSpec, Source};
+use super::super::{AccessLogPath, ClusterSpec, Source};
 use super::{Dir, SAMPLE, flags, no_flags};
 
 #[test]
@@ -46,11 +46,12 @@ fn defaults_alone() {
     let loaded = dir.load(&no_flags(), &[]).expect("defaults load");
     // The runtime paths are resolved against the directory loaded in, the default's against
     // the current directory (".").
-    let expected = ClusterSpec {
+    let mut expected = ClusterSpec {
         runtime_dir: dir.path().join(".cluster"),
         log_file: dir.path().join("logs/cluster.log"),
         ..ClusterSpec::default()
     };
+    expected.access_log.path = AccessLogPath::File(dir.path().join("logs/access.log"));
     assert_eq!(loaded.spec, expected);
 
     let spec = loaded.spec;

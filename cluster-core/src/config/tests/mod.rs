@@ -1,6 +1,7 @@
 //! Tests of configuration loading, through `load_in` so that each test has its own
 //! directory and environment (we never change the process's).
 
+mod access_log;
 mod admin;
 mod diff;
 mod errors;
