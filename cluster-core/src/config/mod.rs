@@ -28,6 +28,7 @@ mod error;
 mod extract;
 mod health;
 mod layers;
+mod limits;
 mod load;
 mod raw;
 mod scalar;
@@ -46,6 +47,7 @@ use std::path::PathBuf;
 pub use diff::{Applies, ConfigChange, changes, live_spec};
 pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
+pub use limits::RequestLimits;
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{
