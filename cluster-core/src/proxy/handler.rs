@@ -2,6 +2,7 @@
 //! response back with its body streaming.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use cluster_balancer::{InFlight, RequestCtx};
@@ -32,13 +33,15 @@ pub(crate) async fn handle(
             return Ok(response.map(|body| ProxyBody::front(body, stream)));
         }
     }
+    // Read before `prepare_request` rewrites `X-Forwarded-For`.
+    let client = conn.client_addr(req.headers());
     let log = conn
         .shared
         .cfg
         .request_logging
         .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
     let mut worker = None;
-    let resp = match proxy(&conn, req, &mut worker).await {
+    let resp = match proxy(&conn, req, client, &mut worker).await {
         Ok(resp) => resp,
         Err(error) => {
             // Per-request failures stay at debug: a dead worker would flood the log, and the
@@ -63,7 +66,7 @@ pub(crate) async fn handle(
             status = resp.status().as_u16(),
             worker = worker.map(|w| w as i64).unwrap_or(-1),
             duration_us = start.elapsed().as_micros() as u64,
-            client = %conn.client.ip,
+            %client,
         );
     }
     Ok(resp)
@@ -73,6 +76,7 @@ pub(crate) async fn handle(
 async fn proxy(
     conn: &ConnCtx,
     mut req: Request<Incoming>,
+    client: IpAddr,
     worker: &mut Option<u64>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if req.method() == Method::CONNECT {
@@ -84,10 +88,9 @@ async fn proxy(
     let after = conn.shared.cfg.request_timeout;
     let started = Instant::now();
     // Bounds the time to response headers only; the body streams for as long as it takes.
-    let affinity =
-        conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), conn.client.ip));
+    let affinity = conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), client));
     let (backend, guard, sent) =
-        tokio::time::timeout(after, forward(conn, req, worker, affinity.map(|a| a.key)))
+        tokio::time::timeout(after, forward(conn, req, client, worker, affinity.map(|a| a.key)))
             .await
             .map_err(|_| ProxyError::Timeout { worker: *worker, after })??;
     let Sent { mut response, sender } = sent;
@@ -135,11 +138,12 @@ async fn proxy(
 async fn forward(
     conn: &ConnCtx,
     req: Request<Incoming>,
+    client: IpAddr,
     worker: &mut Option<u64>,
     affinity: Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
-    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None, affinity };
+    let ctx = RequestCtx { client: Some(client), avoid: None, affinity };
     let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
     *worker = Some(backend.id());
     let replay = Replay::capture(&req);

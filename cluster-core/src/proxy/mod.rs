@@ -12,11 +12,13 @@
 
 mod affinity;
 mod body;
+mod client_addr;
 mod conn;
 mod error;
 mod front;
 mod handler;
 mod headers;
+mod host;
 mod pool;
 mod server;
 mod threads;
