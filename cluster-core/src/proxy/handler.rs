@@ -15,6 +15,7 @@ use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
+use super::limits::{self, BodyBudget};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
 use crate::routing::Backend;
@@ -82,6 +83,7 @@ async fn proxy(
     if req.method() == Method::CONNECT {
         return Err(ProxyError::Method(Method::CONNECT));
     }
+    limits::check_request(&req, &conn.shared.cfg.limits)?;
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
@@ -149,7 +151,9 @@ async fn forward(
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
-    let sent = pool::send(&backend, req.map(|b| ReqBody::stream(b, &backend)), max_idle).await;
+    let budget = BodyBudget::new(conn.shared.cfg.limits.max_body_size);
+    let body = |b| ReqBody::stream(b, &backend, budget);
+    let sent = pool::send(&backend, req.map(body), max_idle).await;
     let SendError { error, request, reused } = match sent {
         Ok(sent) => return Ok((backend, guard, sent)),
         Err(e) => e,

@@ -19,6 +19,7 @@ mod front;
 mod handler;
 mod headers;
 mod host;
+mod limits;
 mod pool;
 mod server;
 mod threads;
@@ -32,7 +33,7 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, RequestLimits};
 use crate::routing::Router;
 
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
@@ -60,6 +61,8 @@ pub struct ProxyConfig {
     /// Answers the requests it claims before they are routed (the admin API on the front
     /// port); `None` routes every request.
     pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
+    /// Body, head and connection limits (413, 431, paused accepting).
+    pub limits: RequestLimits,
 }
 
 impl ProxyConfig {
@@ -74,6 +77,7 @@ impl ProxyConfig {
             request_logging: spec.security.enable_request_logging,
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
+            limits: spec.performance.limits.clone(),
         }
     }
 }
@@ -81,7 +85,7 @@ impl ProxyConfig {
 impl Default for ProxyConfig {
     /// Settings for embedding and tests: 30 s to response headers, 10 s to read request
     /// headers, 5 s keep-alive, 4 s upstream idle (below Node's 5 s), nobody trusted, no
-    /// access log.
+    /// access log, the default [`RequestLimits`].
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -92,6 +96,7 @@ impl Default for ProxyConfig {
             request_logging: false,
             affinity_cookie: false,
             front_door: None,
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -111,12 +116,16 @@ pub(crate) struct Shared {
     cfg: ProxyConfig,
     /// Upgraded tunnels open right now.
     tunnels: AtomicUsize,
+    /// `maxConnections`, shared by every proxy thread.
+    connections: limits::ConnectionLimit,
 }
 
 impl Proxy {
     /// A proxy routing through `router`.
     pub fn new(router: Arc<Router>, cfg: ProxyConfig) -> Self {
-        Self { shared: Arc::new(Shared { router, cfg, tunnels: AtomicUsize::new(0) }) }
+        let connections = limits::ConnectionLimit::new(cfg.limits.max_connections);
+        let shared = Shared { router, cfg, tunnels: AtomicUsize::new(0), connections };
+        Self { shared: Arc::new(shared) }
     }
 
     /// Serves `listener` until `stop` is cancelled, then drains.
