@@ -89,7 +89,7 @@ fn parse_byte_size(text: &str) -> Option<u64> {
     };
     if !number.contains('.') {
         let whole: u64 = number.parse().ok()?;
-        return Some(whole.checked_mul(1 << shift).unwrap_or(u64::MAX));
+        return Some(whole.saturating_mul(1 << shift));
     }
     if shift == 0 {
         // A fraction of a byte means nothing.
