@@ -41,6 +41,7 @@ pub(crate) async fn handle(
         .cfg
         .request_logging
         .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
+    let h2 = req.version() == Version::HTTP_2;
     let mut worker = None;
     let resp = match proxy(&conn, req, client, &mut worker).await {
         Ok(resp) => resp,
@@ -56,7 +57,12 @@ pub(crate) async fn handle(
                     b.metrics().record_failure(error.failure_kind());
                 }
             }
-            error.to_response()
+            let mut resp = error.to_response();
+            if h2 {
+                // Connection options are HTTP/1 only (RFC 9113 §8.2.2).
+                resp.headers_mut().remove(http::header::CONNECTION);
+            }
+            resp
         }
     };
     if let Some((start, method, uri)) = log {
