@@ -241,3 +241,42 @@ fn max_connections_pauses_accepting() {
     let head = read_head(&mut third);
     assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
 }
+
+/// The same checks over HTTP/2 (h2c, prior knowledge): `:authority` outside the grammar,
+/// too many fields, a streamed body past the limit.
+#[tokio::test]
+async fn h2_requests_get_the_same_limits() {
+    use bytes::Bytes;
+    use http_body_util::combinators::BoxBody;
+    use http_body_util::{BodyExt, Empty, StreamBody};
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let cluster = cluster(r#""maxBodySize": 4096, "maxHeaders": 20"#);
+    let addr = cluster.addr;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    type Body = BoxBody<Bytes, std::convert::Infallible>;
+    let empty = || -> Body { Empty::new().boxed() };
+    let mut status = |uri: &str, body: Body, fields: usize| {
+        let mut req = hyper::Request::builder().uri(uri);
+        for i in 0..fields {
+            req = req.header(format!("x-field-{i}"), i);
+        }
+        let req = req.method(if fields == 0 { "POST" } else { "GET" }).body(body).unwrap();
+        let sent = h2.send_request(req);
+        async move { sent.await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+
+    assert_eq!(status("http://user@app.test/count", empty(), 1).await, 400);
+    assert_eq!(status("http://app.test/count", empty(), 30).await, 431);
+    let chunks = (0..8).map(|_| Ok(Frame::data(Bytes::from(vec![b'q'; 1024]))));
+    let streamed: Body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+    assert_eq!(status("http://app.test/consume", streamed, 0).await, 413);
+    assert_eq!(status("http://app.test/count", empty(), 1).await, 200);
+    assert_eq!(counted(addr), "1", "only the good request reached the worker");
+}
