@@ -8,7 +8,9 @@
 //! Files, one concept each: `server` (accept loop, graceful stop), `conn` (one client
 //! connection, idle timeout), `handler` (one request, retry), `headers` (hop-by-hop,
 //! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
-//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`).
+//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`),
+//! `client_addr` (the client behind trusted proxies), `host` (the `Host` grammar), `limits`
+//! (body, head and connection limits, the 408 for slow heads).
 
 mod affinity;
 mod body;
@@ -139,7 +141,12 @@ impl Proxy {
     /// A client connection with no traffic for `keep_alive_timeout` is closed (after its
     /// current response, if any); HTTP/1.1 clients also get `header_read_timeout` to send
     /// each request head, including the wait for the next request on a kept-alive
-    /// connection (hyper starts that timer as soon as the connection is idle).
+    /// connection (hyper starts that timer as soon as the connection is idle). A client
+    /// part-way through a head when it expires gets `408 Request Timeout`; an idle one is
+    /// just closed.
+    ///
+    /// With `limits.max_connections`, accepting pauses while that many connections are
+    /// open (see [`RequestLimits`]).
     ///
     /// # Cancel safety
     ///
