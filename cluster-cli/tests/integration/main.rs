@@ -11,6 +11,7 @@ mod config_errors;
 mod dashboard;
 mod dev;
 mod embedded;
+mod hardening;
 mod health;
 mod heartbeat;
 mod lifecycle;

@@ -238,6 +238,15 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
+/// An integer or a string, for a key whose `expecting` text is given by the caller (`user`:
+/// a name or a numeric id; `limits.core`: a size or `"unlimited"`).
+pub(crate) fn int_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<IntOrText, D::Error> {
+    d.deserialize_any(IntVisitor { expecting, text: true })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{ByteSize, IntOrText, parse_byte_size};
