@@ -14,6 +14,9 @@
 //! | `GET /ws` | WebSocket echo (RFC 6455); 400 without `Upgrade: websocket` and a key |
 //! | `POST`/`PUT /echo` | 200, the request body streamed back as it arrives, same content type |
 //! | `GET /headers` | 200 JSON object: lower-case header name → value (repeats joined with `, `) |
+//! | any method `/count` | 200, how many `/count` requests this worker has seen, this one included |
+//! | `GET /counted` | 200, the same count, without adding to it |
+//! | `POST`/`PUT /consume` | reads the whole body, then 200 with its length in bytes (400 if the body fails) |
 //! | `GET /env` | 200 JSON: `PORT`, `HOST`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` (null when unset) |
 //! | `GET /crash` | exits at once with code 70, without answering |
 //! | anything else | 404 |

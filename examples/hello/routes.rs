@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,6 +65,14 @@ pub(crate) async fn handle(
         "/echo" if matches!(*req.method(), Method::POST | Method::PUT) => crate::stream::echo(req),
         "/ws" if req.method() == Method::GET => crate::ws::upgrade(req, &shared),
         "/headers" if get => json(headers_json(req.headers())),
+        "/count" => {
+            let n = shared.counted.fetch_add(1, Ordering::Relaxed) + 1;
+            text(StatusCode::OK, n.to_string())
+        }
+        "/counted" if get => {
+            text(StatusCode::OK, shared.counted.load(Ordering::Relaxed).to_string())
+        }
+        "/consume" if matches!(*req.method(), Method::POST | Method::PUT) => consume(req).await,
         "/env" if get => json(env_json()),
         "/crash" if req.method() == Method::GET => {
             eprintln!("hello: GET /crash, exiting with code 70");
@@ -72,6 +81,20 @@ pub(crate) async fn handle(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(response)
+}
+
+/// `POST|PUT /consume`: reads the whole request body, then answers its length; a body that
+/// fails mid-way (the client or the proxy cut it off) gets 400.
+async fn consume(req: Request<Incoming>) -> Response<Body> {
+    let mut body = req.into_body();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => total += frame.data_ref().map_or(0, Bytes::len),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("body failed: {e}\n")),
+        }
+    }
+    text(StatusCode::OK, total.to_string())
 }
 
 /// A `text/plain` response.

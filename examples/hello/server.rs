@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     /// Held during the response delay when `HELLO_SLOW_SERIAL=1`: one delayed response at a
     /// time, in arrival order (tokio's mutex is fair).
     pub(crate) serial: Option<tokio::sync::Mutex<()>>,
+    /// Requests to `/count` so far, read back at `/counted` (tests check that a request
+    /// never reached the worker).
+    pub(crate) counted: std::sync::atomic::AtomicU64,
     /// Cancelled when shutdown starts.
     pub(crate) stop: CancellationToken,
     /// Connections and WebSockets; shutdown waits for it to empty.
@@ -87,6 +90,7 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         response_delay: config.response_delay,
         failing: config.faults.start(),
         serial: config.slow_serial.then(|| tokio::sync::Mutex::new(())),
+        counted: std::sync::atomic::AtomicU64::new(0),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

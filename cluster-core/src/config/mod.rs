@@ -31,6 +31,7 @@ mod extract;
 mod hardening;
 mod health;
 mod layers;
+mod limits;
 mod load;
 mod raw;
 mod scalar;
@@ -51,6 +52,7 @@ pub use diff::{Applies, ConfigChange, changes, live_spec};
 pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
 pub use hardening::{HardeningSpec, LimitValue};
+pub use limits::RequestLimits;
 pub use load::{LoadedConfig, load};
 pub use source::Source;
 pub use spec::{

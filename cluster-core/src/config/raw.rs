@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::AccountName;
 use super::hardening::RawLimits;
-use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
 pub(crate) const SECTIONS: [&str; 8] = [
@@ -100,6 +100,10 @@ pub(crate) struct RawPerformance {
     pub(crate) proxy_threads: Integer,
     pub(crate) enable_compression: bool,
     pub(crate) compression_level: Integer,
+    pub(crate) max_body_size: ByteSize,
+    pub(crate) max_header_size: ByteSize,
+    pub(crate) max_headers: Integer,
+    pub(crate) max_connections: Integer,
 }
 
 /// `health`: the knobs of the health policies (an extension of the original design, whose
@@ -245,6 +249,10 @@ impl Default for RawPerformance {
             proxy_threads: Integer(1),
             enable_compression: false,
             compression_level: Integer(6),
+            max_body_size: ByteSize::of(0),
+            max_header_size: ByteSize::of(64 * 1024),
+            max_headers: Integer(100),
+            max_connections: Integer(0),
         }
     }
 }

@@ -38,6 +38,69 @@ pub(crate) struct Workers(pub(crate) IntOrText);
 #[serde(transparent)]
 pub(crate) struct MemorySize(pub(crate) IntOrText);
 
+/// A size in bytes: an integer (bytes), or a string with an optional unit (`"512"`,
+/// `"64KB"`, `"64KiB"`, `"10MB"`, `"1G"`), read by [`ByteSize::bytes`].
+///
+/// Unlike [`MemorySize`], a bare number means bytes: these keys are protocol limits
+/// (`performance.maxBodySize`), where bytes are the natural unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct ByteSize(pub(crate) IntOrText);
+
+impl ByteSize {
+    /// What [`ByteSize::bytes`] names in its error, for messages.
+    pub(crate) const EXPECTING: &'static str =
+        r#"expected a size in bytes, or a number with a unit such as "64KB", "10MB" or "1GiB""#;
+
+    /// A size given in bytes.
+    pub(crate) const fn of(bytes: i128) -> Self {
+        ByteSize(IntOrText::Int(bytes))
+    }
+
+    /// The size in bytes; `None` when it is negative or not a size.
+    ///
+    /// Units are case-insensitive and binary, as in nginx (`k`, `m`) and the `bytes` package
+    /// of Express's body parser (`kb`, `mb`): `K`/`KB`/`KiB` = 1024, `M`/`MB`/`MiB` = 1024²,
+    /// `G`/`GB`/`GiB` = 1024³, `T`/`TB`/`TiB` = 1024⁴; `B` or no unit = bytes. A fraction
+    /// is allowed with a unit (`"1.5MB"`) and rounded to whole bytes. A size too large for
+    /// a `u64` saturates at `u64::MAX`.
+    pub(crate) fn bytes(&self) -> Option<u64> {
+        match &self.0 {
+            IntOrText::Int(n) => u64::try_from(*n).ok(),
+            IntOrText::Text(text) => parse_byte_size(text),
+        }
+    }
+}
+
+/// Bytes in a size such as `512`, `64KB`, `64kib`, `10MB`, `1G` or `1.5MiB`; `None` if it is
+/// not one. See [`ByteSize::bytes`].
+fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let shift = match unit.as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    if !number.contains('.') {
+        let whole: u64 = number.parse().ok()?;
+        return Some(whole.saturating_mul(1 << shift));
+    }
+    if shift == 0 {
+        // A fraction of a byte means nothing.
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    // `as` saturates: an absurdly large size becomes u64::MAX.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Some((number * (1u64 << shift) as f64).round() as u64)
+}
+
 fn serialize_int<S: Serializer>(v: i128, s: S) -> Result<S::Ok, S::Error> {
     match (i64::try_from(v), u64::try_from(v)) {
         (Ok(v), _) => s.serialize_i64(v),
@@ -131,6 +194,13 @@ impl<'de> Deserialize<'de> for Workers {
     }
 }
 
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let expecting = r#"a size in bytes, or a string such as "64KB" or "10MB""#;
+        d.deserialize_any(IntVisitor { expecting, text: true }).map(ByteSize)
+    }
+}
+
 impl<'de> Deserialize<'de> for MemorySize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let expecting = r#"a size in MB, or a string such as "512M" or "1G""#;
@@ -175,4 +245,36 @@ pub(crate) fn int_or_text<'de, D: Deserializer<'de>>(
     expecting: &'static str,
 ) -> Result<IntOrText, D::Error> {
     d.deserialize_any(IntVisitor { expecting, text: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ByteSize, IntOrText, parse_byte_size};
+
+    #[test]
+    fn byte_sizes() {
+        const K: u64 = 1024;
+        for (text, bytes) in [
+            ("512", 512),
+            ("0", 0),
+            ("512b", 512),
+            ("64KB", 64 * K),
+            ("64kib", 64 * K),
+            ("64K", 64 * K),
+            ("10MB", 10 * K * K),
+            ("1MiB", K * K),
+            ("1G", K * K * K),
+            (" 2 gb ", 2 * K * K * K),
+            ("1.5MB", 3 * K * K / 2),
+            ("99999999999T", u64::MAX),
+        ] {
+            assert_eq!(parse_byte_size(text), Some(bytes), "{text}");
+        }
+        for bad in ["", "ten megs", "MB", "12X", "-5", "1.5", "1..2G", "1e3"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad}");
+        }
+        assert_eq!(ByteSize::of(4096).bytes(), Some(4096));
+        assert_eq!(ByteSize::of(-1).bytes(), None);
+        assert_eq!(ByteSize(IntOrText::Text("1k".into())).bytes(), Some(1024));
+    }
 }

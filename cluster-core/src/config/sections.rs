@@ -119,6 +119,7 @@ impl Validator<'_> {
             compression_level: self
                 .int(&key("compressionLevel"), raw.compression_level, 1, 9)
                 .unwrap_or(1),
+            limits: self.limits(raw),
         }
     }
 

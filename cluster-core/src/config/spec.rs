@@ -188,6 +188,9 @@ pub struct PerformanceSpec {
     pub enable_compression: bool,
     /// Compression level, 1-9 (`compressionLevel`).
     pub compression_level: u32,
+    /// Body, head and connection limits (`maxBodySize`, `maxHeaderSize`, `maxHeaders`,
+    /// `maxConnections`).
+    pub limits: super::RequestLimits,
 }
 
 /// Health-policy settings (`health` in the file): how workers are probed, judged and replaced.

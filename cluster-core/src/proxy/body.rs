@@ -17,6 +17,7 @@ use hyper::client::conn::http1::SendRequest;
 
 use super::conn::ConnCtx;
 use super::front::{BoxError, FrontBody};
+use super::limits::BodyBudget;
 use super::pool;
 use crate::access_log::{End, Entry};
 use crate::routing::Backend;
@@ -27,8 +28,9 @@ use crate::routing::Backend;
 #[derive(Debug)]
 pub(crate) enum ReqBody {
     /// The client's body, forwarded frame by frame and counted in the bytes-in of the
-    /// worker it goes to.
-    Stream(Incoming, BytesIn),
+    /// worker it goes to; it fails with
+    /// [`BodyTooLarge`](super::limits::BodyTooLarge) once past its budget.
+    Stream(Incoming, BytesIn, BodyBudget),
     /// No body.
     Empty,
 }
@@ -50,19 +52,19 @@ impl Drop for BytesIn {
 }
 
 impl ReqBody {
-    /// The client's body, going to `backend`; [`ReqBody::Empty`] when it has already ended
-    /// (most requests), which costs nothing.
-    pub(crate) fn stream(body: Incoming, backend: &Arc<Backend>) -> Self {
+    /// The client's body, going to `backend`, allowed `budget` bytes; [`ReqBody::Empty`]
+    /// when it has already ended (most requests), which costs nothing.
+    pub(crate) fn stream(body: Incoming, backend: &Arc<Backend>, budget: BodyBudget) -> Self {
         if body.is_end_stream() {
             ReqBody::Empty
         } else {
-            ReqBody::Stream(body, BytesIn { backend: Arc::clone(backend), bytes: 0 })
+            ReqBody::Stream(body, BytesIn { backend: Arc::clone(backend), bytes: 0 }, budget)
         }
     }
 
     /// The same body sent to another worker instead (a retry of a request not yet sent).
     pub(crate) fn retarget(mut self, backend: &Arc<Backend>) -> Self {
-        if let ReqBody::Stream(_, counted) = &mut self {
+        if let ReqBody::Stream(_, counted, _) = &mut self {
             counted.backend = Arc::clone(backend);
         }
         self
@@ -71,21 +73,26 @@ impl ReqBody {
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    /// The client's body failing (hyper's error), or
+    /// [`BodyTooLarge`](super::limits::BodyTooLarge).
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ReqBody::Stream(b, counted) => {
+            ReqBody::Stream(b, counted, budget) => {
                 let frame = ready!(Pin::new(b).poll_frame(cx));
                 if let Some(Ok(Some(data))) =
                     frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
                 {
                     counted.bytes += data.len() as u64;
+                    if let Err(too_large) = budget.check(counted.bytes) {
+                        return Poll::Ready(Some(Err(too_large.into())));
+                    }
                 }
-                Poll::Ready(frame)
+                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
             }
             ReqBody::Empty => Poll::Ready(None),
         }
@@ -93,14 +100,14 @@ impl Body for ReqBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReqBody::Stream(b, _) => b.is_end_stream(),
+            ReqBody::Stream(b, ..) => b.is_end_stream(),
             ReqBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReqBody::Stream(b, _) => b.size_hint(),
+            ReqBody::Stream(b, ..) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
         }
     }

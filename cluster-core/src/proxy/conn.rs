@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::Shared;
 use super::handler;
 use super::headers::ClientInfo;
+use super::limits::REQUEST_TIMEOUT_RESPONSE;
 
 /// The HTTP/1.1 + h2c server builder shared by every connection of one `serve` call.
 pub(crate) type Http = auto::Builder<TokioExecutor>;
@@ -90,8 +91,8 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
     let state = Arc::clone(&ctx.serve);
     let streams = Arc::clone(&ctx);
-    let activity = Arc::new(AtomicUsize::new(0));
-    let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity) };
+    let activity = Arc::new(Activity::default());
+    let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity), in_head: false };
     let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
     let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
     let mut idle_timer = pin!(tokio::time::sleep(idle));
@@ -133,7 +134,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
             if idle_timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let now = activity.load(Ordering::Relaxed);
+            let now = activity.ops.load(Ordering::Relaxed);
             if now == seen {
                 conn.as_mut().graceful_shutdown();
                 draining = true;
@@ -145,8 +146,23 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     })
     .await;
     if let Err(error) = res {
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+            // hyper's header read timeout: the socket gets a 408 when it is dropped, just
+            // below, if part of a request head had arrived.
+            activity.head_timed_out.store(true, Ordering::Relaxed);
+        }
         tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
     }
+}
+
+/// What the connection task learns from its socket.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Completed reads and writes, so the task can tell an idle connection from a busy one.
+    ops: AtomicUsize,
+    /// Set when hyper ended the connection because a request head took longer than
+    /// `headerReadTimeout`.
+    head_timed_out: AtomicBool,
 }
 
 /// A client socket that counts its completed reads and writes, so the connection task can
@@ -155,20 +171,43 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
 /// hyper 1 has no idle timeout between keep-alive requests of its own (its header read
 /// timeout covers it in some versions only), and none at all for HTTP/2 or while the
 /// protocol is still being detected.
-struct Watched<T> {
-    inner: T,
-    activity: Arc<AtomicUsize>,
+///
+/// It also remembers whether anything was read since the last write: when hyper's header
+/// read timeout ends the connection, that tells a client stuck in the middle of a request
+/// head (it gets `408 Request Timeout`, written as the socket is dropped) from an idle
+/// keep-alive connection (simply closed).
+struct Watched {
+    inner: TokioIo<TcpStream>,
+    activity: Arc<Activity>,
+    /// Bytes arrived since the last response bytes went out: a request head (or body) is
+    /// being received.
+    in_head: bool,
 }
 
-impl<T> Watched<T> {
+impl Watched {
     fn touch(&self) {
         // One writer (the task that owns the socket), so a load and a store suffice.
-        self.activity
-            .store(self.activity.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        let ops = &self.activity.ops;
+        ops.store(ops.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    fn wrote(&mut self) {
+        self.in_head = false;
+        self.touch();
     }
 }
 
-impl<T: Read + Unpin> Read for Watched<T> {
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.in_head && self.activity.head_timed_out.load(Ordering::Relaxed) {
+            // Best effort, without blocking: a fresh 100-byte write fits in any socket
+            // buffer. hyper has not shut the socket down (it just returned the error).
+            let _ = self.inner.inner().try_write(REQUEST_TIMEOUT_RESPONSE);
+        }
+    }
+}
+
+impl Read for Watched {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -177,13 +216,16 @@ impl<T: Read + Unpin> Read for Watched<T> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if res.is_ready() {
+            // A completed read brought bytes, or the end of the stream (after which the
+            // connection ends without any timeout).
+            this.in_head = true;
             this.touch();
         }
         res
     }
 }
 
-impl<T: Write + Unpin> Write for Watched<T> {
+impl Write for Watched {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -192,7 +234,7 @@ impl<T: Write + Unpin> Write for Watched<T> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
         if res.is_ready() {
-            this.touch();
+            this.wrote();
         }
         res
     }
@@ -205,7 +247,7 @@ impl<T: Write + Unpin> Write for Watched<T> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if res.is_ready() {
-            this.touch();
+            this.wrote();
         }
         res
     }

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::limits::BodyTooLarge;
 
 /// Who caused a [`ProxyError`]; decides the log level and, later, which counters move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,24 @@ pub(crate) enum ProxyError {
     /// The request uses a method a reverse proxy does not forward (`CONNECT`).
     #[error("method {0} is not supported by the proxy")]
     Method(http::Method),
+    /// The request body is larger than `performance.maxBodySize`: declared so in
+    /// `Content-Length` (nothing was forwarded), or streamed past it (the forwarded body
+    /// was cut off).
+    #[error("request body over the limit of {limit} bytes (worker {worker:?})")]
+    BodyTooLarge {
+        /// The worker the body was streaming to; `None` when nothing was forwarded.
+        worker: Option<u64>,
+        /// `maxBodySize`.
+        limit: u64,
+    },
+    /// The request has more header fields than `performance.maxHeaders`.
+    #[error("{count} header fields, over the limit of {limit}")]
+    TooManyHeaders {
+        /// Fields in the request.
+        count: usize,
+        /// `maxHeaders`.
+        limit: usize,
+    },
 }
 
 impl ProxyError {
@@ -111,9 +130,10 @@ impl ProxyError {
         // A failure of the client's body is a user error caused by the body's own error (a
         // `hyper::Error` from the client connection); other user errors, such as the
         // connection's task being gone, are failures on the worker's side.
-        let client_body = source.is_user()
-            && std::error::Error::source(&source).is_some_and(|c| c.is::<hyper::Error>());
-        if client_body {
+        let cause = std::error::Error::source(&source).filter(|_| source.is_user());
+        if let Some(too_large) = cause.and_then(|c| c.downcast_ref::<BodyTooLarge>()) {
+            ProxyError::BodyTooLarge { worker: Some(worker), limit: too_large.limit }
+        } else if cause.is_some_and(|c| c.is::<hyper::Error>()) {
             ProxyError::ClientBody { worker, source }
         } else if source.is_parse() {
             ProxyError::BadResponse { worker, reason: "malformed response head" }
@@ -126,9 +146,11 @@ impl ProxyError {
     pub(crate) fn fault(&self) -> Fault {
         match self {
             ProxyError::NoBackend => Fault::Ours,
-            ProxyError::ClientBody { .. } | ProxyError::BadRequest(_) | ProxyError::Method(_) => {
-                Fault::Client
-            }
+            ProxyError::ClientBody { .. }
+            | ProxyError::BadRequest(_)
+            | ProxyError::Method(_)
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::TooManyHeaders { .. } => Fault::Client,
             ProxyError::Connect { .. }
             | ProxyError::Unsent { .. }
             | ProxyError::Upstream { .. }
@@ -160,8 +182,11 @@ impl ProxyError {
     /// The worker the failure concerns, if any.
     pub(crate) fn worker(&self) -> Option<u64> {
         match self {
-            ProxyError::NoBackend | ProxyError::BadRequest(_) | ProxyError::Method(_) => None,
-            ProxyError::Timeout { worker, .. } => *worker,
+            ProxyError::NoBackend
+            | ProxyError::BadRequest(_)
+            | ProxyError::Method(_)
+            | ProxyError::TooManyHeaders { .. } => None,
+            ProxyError::Timeout { worker, .. } | ProxyError::BodyTooLarge { worker, .. } => *worker,
             ProxyError::Connect { worker, .. }
             | ProxyError::Unsent { worker, .. }
             | ProxyError::Upstream { worker, .. }
@@ -171,7 +196,8 @@ impl ProxyError {
     }
 
     /// The status the client gets: 503 when no worker is ready, 502 when the worker failed,
-    /// 504 when it was too slow, 4xx when the client was at fault.
+    /// 504 when it was too slow, 4xx when the client was at fault (413 and 431 for the
+    /// request limits).
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
@@ -182,6 +208,8 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientBody { .. } | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::TooManyHeaders { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -196,6 +224,8 @@ impl ProxyError {
                 "504 Gateway Timeout: the worker did not respond in time\n"
             }
             StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
+            StatusCode::PAYLOAD_TOO_LARGE => "413 Content Too Large\n",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "431 Request Header Fields Too Large\n",
             _ => "400 Bad Request\n",
         };
         let mut resp = Response::new(ProxyBody::text(Bytes::from_static(text.as_bytes())));
@@ -204,6 +234,10 @@ impl ProxyError {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ProxyError::BodyTooLarge { .. } = self {
+            // The rest of the body is not read: the connection cannot carry another request.
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -2,6 +2,7 @@
 //! response back with its body streaming.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use cluster_balancer::{InFlight, RequestCtx};
@@ -14,6 +15,7 @@ use super::body::{Finish, ProxyBody, ReqBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
+use super::limits::{self, BodyBudget};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
 use crate::access_log::{self, Entry};
@@ -24,9 +26,10 @@ pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    // Read before `prepare_request` rewrites `X-Forwarded-For`.
+    let client = conn.client_addr(req.headers());
     // Dropped with this future if the client goes away before a response: logged as 499.
-    let entry =
-        conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, conn.client.ip, &req));
+    let entry = conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, client, &req));
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
@@ -37,8 +40,9 @@ pub(crate) async fn handle(
             return Ok(logged(response, entry, None));
         }
     }
+    let h2 = req.version() == Version::HTTP_2;
     let mut worker = None;
-    let resp = match proxy(&conn, req, &mut worker).await {
+    let resp = match proxy(&conn, req, client, &mut worker).await {
         Ok(resp) => resp,
         Err(error) => {
             // Per-request failures stay at debug: a dead worker would flood the log, and the
@@ -55,7 +59,12 @@ pub(crate) async fn handle(
                     b.metrics().record_failure(error.failure_kind());
                 }
             }
-            error.to_response()
+            let mut resp = error.to_response();
+            if h2 {
+                // Connection options are HTTP/1 only (RFC 9113 §8.2.2).
+                resp.headers_mut().remove(http::header::CONNECTION);
+            }
+            resp
         }
     };
     Ok(logged(resp, entry, worker))
@@ -79,21 +88,22 @@ fn logged(
 async fn proxy(
     conn: &ConnCtx,
     mut req: Request<Incoming>,
+    client: IpAddr,
     worker: &mut Option<WorkerRef>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if req.method() == Method::CONNECT {
         return Err(ProxyError::Method(Method::CONNECT));
     }
+    limits::check_request(&req, &conn.shared.cfg.limits)?;
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
     let started = Instant::now();
     // Bounds the time to response headers only; the body streams for as long as it takes.
-    let affinity =
-        conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), conn.client.ip));
+    let affinity = conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), client));
     let (backend, guard, sent) =
-        tokio::time::timeout(after, forward(conn, req, worker, affinity.map(|a| a.key)))
+        tokio::time::timeout(after, forward(conn, req, client, worker, affinity.map(|a| a.key)))
             .await
             .map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;
     let Sent { mut response, sender } = sent;
@@ -163,17 +173,20 @@ impl From<WorkerRef> for access_log::WorkerRef {
 async fn forward(
     conn: &ConnCtx,
     req: Request<Incoming>,
+    client: IpAddr,
     worker: &mut Option<WorkerRef>,
     affinity: Option<u64>,
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
-    let ctx = RequestCtx { client: Some(conn.client.ip), avoid: None, affinity };
+    let ctx = RequestCtx { client: Some(client), avoid: None, affinity };
     let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
     *worker = Some(WorkerRef::of(&backend));
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
-    let sent = pool::send(&backend, req.map(|b| ReqBody::stream(b, &backend)), max_idle).await;
+    let budget = BodyBudget::new(conn.shared.cfg.limits.max_body_size);
+    let body = |b| ReqBody::stream(b, &backend, budget);
+    let sent = pool::send(&backend, req.map(body), max_idle).await;
     let SendError { error, request, reused } = match sent {
         Ok(sent) => return Ok((backend, guard, sent)),
         Err(e) => e,

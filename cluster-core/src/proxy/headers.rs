@@ -14,6 +14,8 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, Version};
 use ipnet::IpNet;
 
+use super::host::is_valid_host;
+
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -71,7 +73,9 @@ pub(crate) fn has_connection_option(headers: &HeaderMap, option: &str) -> bool {
 ///
 /// The reason to answer 400 when the request has several `Host` fields, or is HTTP/1.1
 /// without one (RFC 9112 §3.2): such a request could reach the worker under a different
-/// name than the one the client or a cache in front of us saw.
+/// name than the one the client or a cache in front of us saw. Also when the `Host` (or
+/// the `:authority` / absolute-form authority that becomes it) has characters outside
+/// RFC 9110's host grammar ([`is_valid_host`]).
 pub(crate) fn prepare_request<B>(
     req: &mut Request<B>,
     client: &ClientInfo,
@@ -99,6 +103,9 @@ pub(crate) fn prepare_request<B>(
             host
         }
     };
+    if host.as_ref().is_some_and(|h| !is_valid_host(h.as_bytes())) {
+        return Err("invalid Host");
+    }
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     if version == Version::HTTP_2 {
@@ -350,6 +357,16 @@ mod tests {
         let mut req = builder.header("host", "b").body(()).unwrap();
         assert!(prepare_request(&mut req, &client(false), false).is_ok());
         assert_eq!(req.headers()["host"], "x.test");
+    }
+
+    #[test]
+    fn host_must_follow_the_grammar() {
+        let mut req = Request::builder().header("host", "probe local<>").body(()).unwrap();
+        assert_eq!(prepare_request(&mut req, &client(false), false), Err("invalid Host"));
+        let mut req = Request::builder().uri("http://user@app.test/").body(()).unwrap();
+        assert_eq!(prepare_request(&mut req, &client(false), false), Err("invalid Host"));
+        let mut req = Request::builder().header("host", "app.test:8080").body(()).unwrap();
+        assert_eq!(prepare_request(&mut req, &client(false), false), Ok(()));
     }
 
     #[test]

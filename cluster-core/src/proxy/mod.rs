@@ -8,15 +8,20 @@
 //! Files, one concept each: `server` (accept loop, graceful stop), `conn` (one client
 //! connection, idle timeout), `handler` (one request, retry), `headers` (hop-by-hop,
 //! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
-//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`).
+//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`),
+//! `client_addr` (the client behind trusted proxies), `host` (the `Host` grammar), `limits`
+//! (body, head and connection limits, the 408 for slow heads).
 
 mod affinity;
 mod body;
+mod client_addr;
 mod conn;
 mod error;
 mod front;
 mod handler;
 mod headers;
+mod host;
+mod limits;
 mod pool;
 mod server;
 mod threads;
@@ -31,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::access_log::AccessLog;
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, RequestLimits};
 use crate::routing::Router;
 
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
@@ -62,6 +67,8 @@ pub struct ProxyConfig {
     /// Answers the requests it claims before they are routed (the admin API on the front
     /// port); `None` routes every request.
     pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
+    /// Body, head and connection limits (413, 431, paused accepting).
+    pub limits: RequestLimits,
 }
 
 impl ProxyConfig {
@@ -76,6 +83,7 @@ impl ProxyConfig {
             access_log: None,
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
+            limits: spec.performance.limits.clone(),
         }
     }
 }
@@ -83,7 +91,7 @@ impl ProxyConfig {
 impl Default for ProxyConfig {
     /// Settings for embedding and tests: 30 s to response headers, 10 s to read request
     /// headers, 5 s keep-alive, 4 s upstream idle (below Node's 5 s), nobody trusted, no
-    /// access log.
+    /// access log, the default [`RequestLimits`].
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -94,6 +102,7 @@ impl Default for ProxyConfig {
             access_log: None,
             affinity_cookie: false,
             front_door: None,
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -113,12 +122,16 @@ pub(crate) struct Shared {
     cfg: ProxyConfig,
     /// Upgraded tunnels open right now.
     tunnels: AtomicUsize,
+    /// `maxConnections`, shared by every proxy thread.
+    connections: limits::ConnectionLimit,
 }
 
 impl Proxy {
     /// A proxy routing through `router`.
     pub fn new(router: Arc<Router>, cfg: ProxyConfig) -> Self {
-        Self { shared: Arc::new(Shared { router, cfg, tunnels: AtomicUsize::new(0) }) }
+        let connections = limits::ConnectionLimit::new(cfg.limits.max_connections);
+        let shared = Shared { router, cfg, tunnels: AtomicUsize::new(0), connections };
+        Self { shared: Arc::new(shared) }
     }
 
     /// Serves `listener` until `stop` is cancelled, then drains.
@@ -132,7 +145,12 @@ impl Proxy {
     /// A client connection with no traffic for `keep_alive_timeout` is closed (after its
     /// current response, if any); HTTP/1.1 clients also get `header_read_timeout` to send
     /// each request head, including the wait for the next request on a kept-alive
-    /// connection (hyper starts that timer as soon as the connection is idle).
+    /// connection (hyper starts that timer as soon as the connection is idle). A client
+    /// part-way through a head when it expires gets `408 Request Timeout`; an idle one is
+    /// just closed.
+    ///
+    /// With `limits.max_connections`, accepting pauses while that many connections are
+    /// open (see [`RequestLimits`]).
     ///
     /// # Cancel safety
     ///

@@ -25,6 +25,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
     let http = Arc::new(builder(&shared.cfg));
 
     loop {
+        // At `maxConnections`, wait here: the listener is not polled, and new connections
+        // wait in the kernel's backlog until one of ours closes.
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            permit = shared.connections.acquire() => permit,
+        };
         let (tcp, peer) = tokio::select! {
             biased;
             () = stop.cancelled() => break,
@@ -49,7 +56,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
             serve: Arc::clone(&state),
             open_streams: AtomicUsize::new(0),
         });
-        state.tasks.spawn(conn::serve(Arc::clone(&http), tcp, ctx));
+        let serve = conn::serve(Arc::clone(&http), tcp, ctx);
+        match permit {
+            None => state.tasks.spawn(serve),
+            Some(permit) => state.tasks.spawn(async move {
+                serve.await;
+                drop(permit);
+            }),
+        };
     }
 
     drop(listener);
@@ -67,16 +81,34 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// hyper's default number of header fields, parsed into a stack buffer; any other count
+/// makes hyper allocate one per request.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 /// The server builder: HTTP/1.1 with upgrades and h2c (prior knowledge) on one port.
+///
+/// The head limits are hyper's: an HTTP/1.1 head larger than `maxHeaderSize` (the read
+/// buffer cannot grow past it while the head is incomplete) or with more than `maxHeaders`
+/// fields gets hyper's own `431` and the connection closes; an HTTP/2 header list larger
+/// than `maxHeaderSize` is refused by the h2 layer.
 fn builder(cfg: &ProxyConfig) -> Http {
     let mut http = Http::new(TokioExecutor::new());
-    http.http1()
+    let limits = &cfg.limits;
+    let mut http1 = http.http1();
+    http1
         // Without a timer hyper silently ignores the header read timeout.
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .keep_alive(!cfg.keep_alive_timeout.is_zero())
-        .max_buf_size(64 * 1024);
-    http.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        // Validation keeps it at or above hyper's 8 KiB floor (below it hyper panics).
+        .max_buf_size(limits.max_header_size.max(8 * 1024));
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
     http
 }
 

@@ -13,7 +13,7 @@ use super::{Applies, Key, Visit};
 use crate::config::raw::MASK;
 use crate::config::{
     AccessLogSpec, AdminSpec, ClusterSpec, HardeningSpec, HealthSpec, PerformanceSpec,
-    RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
+    RequestLimits, RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
 };
 
 /// Hands one key to `v`.
@@ -168,6 +168,7 @@ fn walk_performance(old: &PerformanceSpec, new: &mut PerformanceSpec, v: &mut im
         proxy_threads,
         enable_compression,
         compression_level,
+        limits,
     } = new;
     visit!(v, old.max_requests_per_worker, "performance.maxRequestsPerWorker", Now, opt_count);
     visit!(v, old.slow_start_window, "performance.slowStartWindow", Now, opt_ms);
@@ -178,6 +179,16 @@ fn walk_performance(old: &PerformanceSpec, new: &mut PerformanceSpec, v: &mut im
     visit!(v, old.proxy_threads, "performance.proxyThreads", Restart, plain);
     visit!(v, old.enable_compression, "performance.enableCompression", Restart, plain);
     visit!(v, old.compression_level, "performance.compressionLevel", Restart, plain);
+    walk_limits(&old.limits, limits, v);
+}
+
+/// The request limits: read once when the proxy starts, so a change needs a restart.
+fn walk_limits(old: &RequestLimits, new: &mut RequestLimits, v: &mut impl Visit) {
+    let RequestLimits { max_body_size, max_header_size, max_headers, max_connections } = new;
+    visit!(v, old.max_body_size, "performance.maxBodySize", Restart, opt_size);
+    visit!(v, old.max_header_size, "performance.maxHeaderSize", Restart, usize_size);
+    visit!(v, old.max_headers, "performance.maxHeaders", Restart, plain);
+    visit!(v, old.max_connections, "performance.maxConnections", Restart, opt_usize);
 }
 
 fn walk_security(old: &SecuritySpec, new: &mut SecuritySpec, v: &mut impl Visit) {
@@ -272,6 +283,16 @@ fn size(bytes: &u64) -> String {
 /// A size; `0` (off) when `None`.
 fn opt_size(bytes: &Option<u64>) -> String {
     bytes.as_ref().map_or_else(|| "0".into(), size)
+}
+
+/// A size held as a `usize`.
+fn usize_size(bytes: &usize) -> String {
+    size(&(*bytes as u64))
+}
+
+/// A count; `0` (off) when `None`.
+fn opt_usize(count: &Option<usize>) -> String {
+    count.unwrap_or(0).to_string()
 }
 
 fn opt_text(text: &Option<String>) -> String {

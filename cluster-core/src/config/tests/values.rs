@@ -102,3 +102,45 @@ fn other_checks() {
         assert!(error.ends_with(tail), "{json}: {error}");
     }
 }
+
+#[test]
+fn request_limits() {
+    let dir = Dir::new();
+    dir.config("{}");
+    let limits = dir.load(&no_flags(), &[]).unwrap().spec.performance.limits;
+    assert_eq!(limits, crate::config::RequestLimits::default());
+    assert_eq!((limits.max_body_size, limits.max_connections), (None, None));
+    assert_eq!((limits.max_header_size, limits.max_headers), (64 * 1024, 100));
+
+    dir.config(
+        r#"{"performance": {"maxBodySize": "10MB", "maxHeaderSize": "16KiB",
+            "maxHeaders": 50, "maxConnections": 2}}"#,
+    );
+    let limits = dir.load(&no_flags(), &[]).unwrap().spec.performance.limits;
+    assert_eq!(limits.max_body_size, Some(10 * MIB));
+    assert_eq!((limits.max_header_size, limits.max_headers), (16 * 1024, 50));
+    assert_eq!(limits.max_connections, Some(2));
+    dir.config(r#"{"performance": {"maxBodySize": 1000}}"#);
+    let limits = dir.load(&no_flags(), &[]).unwrap().spec.performance.limits;
+    assert_eq!(limits.max_body_size, Some(1000));
+
+    dir.config(r#"{"performance": {"maxBodySize": "ten megs"}}"#);
+    assert_eq!(
+        dir.error(&no_flags(), &[]),
+        format!(
+            "invalid value for `performance.maxBodySize` from {}: \"ten megs\" ({})",
+            dir.file_source(),
+            super::super::scalar::ByteSize::EXPECTING
+        )
+    );
+    dir.config(r#"{"performance": {"maxBodySize": -1}}"#);
+    assert!(dir.error(&no_flags(), &[]).contains("`performance.maxBodySize`"));
+    dir.config(r#"{"performance": {"maxHeaderSize": "1KB"}}"#);
+    assert!(dir.error(&no_flags(), &[]).ends_with(r#": "1KB" (must be at least 8192 bytes)"#));
+    dir.config(r#"{"performance": {"maxHeaders": 0}}"#);
+    assert!(dir.error(&no_flags(), &[]).ends_with(": 0 (must be at least 1)"));
+    dir.config(r#"{"performance": {"maxConnections": -3}}"#);
+    assert!(dir.error(&no_flags(), &[]).ends_with(": -3 (must be at least 0)"));
+    dir.config(r#"{"performance": {"maxBodySize": true}}"#);
+    assert!(dir.error(&no_flags(), &[]).contains("maxBodySize"));
+}
