@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterSpec;
 use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
+use crate::ratelimit::{RateLimit, RateLimitError};
 use crate::routing::Router;
 use crate::spawn::{ProcessSpawner, Spawner};
 use crate::supervisor::{Checks, Supervisor, SupervisorParts};
@@ -46,6 +47,9 @@ pub enum ClusterError {
     /// The control plane's thread could not be started, or it failed.
     #[error("the control plane failed: {0}")]
     ControlPlane(String),
+    /// The rate limit could not be built (a bad `redisUrl`).
+    #[error("cannot set up the rate limit: {0}")]
+    RateLimit(#[from] RateLimitError),
 }
 
 /// Builds a [`Cluster`]; see [`Cluster::builder`].
@@ -277,8 +281,13 @@ impl Cluster {
     async fn run_with(self, control: ControlPlane) -> Result<(), ClusterError> {
         let mut proxy_cfg = ProxyConfig::from_spec(&self.spec);
         proxy_cfg.front_door = self.front_door;
-        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let proxy_stop = CancellationToken::new();
+        proxy_cfg.rate_limit = RateLimit::from_spec(&self.spec, self.events.clone())?;
+        if let Some(limit) = proxy_cfg.rate_limit.clone() {
+            let stop = proxy_stop.clone();
+            tokio::spawn(async move { limit.run_background(stop).await });
+        }
+        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let (done_tx, proxy_done) = oneshot::channel();
         let stop = proxy_stop.clone();
         let listener = self.listener;

@@ -29,6 +29,7 @@ mod extract;
 mod health;
 mod layers;
 mod load;
+mod ratelimit;
 mod raw;
 mod scalar;
 mod sections;
@@ -47,6 +48,7 @@ pub use diff::{Applies, ConfigChange, changes, live_spec};
 pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
 pub use load::{LoadedConfig, load};
+pub use ratelimit::{DEFAULT_EXEMPT, RateLimitFallback, RateLimitStore};
 pub use source::Source;
 pub use spec::{
     AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,

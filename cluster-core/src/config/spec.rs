@@ -13,6 +13,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 use ipnet::IpNet;
 
+use super::ratelimit::{RateLimitFallback, RateLimitStore};
 use super::raw::MASK;
 
 /// The control socket's file name in [`ClusterSpec::runtime_dir`], when `admin.socket` is unset.
@@ -270,6 +271,16 @@ pub struct SecuritySpec {
     pub trusted_proxies: Vec<IpNet>,
     /// Log one line per proxied request (`enableRequestLogging`).
     pub enable_request_logging: bool,
+    /// Where the rate limit's counters live (`rateLimitStore`).
+    pub rate_limit_store: RateLimitStore,
+    /// Path prefixes never rate limited (`rateLimitExempt`; by default the admin API, the
+    /// dashboard and `healthCheckPath`).
+    pub rate_limit_exempt: Vec<String>,
+    /// Longest a request waits on Redis for its rate limit decision
+    /// (`rateLimitRedisTimeout`, ms); a call that takes longer counts as a failure.
+    pub rate_limit_redis_timeout: Duration,
+    /// What the rate limit does while Redis is down (`rateLimitRedisFallback`).
+    pub rate_limit_redis_fallback: RateLimitFallback,
 }
 
 /// What each worker process runs.

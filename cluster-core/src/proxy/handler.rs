@@ -16,6 +16,7 @@ use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
+use crate::ratelimit::Decision;
 use crate::routing::Backend;
 
 /// hyper's service entry point: never fails; errors become short error responses.
@@ -38,21 +39,25 @@ pub(crate) async fn handle(
         .request_logging
         .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
     let mut worker = None;
-    let resp = match proxy(&conn, req, &mut worker).await {
-        Ok(resp) => resp,
-        Err(error) => {
-            // Per-request failures stay at debug: a dead worker would flood the log, and the
-            // supervisor reports worker health on its own.
-            tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
-            worker = error.worker().or(worker);
-            if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
-                // Errors are rare: finding the worker by id is fine here.
-                let table = conn.shared.router.snapshot();
-                if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
-                    b.metrics().record_failure(error.failure_kind());
-                }
+    let quota = match &conn.shared.cfg.rate_limit {
+        Some(limit) if !limit.is_exempt(req.uri().path()) => {
+            let decision = limit.decide(conn.client.ip).await;
+            match (limit.refusal(&decision), decision) {
+                (Some(refusal), _) => Err(refusal.map(ProxyBody::text)),
+                (None, Decision::Allowed(quota)) => Ok(Some((limit, quota))),
+                (None, _) => Ok(None),
             }
-            error.to_response()
+        }
+        _ => Ok(None),
+    };
+    let resp = match quota {
+        Err(refusal) => refusal,
+        Ok(quota) => {
+            let mut resp = forward_request(&conn, req, &mut worker).await;
+            if let Some((limit, quota)) = quota {
+                limit.annotate(resp.headers_mut(), &quota);
+            }
+            resp
         }
     };
     if let Some((start, method, uri)) = log {
@@ -67,6 +72,32 @@ pub(crate) async fn handle(
         );
     }
     Ok(resp)
+}
+
+/// Proxies a request that passed the front stages: the worker's response, or the error
+/// response when it failed (counted against the worker when it was the worker's fault).
+async fn forward_request(
+    conn: &ConnCtx,
+    req: Request<Incoming>,
+    worker: &mut Option<u64>,
+) -> Response<ProxyBody> {
+    match proxy(conn, req, worker).await {
+        Ok(resp) => resp,
+        Err(error) => {
+            // Per-request failures stay at debug: a dead worker would flood the log, and the
+            // supervisor reports worker health on its own.
+            tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
+            *worker = error.worker().or(*worker);
+            if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
+                // Errors are rare: finding the worker by id is fine here.
+                let table = conn.shared.router.snapshot();
+                if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
+                    b.metrics().record_failure(error.failure_kind());
+                }
+            }
+            error.to_response()
+        }
+    }
 }
 
 /// Forwards one request and returns the worker's response head, its body still streaming.

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSpec;
+use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
@@ -58,10 +59,14 @@ pub struct ProxyConfig {
     /// Answers the requests it claims before they are routed (the admin API on the front
     /// port); `None` routes every request.
     pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
+    /// The rate limit stage, after the front door and before a worker is picked; `None`
+    /// (`security.enableRateLimit` off) leaves it out of the request path.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl ProxyConfig {
-    /// The proxy settings of a cluster.
+    /// The proxy settings of a cluster; the front door and the rate limit are set by the
+    /// caller (they need the cluster's handle and its events).
     pub fn from_spec(spec: &ClusterSpec) -> Self {
         Self {
             request_timeout: spec.performance.request_timeout,
@@ -72,6 +77,7 @@ impl ProxyConfig {
             request_logging: spec.security.enable_request_logging,
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
+            rate_limit: None,
         }
     }
 }
@@ -90,6 +96,7 @@ impl Default for ProxyConfig {
             request_logging: false,
             affinity_cookie: false,
             front_door: None,
+            rate_limit: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod diff;
 mod errors;
 mod health;
 mod layering;
+mod ratelimit;
 mod scaling;
 mod values;
 
