@@ -14,6 +14,7 @@ mod health;
 mod heartbeat;
 mod lifecycle;
 mod operations;
+mod ratelimit;
 mod recycle;
 mod routing;
 mod signals;
