@@ -210,10 +210,17 @@ fn free_port() -> u16 {
 }
 
 fn redis_cluster(redis: &Redis, max: u32, fallback: &str) -> ClusterProc {
+    redis_cluster_with(redis, max, fallback, 1)
+}
+
+/// A cluster limiting through `redis`, serving on `threads` proxy threads (each with its own
+/// runtime, all sharing the one Redis connection).
+fn redis_cluster_with(redis: &Redis, max: u32, fallback: &str, threads: u32) -> ClusterProc {
     cluster(&format!(
         r#"{{"redisUrl": "{}", "healthCheckPath": "/health", "security": {{"enableRateLimit": true,
             "rateLimitWindow": 60000, "rateLimitMax": {max}, "rateLimitStore": "redis",
-            "rateLimitRedisTimeout": 200, "rateLimitRedisFallback": "{fallback}"}}}}"#,
+            "rateLimitRedisTimeout": 200, "rateLimitRedisFallback": "{fallback}"}},
+            "performance": {{"proxyThreads": {threads}}}}}"#,
         redis.url()
     ))
 }
@@ -225,7 +232,7 @@ const BACK: &str = "rate limit store redis is back";
 async fn two_instances_share_one_limit_through_redis() {
     let Some(redis) = Redis::start() else { return };
     let a = redis_cluster(&redis, 6, "local");
-    let b = redis_cluster(&redis, 6, "local");
+    let b = redis_cluster_with(&redis, 6, "local", 2);
     let (mut to_a, mut to_b) = (Conn::open(a.addr).await, Conn::open(b.addr).await);
     let mut seen = Vec::new();
     for _ in 0..4 {

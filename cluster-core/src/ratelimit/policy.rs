@@ -41,8 +41,10 @@ pub(crate) enum Decision {
         retry_after: Duration,
     },
     /// No decision could be made (the shared store is down, fallback `deny`): answer 503.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Unavailable,
     /// Not limited at all (fallback `allow` while the shared store is down): no headers.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Unlimited,
 }
 
