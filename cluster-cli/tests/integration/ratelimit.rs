@@ -174,6 +174,13 @@ impl Redis {
         }
     }
 
+    /// Sends `sig` to the server (STOP freezes it: connections stay open, nothing answers).
+    fn signal(&self, sig: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("running");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("signal redis-server");
+    }
+
     /// Starts it again on the same port, empty.
     fn restart(&mut self) {
         self.kill();
@@ -312,6 +319,28 @@ async fn redis_down_with_fallback_allow_lets_everything_through() {
         assert_eq!(a.state, None, "no quota is known: no headers");
     }
     assert!(c.wait_for_line(DOWN, WAIT).contains("fallback: allow"));
+}
+
+#[tokio::test]
+async fn a_frozen_redis_costs_a_request_no_more_than_the_timeout() {
+    use rustix::process::Signal;
+    let Some(redis) = Redis::start() else { return };
+    let c = redis_cluster(&redis, 100, "local");
+    let mut conn = Conn::open(c.addr).await;
+    assert_eq!(send(&mut conn, "/pid").await.status, 200);
+    redis.signal(Signal::STOP);
+    // Each of the first calls waits for the 200 ms timeout, then the store is down and no
+    // request waits on it. The bound is generous (a loaded machine), far below a stall.
+    for _ in 0..6 {
+        let started = Instant::now();
+        let a = send(&mut conn, "/pid").await;
+        assert_eq!(a.status, 200, "{a:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    }
+    assert!(c.wait_for_line(DOWN, WAIT).contains("no answer within 200 ms"));
+    redis.signal(Signal::CONT);
+    c.wait_for_line(BACK, WAIT);
+    assert_eq!(send(&mut conn, "/pid").await.status, 200);
 }
 
 #[tokio::test]
