@@ -16,7 +16,7 @@ use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, QuotaState, RateLimit};
 use crate::routing::Backend;
 
 /// hyper's service entry point: never fails; errors become short error responses.
@@ -39,18 +39,7 @@ pub(crate) async fn handle(
         .request_logging
         .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
     let mut worker = None;
-    let quota = match &conn.shared.cfg.rate_limit {
-        Some(limit) if !limit.is_exempt(req.uri().path()) => {
-            let decision = limit.decide(conn.client.ip).await;
-            match (limit.refusal(&decision), decision) {
-                (Some(refusal), _) => Err(refusal.map(ProxyBody::text)),
-                (None, Decision::Allowed(quota)) => Ok(Some((limit, quota))),
-                (None, _) => Ok(None),
-            }
-        }
-        _ => Ok(None),
-    };
-    let resp = match quota {
+    let resp = match rate_limit(&conn, req.uri().path()).await {
         Err(refusal) => refusal,
         Ok(quota) => {
             let mut resp = forward_request(&conn, req, &mut worker).await;
@@ -72,6 +61,27 @@ pub(crate) async fn handle(
         );
     }
     Ok(resp)
+}
+
+/// The rate limit stage: `Err` with the answer to a refused request (429, or 503 while the
+/// shared store is down with fallback `deny`), else the quota to report in the response's
+/// headers (`None` with the stage off, an exempt path, or no quota known).
+async fn rate_limit<'c>(
+    conn: &'c ConnCtx,
+    path: &str,
+) -> Result<Option<(&'c RateLimit, QuotaState)>, Response<ProxyBody>> {
+    let Some(limit) = &conn.shared.cfg.rate_limit else { return Ok(None) };
+    if limit.is_exempt(path) {
+        return Ok(None);
+    }
+    let decision = limit.decide(conn.client.ip).await;
+    if let Some(refusal) = limit.refusal(&decision) {
+        return Err(refusal.map(ProxyBody::text));
+    }
+    Ok(match decision {
+        Decision::Allowed(quota) => Some((limit, quota)),
+        _ => None,
+    })
 }
 
 /// Proxies a request that passed the front stages: the worker's response, or the error
