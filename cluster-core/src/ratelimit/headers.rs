@@ -29,10 +29,17 @@ pub(crate) fn policy_value(policy: &Policy) -> HeaderValue {
     HeaderValue::from_str(&text).expect("digits and ASCII only")
 }
 
-/// The `RateLimit` value of `state`; `t` in whole seconds, rounded up.
+/// The `RateLimit` value of `state`; `t` in whole seconds, rounded up. Written on the stack
+/// (it is on every allowed response): one allocation, the header value's own.
 pub(crate) fn state_value(state: &QuotaState) -> HeaderValue {
-    let text = format!("\"default\";r={};t={}", state.remaining, ceil_secs(state.reset));
-    HeaderValue::from_str(&text).expect("digits and ASCII only")
+    use std::io::Write;
+    // `"default";r=` + u32 + `;t=` + u64: at most 12 + 10 + 3 + 20 bytes.
+    let mut buf = [0u8; 48];
+    let mut out = &mut buf[..];
+    let written = write!(out, "\"default\";r={};t={}", state.remaining, ceil_secs(state.reset));
+    written.expect("48 bytes hold the longest value");
+    let len = 48 - out.len();
+    HeaderValue::from_bytes(&buf[..len]).expect("digits and ASCII only")
 }
 
 /// Adds both fields to a response's headers.
@@ -90,6 +97,9 @@ mod tests {
         assert_eq!(state_value(&s), r#""default";r=0;t=12"#);
         let s = QuotaState { remaining: 99, reset: Duration::from_millis(600) };
         assert_eq!(state_value(&s), r#""default";r=99;t=1"#);
+        let s = QuotaState { remaining: u32::MAX, reset: Duration::MAX };
+        let longest = format!(r#""default";r={};t={}"#, u32::MAX, u64::MAX);
+        assert_eq!(state_value(&s), longest.as_str());
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Policy {
 
 /// Whole seconds, rounded up (a client told to wait 0 s would retry at once).
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 #[cfg(test)]
