@@ -9,7 +9,7 @@ use cluster_admin::{AdminApi, AdminConfig, bind_socket};
 use cluster_core::config::{self, ClusterSpec, Environment, Overrides};
 use cluster_core::{
     Cluster, ClusterEvent, ClusterHandle, Guardian, ProcessSpawner, SelfExecSpawner,
-    forward_signals,
+    WorkerHardening, forward_signals,
 };
 use tokio_util::task::AbortOnDropHandle;
 use tracing_subscriber::EnvFilter;
@@ -61,6 +61,20 @@ pub(crate) fn run(
         .with_ansi(color)
         .init();
     notices::warn_inactive(&spec);
+    // Before anything starts: a primary that may not confine its workers as asked stops here.
+    let hardening = match WorkerHardening::prepare(&spec.hardening) {
+        Ok(h) if spec.hardening.is_active() => {
+            for notice in h.notices() {
+                tracing::warn!("{notice}");
+            }
+            Some(Arc::new(h))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     // The first proxy thread runs here; further proxy threads (`performance.proxyThreads`)
     // and the control plane get single-threaded runtimes of their own.
@@ -71,7 +85,7 @@ pub(crate) fn run(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(spec, source, options, after_start)) {
+    match runtime.block_on(serve(spec, source, options, hardening, after_start)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("cluster: {message}");
@@ -84,6 +98,7 @@ async fn serve(
     spec: ClusterSpec,
     source: Source,
     options: Options,
+    hardening: Option<Arc<WorkerHardening>>,
     after_start: impl FnOnce(ClusterHandle) + Send + 'static,
 ) -> Result<(), String> {
     let workers = spec.workers;
@@ -105,13 +120,15 @@ async fn serve(
     });
     let builder = match ProcessSpawner::from_command(&spec.command) {
         Some(spawner) => {
-            builder.spawner(with_guardian(spawner, &guardian, ProcessSpawner::guardian))
+            let spawner = with_option(spawner, &guardian, ProcessSpawner::guardian);
+            builder.spawner(with_option(spawner, &hardening, ProcessSpawner::hardening))
         }
         None => {
             let demo = SelfExecSpawner::new(["__demo-worker"]).map_err(|e| {
                 format!("cannot find the cluster binary to run the demo worker: {e}")
             })?;
-            builder.spawner(with_guardian(demo, &guardian, SelfExecSpawner::guardian))
+            let demo = with_option(demo, &guardian, SelfExecSpawner::guardian);
+            builder.spawner(with_option(demo, &hardening, SelfExecSpawner::hardening))
         }
     };
     let cluster = builder.build().await.map_err(|e| e.to_string())?;
@@ -188,13 +205,10 @@ async fn reopen_on_request(
     }
 }
 
-fn with_guardian<S>(
-    spawner: S,
-    guardian: &Option<Arc<Guardian>>,
-    add: fn(S, Arc<Guardian>) -> S,
-) -> S {
-    match guardian {
-        Some(g) => add(spawner, Arc::clone(g)),
+/// `spawner` with `value` added by `add`, when there is one.
+fn with_option<S, T>(spawner: S, value: &Option<Arc<T>>, add: fn(S, Arc<T>) -> S) -> S {
+    match value {
+        Some(v) => add(spawner, Arc::clone(v)),
         None => spawner,
     }
 }

@@ -15,7 +15,7 @@ use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::ratelimit::{RateLimit, RateLimitError};
 use crate::routing::Router;
-use crate::spawn::{ProcessSpawner, Spawner};
+use crate::spawn::{ProcessSpawner, Spawner, WorkerHardening};
 use crate::supervisor::{Checks, Supervisor, SupervisorParts};
 
 /// Events buffered per subscriber before the oldest are dropped.
@@ -44,6 +44,9 @@ pub enum ClusterError {
     /// `config::load`).
     #[error("invalid cluster spec: {0}")]
     InvalidSpec(String),
+    /// The worker hardening settings cannot be applied (`user` set while not root).
+    #[error(transparent)]
+    Hardening(#[from] crate::spawn::HardeningError),
     /// The control plane's thread could not be started, or it failed.
     #[error("the control plane failed: {0}")]
     ControlPlane(String),
@@ -133,14 +136,25 @@ impl ClusterBuilder {
     ///
     /// [`ClusterError::Bind`] when the port cannot be bound; [`ClusterError::NoCommand`] when
     /// there is nothing to run; [`ClusterError::InvalidSpec`] for a spec built by hand that
-    /// breaks a rule `config::load` enforces (`scaling.minWorkers` above `maxWorkers`).
+    /// breaks a rule `config::load` enforces (`scaling.minWorkers` above `maxWorkers`);
+    /// [`ClusterError::Hardening`] when no spawner was given and the spec's hardening cannot
+    /// be applied (a given spawner is used as it is: see [`Spawner::with_hardening`]).
     pub async fn build(self) -> Result<Cluster, ClusterError> {
         crate::supervisor::check_spec(&self.spec).map_err(ClusterError::InvalidSpec)?;
         let spawner = match self.spawner {
             Some(s) => s,
-            None => Arc::new(
-                ProcessSpawner::from_command(&self.spec.command).ok_or(ClusterError::NoCommand)?,
-            ),
+            None => {
+                let mut spawner = ProcessSpawner::from_command(&self.spec.command)
+                    .ok_or(ClusterError::NoCommand)?;
+                if self.spec.hardening.is_active() {
+                    let hardening = WorkerHardening::prepare(&self.spec.hardening)?;
+                    for notice in hardening.notices() {
+                        tracing::warn!("{notice}");
+                    }
+                    spawner = spawner.hardening(Arc::new(hardening));
+                }
+                Arc::new(spawner)
+            }
         };
         let addr = self.spec.listen;
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;

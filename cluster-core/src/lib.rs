@@ -84,8 +84,8 @@ pub use ratelimit::{RateLimit, RateLimitError};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
-    Guardian, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal, WorkerExit,
-    WorkerProcess, WorkerSpec, run_guardian,
+    Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal,
+    WorkerExit, WorkerHardening, WorkerProcess, WorkerSpec, run_guardian,
 };
 pub use status::{
     ClusterStatus, ControlCounters, ErrorSummary, HealthSummary, OperationCounts, OperationStatus,

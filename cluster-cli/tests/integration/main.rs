@@ -10,6 +10,7 @@ mod config_errors;
 mod dashboard;
 mod dev;
 mod embedded;
+mod hardening;
 mod health;
 mod heartbeat;
 mod lifecycle;

@@ -124,6 +124,25 @@ impl ClusterCmd {
         Self { cmd, dir, stdout: None }
     }
 
+    /// Runs the primary through `wrapper` (a program and its first arguments, which must end
+    /// by executing the rest of its arguments: `sh -c '...; exec "$@"' sh`), with the same
+    /// arguments, directory and environment.
+    pub fn wrap_with(mut self, wrapper: &[&str]) -> Self {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(self.cmd.get_program()).args(self.cmd.get_args());
+        if let Some(dir) = self.cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        for (key, value) in self.cmd.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        self.cmd = cmd;
+        self
+    }
+
     /// `cluster start --workers <n> -- <worker command>`.
     pub fn workers(n: usize, worker: Worker) -> Self {
         let n = n.to_string();

@@ -20,12 +20,14 @@
 //! );
 //! ```
 
+mod accounts;
 mod admin;
 mod command;
 mod diff;
 mod effective;
 mod error;
 mod extract;
+mod hardening;
 mod health;
 mod layers;
 mod load;
@@ -44,9 +46,11 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use accounts::{WorkerGroup, WorkerUser};
 pub use diff::{Applies, ConfigChange, changes, live_spec};
 pub use effective::{EffectiveConfig, EffectiveEntry};
 pub use error::{ConfigError, OtherValue};
+pub use hardening::{HardeningSpec, LimitValue};
 pub use load::{LoadedConfig, load};
 pub use ratelimit::{DEFAULT_EXEMPT, RateLimitFallback, RateLimitStore};
 pub use source::Source;

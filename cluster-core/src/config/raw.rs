@@ -10,11 +10,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::AccountName;
+use super::hardening::RawLimits;
 use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
-pub(crate) const SECTIONS: [&str; 6] =
-    ["scaling", "performance", "security", "health", "rollingRestart", "admin"];
+pub(crate) const SECTIONS: [&str; 7] =
+    ["scaling", "performance", "security", "health", "rollingRestart", "admin", "limits"];
 
 /// The keys whose values are secrets: shown as [`MASK`] wherever a value is printed (the
 /// `cluster config` report, reload changes, error messages).
@@ -53,6 +55,11 @@ pub(crate) struct RawConfig {
     pub(crate) log_level: String,
     pub(crate) runtime_dir: String,
     pub(crate) log_file: String,
+    /// Worker hardening: see `config/hardening.rs`.
+    pub(crate) user: Option<AccountName>,
+    pub(crate) group: Option<AccountName>,
+    pub(crate) cpu_affinity: bool,
+    pub(crate) limits: RawLimits,
 }
 
 /// `scaling`.
@@ -183,6 +190,10 @@ impl Default for RawConfig {
             log_level: "info".into(),
             runtime_dir: ".cluster".into(),
             log_file: "logs/cluster.log".into(),
+            user: None,
+            group: None,
+            cpu_affinity: false,
+            limits: RawLimits::default(),
         }
     }
 }

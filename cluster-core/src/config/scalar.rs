@@ -167,3 +167,12 @@ impl<'de> Deserialize<'de> for Number {
         d.deserialize_any(NumberVisitor)
     }
 }
+
+/// An integer or a string, for a key whose `expecting` text is given by the caller (`user`:
+/// a name or a numeric id; `limits.core`: a size or `"unlimited"`).
+pub(crate) fn int_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<IntOrText, D::Error> {
+    d.deserialize_any(IntVisitor { expecting, text: true })
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 use ipnet::IpNet;
 
+use super::HardeningSpec;
 use super::ratelimit::{RateLimitFallback, RateLimitStore};
 use super::raw::MASK;
 
@@ -80,6 +81,9 @@ pub struct ClusterSpec {
     /// [`runtime_dir`](Self::runtime_dir) is, not inside it; neither the file nor its
     /// directory is created by loading.
     pub log_file: PathBuf,
+    /// How workers are confined: the account they run as, their resource limits, CPU
+    /// affinity and cgroup memory limit (`user`, `group`, `cpuAffinity`, `limits`).
+    pub hardening: HardeningSpec,
 }
 
 /// The admin API and the control socket (`admin` in the file).

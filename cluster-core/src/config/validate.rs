@@ -83,6 +83,7 @@ pub(crate) fn validate(
         log_level: v.log_level(&raw.log_level),
         log_file: v.log_file(&raw.log_file, base),
         runtime_dir,
+        hardening: v.hardening(raw),
     };
     match ConfigError::from_problems(v.problems) {
         None => Ok(spec),

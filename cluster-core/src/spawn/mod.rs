@@ -1,6 +1,8 @@
 //! Starting worker processes: the [`Spawner`] trait and the built-in spawners.
 
+mod cgroup;
 mod guardian;
+mod hardening;
 mod ipc;
 mod output;
 mod process;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use guardian::{Guardian, run_guardian};
+pub use hardening::{HardeningError, WorkerHardening};
 pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;
@@ -144,6 +147,17 @@ pub trait Spawner: Send + Sync + fmt::Debug {
         let _ = command;
         None
     }
+
+    /// A spawner like this one that confines its workers as `hardening` says (the account
+    /// they run as, their resource limits, CPU affinity and cgroup memory limit), for the
+    /// start of a cluster and for a configuration reload that changed `user`, `group`,
+    /// `cpuAffinity` or `limits`: the next rolling restart starts its generation with it.
+    /// The default returns `None`: this spawner cannot confine its workers, and the change
+    /// is reported as not applied.
+    fn with_hardening(&self, hardening: Arc<WorkerHardening>) -> Option<Arc<dyn Spawner>> {
+        let _ = hardening;
+        None
+    }
 }
 
 /// A running worker process, as the supervisor controls it.
@@ -188,6 +202,25 @@ pub enum SpawnError {
         program: String,
         /// The slot it was for.
         slot: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The program could not be started as the configured account: most often the program,
+    /// a directory on its path or the working directory is not open to that account
+    /// (`EACCES`).
+    #[error(
+        "cannot start `{program}` for worker slot {slot} as {account}: {source} (the program, \
+         the directories on its path and the working directory must be readable by that \
+         account)"
+    )]
+    AsAccount {
+        /// The program that was run.
+        program: String,
+        /// The slot it was for.
+        slot: usize,
+        /// The account: `nobody (65534)`.
+        account: String,
         /// The OS error.
         #[source]
         source: io::Error,

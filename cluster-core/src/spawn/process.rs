@@ -11,9 +11,11 @@ use async_trait::async_trait;
 use rustix::process::Signal;
 use tokio::process::{Child, Command};
 
+use super::cgroup::WorkerCgroup;
 use super::output::{Stream, forward_lines};
 use super::{
-    Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec, ipc, sys,
+    Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerHardening, WorkerProcess,
+    WorkerSpec, ipc, sys,
 };
 use crate::config::WorkerCommand;
 
@@ -36,6 +38,7 @@ pub struct ProcessSpawner {
     cwd: Option<PathBuf>,
     env: BTreeMap<String, String>,
     guardian: Option<Arc<Guardian>>,
+    hardening: Option<Arc<WorkerHardening>>,
 }
 
 impl ProcessSpawner {
@@ -50,6 +53,7 @@ impl ProcessSpawner {
             cwd: None,
             env: BTreeMap::new(),
             guardian: None,
+            hardening: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl ProcessSpawner {
             cwd: command.cwd.clone(),
             env: command.env.clone(),
             guardian: None,
+            hardening: None,
         })
     }
 
@@ -85,6 +90,15 @@ impl ProcessSpawner {
         self
     }
 
+    /// Confines every worker as `hardening` says: its account, resource limits, CPU
+    /// affinity and cgroup memory limit, set up between fork and exec. A worker run as
+    /// another user also gets that user's `HOME`, `USER` and `LOGNAME` (the configured `env`
+    /// may still set them).
+    pub fn hardening(mut self, hardening: Arc<WorkerHardening>) -> Self {
+        self.hardening = Some(hardening);
+        self
+    }
+
     /// The program this spawner runs.
     pub fn program(&self) -> &std::path::Path {
         &self.program
@@ -95,17 +109,36 @@ impl Spawner for ProcessSpawner {
     fn with_command(&self, command: &WorkerCommand) -> Option<Arc<dyn Spawner>> {
         let mut spawner = ProcessSpawner::from_command(command)?;
         spawner.guardian = self.guardian.clone();
+        spawner.hardening = self.hardening.clone();
         Some(Arc::new(spawner))
     }
 
+    fn with_hardening(&self, hardening: Arc<WorkerHardening>) -> Option<Arc<dyn Spawner>> {
+        Some(Arc::new(self.clone().hardening(hardening)))
+    }
+
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
-        let failed = |source| SpawnError::Start {
-            program: self.program.display().to_string(),
-            slot: spec.slot,
-            source,
+        let account = self.hardening.as_ref().and_then(|h| h.account());
+        let failed = |source| match &account {
+            Some(account) => SpawnError::AsAccount {
+                program: self.program.display().to_string(),
+                slot: spec.slot,
+                account: account.clone(),
+                source,
+            },
+            None => SpawnError::Start {
+                program: self.program.display().to_string(),
+                slot: spec.slot,
+                source,
+            },
         };
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args).envs(&self.env);
+        cmd.args(&self.args);
+        // Confinement comes first: its account variables may be overridden by the configured
+        // `env`, and the parent-death signal below must be set after the credentials change
+        // (which clears it).
+        let cgroup = self.hardening.as_ref().and_then(|h| h.apply(&mut cmd, spec));
+        cmd.envs(&self.env);
         for key in spec.inherited_env_to_remove() {
             cmd.env_remove(key);
         }
@@ -131,7 +164,15 @@ impl Spawner for ProcessSpawner {
         // The child's end of the channel lives in `cmd`: close it now, so that the channel
         // reaches end-of-file when the worker exits.
         drop(cmd);
-        let mut child = spawned.map_err(failed)?;
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(group) = &cgroup {
+                    let _ = group.remove_now();
+                }
+                return Err(failed(e));
+            }
+        };
         let pid = child.id().unwrap_or(0);
         if let Some(g) = &self.guardian {
             g.watch(pid);
@@ -148,6 +189,7 @@ impl Spawner for ProcessSpawner {
             exit: None,
             guardian: self.guardian.clone(),
             ipc: ipc_end,
+            cgroup,
         }))
     }
 }
@@ -160,6 +202,8 @@ struct ChildProcess {
     exit: Option<WorkerExit>,
     guardian: Option<Arc<Guardian>>,
     ipc: Option<UnixStream>,
+    /// Its cgroup (`limits.memoryMax`), removed once it has exited.
+    cgroup: Option<WorkerCgroup>,
 }
 
 #[async_trait]
@@ -189,6 +233,9 @@ impl WorkerProcess for ChildProcess {
         let _ = sys::signal_group(self.pid, Signal::KILL);
         if let Some(g) = &self.guardian {
             g.unwatch(self.pid);
+        }
+        if let Some(group) = self.cgroup.take() {
+            group.remove_when_empty();
         }
         use std::os::unix::process::ExitStatusExt;
         let exit = WorkerExit { code: status.code(), signal: status.signal() };

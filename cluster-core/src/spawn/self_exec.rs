@@ -34,6 +34,12 @@ impl SelfExecSpawner {
         self
     }
 
+    /// Confines every worker as `hardening` says; see [`ProcessSpawner::hardening`].
+    pub fn hardening(mut self, hardening: Arc<super::WorkerHardening>) -> Self {
+        self.inner = self.inner.hardening(hardening);
+        self
+    }
+
     /// Adds an environment variable for every worker.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.inner = self.inner.env(key, value);
@@ -49,5 +55,9 @@ impl Spawner for SelfExecSpawner {
     /// A configured command replaces the re-executed binary (with the same guardian).
     fn with_command(&self, command: &crate::config::WorkerCommand) -> Option<Arc<dyn Spawner>> {
         self.inner.with_command(command)
+    }
+
+    fn with_hardening(&self, hardening: Arc<super::WorkerHardening>) -> Option<Arc<dyn Spawner>> {
+        Some(Arc::new(self.clone().hardening(hardening)))
     }
 }

@@ -4,10 +4,14 @@
 //! calls are allowed: no allocation, no locks.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 use rustix::io::{FdFlags, dup2, fcntl_setfd};
 use rustix::process::{Pid, Signal, getppid, set_parent_process_death_signal};
 
@@ -66,4 +70,75 @@ pub(crate) fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid process group id"))?;
     rustix::process::kill_process_group(pid, signal).map_err(io::Error::from)
+}
+
+/// What [`confine`] does in the child, everything resolved and allocated before the fork.
+#[derive(Debug, Default)]
+pub(crate) struct Confinement {
+    /// `cgroup.procs` of the worker's own cgroup: the child writes `0` (itself) to it.
+    pub(crate) cgroup_procs: Option<CString>,
+    /// Resource limits, each set as both soft and hard limit.
+    pub(crate) rlimits: Vec<(Resource, u64)>,
+    /// The CPUs the child may run on.
+    pub(crate) cpus: Option<CpuSet>,
+    /// The account to switch to.
+    pub(crate) identity: Option<Identity>,
+}
+
+/// The ids a worker runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// Supplementary groups (the primary group among them), as `initgroups` would set them:
+    /// looked up before the fork, since `initgroups` itself reads the group database.
+    pub(crate) groups: Vec<Gid>,
+    /// The primary group.
+    pub(crate) gid: Gid,
+    /// The user; `None` keeps the primary's (only `group` was set).
+    pub(crate) uid: Option<Uid>,
+}
+
+/// Confines the child before it runs the program: joins its cgroup, sets its resource limits
+/// and CPU affinity (all while it still has the primary's privileges), then drops to its
+/// account: `setgroups`, `setgid`, `setuid`, in that order (after `setuid` the other two
+/// would be refused). Last, it checks that the account can still search its working
+/// directory, so that a directory only root can enter fails the spawn with `EACCES` instead
+/// of a program that cannot read its own files.
+///
+/// Must be registered before [`kill_when_parent_dies`]: the kernel clears the parent-death
+/// signal when the credentials change.
+pub(crate) fn confine(cmd: &mut tokio::process::Command, confinement: Confinement) {
+    // SAFETY: the closure runs in the child between fork and exec. It only reads data that
+    // was allocated before the fork and makes raw system calls: open/write/close through
+    // rustix (the `OwnedFd` closes on drop, no allocation), and setrlimit,
+    // sched_setaffinity, setgroups, setgid and setuid through nix, each a direct libc call
+    // (the child has a single thread, so glibc's all-threads setxid broadcast has no other
+    // thread to signal). Errors are errno values, turned into `io::Error` without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            let c = &confinement;
+            if let Some(procs) = &c.cgroup_procs {
+                let file = rustix::fs::open(
+                    procs.as_c_str(),
+                    rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?;
+                rustix::io::write(&file, b"0")?;
+            }
+            for &(resource, limit) in &c.rlimits {
+                setrlimit(resource, limit, limit)?;
+            }
+            if let Some(cpus) = &c.cpus {
+                sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)?;
+            }
+            if let Some(id) = &c.identity {
+                setgroups(&id.groups)?;
+                setgid(id.gid)?;
+                if let Some(uid) = id.uid {
+                    setuid(uid)?;
+                }
+                rustix::fs::access(c".", rustix::fs::Access::EXEC_OK)?;
+            }
+            Ok(())
+        });
+    }
 }

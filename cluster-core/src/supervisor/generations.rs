@@ -3,9 +3,9 @@
 //! Every worker records the generation that started it. A rolling restart starts a new
 //! generation and replaces every worker of an older one; a crash restart uses the current
 //! generation. A configuration reload that changes how workers start (the command, its
-//! arguments, directory and environment, `health.nodeIpc`) prepares the *next* generation, so
-//! the change reaches workers through a rolling restart (which can roll back) and never
-//! through a crash restart or a scale-up.
+//! arguments, directory and environment, `health.nodeIpc`, the hardening keys) prepares the
+//! *next* generation, so the change reaches workers through a rolling restart (which can roll
+//! back) and never through a crash restart or a scale-up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

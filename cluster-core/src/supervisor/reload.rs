@@ -5,8 +5,8 @@
 //! At once: the worker count (only when the file's value changed, so that a count changed at
 //! run time survives a reload of an unrelated key), the strategy, the health thresholds, the
 //! scaling settings and timeouts. For the next generation: the worker command, arguments,
-//! directory and environment, which reach the workers through a rolling restart (and roll
-//! back with it). Kept until the primary restarts: the front address and the proxy's settings.
+//! directory and environment, and how workers are confined (`user`, `group`, `cpuAffinity`,
+//! `limits`), which reach the workers through a rolling restart (and roll back with it). Kept until the primary restarts: the front address and the proxy's settings.
 //! Every change is published with when it applies.
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::cluster::configured_balancer;
 use crate::config::{self, Applies, ClusterSpec};
 use crate::control::{ConfigReport, ControlError};
 use crate::events::ClusterEvent;
+use crate::spawn::WorkerHardening;
 
 /// What the control plane relies on in a spec that did not come from `config::load` (an
 /// embedder's own): a bad one is refused instead of stopping the cluster.
@@ -36,6 +37,10 @@ pub(crate) fn check(spec: &ClusterSpec) -> Result<(), String> {
 /// The keys that say what a worker runs.
 const COMMAND_KEYS: [&str; 4] = ["command", "args", "cwd", "env"];
 
+/// The keys that say how a worker is confined.
+const HARDENING_KEYS: [&str; 6] =
+    ["user", "group", "cpuAffinity", "limits.nofile", "limits.core", "limits.memoryMax"];
+
 impl Supervisor {
     /// Applies `new` as far as it can be applied live.
     ///
@@ -55,6 +60,18 @@ impl Supervisor {
         let workers_changed = changed("workers");
         let next_generation = changes.iter().any(|c| c.applies == Applies::NextGeneration);
         let command_changed = changes.iter().any(|c| COMMAND_KEYS.contains(&c.key));
+        let hardening_changed = changes.iter().any(|c| HARDENING_KEYS.contains(&c.key));
+        // Prepared before anything changes, so that a refusal (not root) changes nothing.
+        let hardening = if hardening_changed {
+            let prepared = WorkerHardening::prepare(&live.hardening)
+                .map_err(|e| ControlError::Config { message: e.to_string() })?;
+            for notice in prepared.notices() {
+                tracing::warn!("{notice}");
+            }
+            Some(Arc::new(prepared))
+        } else {
+            None
+        };
         if next_generation {
             let mut recipe = self.generations.upcoming();
             recipe.node_ipc = live.health.node_ipc;
@@ -65,6 +82,18 @@ impl Supervisor {
                         // The spawner does not run a configured command (an embedder's own).
                         live.command = old.command.clone();
                         for c in changes.iter_mut().filter(|c| COMMAND_KEYS.contains(&c.key)) {
+                            c.applies = Applies::Restart;
+                        }
+                    }
+                }
+            }
+            if let Some(hardening) = hardening {
+                match recipe.spawner.with_hardening(hardening) {
+                    Some(spawner) => recipe.spawner = spawner,
+                    None => {
+                        // The spawner cannot confine its workers (an embedder's own).
+                        live.hardening = old.hardening.clone();
+                        for c in changes.iter_mut().filter(|c| HARDENING_KEYS.contains(&c.key)) {
                             c.applies = Applies::Restart;
                         }
                     }

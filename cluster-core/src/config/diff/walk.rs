@@ -12,8 +12,8 @@ use super::Applies::{NextGeneration, Now, Restart};
 use super::{Applies, Key, Visit};
 use crate::config::raw::MASK;
 use crate::config::{
-    AdminSpec, ClusterSpec, HealthSpec, PerformanceSpec, RollingRestartSpec, ScalingSpec,
-    SecuritySpec, WorkerCommand,
+    AdminSpec, ClusterSpec, HardeningSpec, HealthSpec, PerformanceSpec, RollingRestartSpec,
+    ScalingSpec, SecuritySpec, WorkerCommand,
 };
 
 /// Hands one key to `v`.
@@ -63,6 +63,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
         log_level,
         runtime_dir,
         log_file,
+        hardening,
     } = new;
     visit!(v, old.workers, "workers", Now, plain);
     let (mut host, mut port) = (listen.ip(), listen.port());
@@ -95,6 +96,20 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     visit!(v, old.log_level, "logLevel", Restart, plain);
     visit!(v, old.runtime_dir, "runtimeDir", Restart, path);
     visit!(v, old.log_file, "logFile", Restart, path);
+    walk_hardening(&old.hardening, hardening, v);
+}
+
+/// How workers are confined is decided when each one is forked: a reload takes every key
+/// to the workers of the next generation (a rolling restart), as the worker command is;
+/// running workers keep what they were started with.
+fn walk_hardening(old: &HardeningSpec, new: &mut HardeningSpec, v: &mut impl Visit) {
+    let HardeningSpec { user, group, nofile, core, cpu_affinity, memory_max } = new;
+    visit!(v, old.user, "user", NextGeneration, opt_display);
+    visit!(v, old.group, "group", NextGeneration, opt_display);
+    visit!(v, old.cpu_affinity, "cpuAffinity", NextGeneration, plain);
+    visit!(v, old.nofile, "limits.nofile", NextGeneration, opt_display);
+    visit!(v, old.core, "limits.core", NextGeneration, opt_display);
+    visit!(v, old.memory_max, "limits.memoryMax", NextGeneration, opt_size_unset);
 }
 
 /// The admin listener, the control socket and the events stream are set up when the
@@ -277,6 +292,16 @@ fn opt_addr(addr: &Option<SocketAddr>) -> String {
 /// A secret: `***` when set, whatever its value.
 fn secret(value: &Option<String>) -> String {
     value.as_ref().map_or_else(|| UNSET.into(), |_| MASK.into())
+}
+
+/// An optional value shown as it displays; `unset` when `None`.
+fn opt_display<T: Display>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(|| UNSET.into(), ToString::to_string)
+}
+
+/// A size; `unset` when `None`.
+fn opt_size_unset(bytes: &Option<u64>) -> String {
+    bytes.as_ref().map_or_else(|| UNSET.into(), size)
 }
 
 fn opt_bool(flag: &Option<bool>) -> String {

@@ -11,7 +11,19 @@ use super::super::{Applies, ClusterSpec, changes, live_spec};
 use super::{Dir, no_flags};
 
 /// Keys that apply to the next generation of workers.
-const NEXT_GENERATION: &[&str] = &["command", "args", "cwd", "env", "health.nodeIpc"];
+const NEXT_GENERATION: &[&str] = &[
+    "command",
+    "args",
+    "cwd",
+    "env",
+    "health.nodeIpc",
+    "user",
+    "group",
+    "cpuAffinity",
+    "limits.nofile",
+    "limits.core",
+    "limits.memoryMax",
+];
 
 /// Keys that apply only when the primary restarts.
 const RESTART: &[&str] = &[
@@ -216,6 +228,8 @@ fn everything_changed(dir: &Dir) -> String {
     let program = dir.executable("server.sh");
     let workers = cpu_count() + 1;
     let max = workers + 1;
+    // The primary's own account: allowed whether or not the tests run as root.
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     format!(
         r#"{{"workers": {workers}, "port": 4000, "host": "127.0.0.1",
         "gracefulShutdownTimeout": 1000, "healthCheckInterval": 1000, "unresponsiveTimeout": 4000,
@@ -242,7 +256,9 @@ fn everything_changed(dir: &Dir) -> String {
         "admin": {{"token": "0123456789abcdef", "listen": "127.0.0.1:9090",
             "publicHealth": true, "minHealthyPercent": 75, "eventsInterval": 500,
             "socket": "ctl.sock"}},
-        "runtimeDir": "run", "logFile": "cluster.log"}}"#,
+        "runtimeDir": "run", "logFile": "cluster.log",
+        "user": {uid}, "group": "{gid}", "cpuAffinity": true,
+        "limits": {{"nofile": 256, "core": 0, "memoryMax": "64M"}}}}"#,
         program = program.display()
     )
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod diff;
 mod errors;
+mod hardening;
 mod health;
 mod layering;
 mod ratelimit;

@@ -342,3 +342,17 @@ async fn restart_replaces_every_worker_at_once() {
     assert!(Harness::pids(&after).iter().all(|p| !before.contains(p)));
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn hardening_a_spawner_cannot_apply_waits_for_a_restart() {
+    let h = Harness::start(spec(1), Behaviour::default()).await;
+    let mut hardened = spec(1);
+    hardened.hardening.nofile = Some(1024);
+    // The fake spawner has no `with_hardening`: like an embedder's own spawner, it cannot
+    // confine its workers, so the change is reported as waiting for a restart.
+    let report = h.handle.apply_config(hardened).await.unwrap();
+    let change = report.changes.iter().find(|c| c.key == "limits.nofile").expect("reported");
+    assert_eq!(change.applies, crate::config::Applies::Restart, "{report:?}");
+    assert_eq!((change.from.as_str(), change.to.as_str()), ("unset", "1024"));
+    h.stop().await;
+}
