@@ -190,6 +190,15 @@ pub(crate) async fn log_events(
             ClusterEvent::Readmitted { slot, .. } => {
                 tracing::info!("worker {slot} back in rotation");
             }
+            ClusterEvent::RateLimitStoreDown { store, fallback, reason } => {
+                tracing::warn!("rate limit store {store} is down ({reason}); fallback: {fallback}");
+            }
+            ClusterEvent::RateLimitStoreUp { store, down_for } => {
+                tracing::info!(
+                    "rate limit store {store} is back after {:.1} s",
+                    down_for.as_secs_f64()
+                );
+            }
             ClusterEvent::Stopped => return,
             _ => {}
         }

@@ -14,6 +14,7 @@ use crate::access_log::AccessLog;
 use crate::config::ClusterSpec;
 use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
+use crate::ratelimit::{RateLimit, RateLimitError};
 use crate::routing::Router;
 use crate::spawn::{ProcessSpawner, Spawner, WorkerHardening};
 use crate::supervisor::{Checks, Supervisor, SupervisorParts};
@@ -53,6 +54,9 @@ pub enum ClusterError {
     /// The control plane's thread could not be started, or it failed.
     #[error("the control plane failed: {0}")]
     ControlPlane(String),
+    /// The rate limit could not be built (a bad `redisUrl`).
+    #[error("cannot set up the rate limit: {0}")]
+    RateLimit(#[from] RateLimitError),
 }
 
 /// Builds a [`Cluster`]; see [`Cluster::builder`].
@@ -307,8 +311,13 @@ impl Cluster {
             let events = self.events.subscribe();
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reopen_on_request(log, events)))
         });
-        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let proxy_stop = CancellationToken::new();
+        proxy_cfg.rate_limit = RateLimit::from_spec(&self.spec, self.events.clone())?;
+        if let Some(limit) = proxy_cfg.rate_limit.clone() {
+            let stop = proxy_stop.clone();
+            tokio::spawn(async move { limit.run_background(stop).await });
+        }
+        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let (done_tx, proxy_done) = oneshot::channel();
         let stop = proxy_stop.clone();
         let listener = self.listener;

@@ -292,6 +292,26 @@ pub enum ClusterEvent {
     },
     /// Someone asked for the log files to be reopened (SIGUSR1), after a log rotation.
     LogReopenRequested,
+    /// The rate limit's shared store (Redis) failed several calls in a row: until it is back,
+    /// the rate limit applies its fallback (`security.rateLimitRedisFallback`).
+    #[serde(rename_all = "camelCase")]
+    RateLimitStoreDown {
+        /// The store (`redis`).
+        store: String,
+        /// What the rate limit does meanwhile: `local`, `allow` or `deny`.
+        fallback: String,
+        /// The last failure, for people (never the store's password).
+        reason: String,
+    },
+    /// The rate limit's shared store answers again; the shared limit applies again.
+    #[serde(rename_all = "camelCase")]
+    RateLimitStoreUp {
+        /// The store (`redis`).
+        store: String,
+        /// How long it was down.
+        #[serde(rename = "downForMs", serialize_with = "millis")]
+        down_for: Duration,
+    },
     /// Shutdown began.
     ShutdownStarted {
         /// Whether it waits for in-flight requests.

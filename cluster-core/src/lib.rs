@@ -60,6 +60,7 @@ mod events;
 mod handle;
 mod metrics;
 mod proxy;
+mod ratelimit;
 mod routing;
 mod signals;
 mod spawn;
@@ -81,6 +82,7 @@ pub use metrics::{
 pub use proxy::{
     BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig,
 };
+pub use ratelimit::{RateLimit, RateLimitError};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{

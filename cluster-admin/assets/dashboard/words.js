@@ -63,6 +63,10 @@ export function describe(e) {
     case "leakSuspected":
       return ["warn", `${cap(worker(e))} may leak memory: +${e.slopeMbPerMin.toFixed(1)} MB/min, now ${megabytes(e.rssMb)}` +
         (e.minutesToLimit ? `, limit in ${Math.round(e.minutesToLimit)} min` : "")];
+    case "rateLimitStoreDown":
+      return ["bad", `Rate limit store ${e.store} is down (${e.reason}); fallback: ${e.fallback}`];
+    case "rateLimitStoreUp":
+      return ["good", `Rate limit store ${e.store} is back after ${(e.downForMs / 1000).toFixed(1)} s`];
     case "logReopenRequested":
       return ["info", "Log files reopened"];
     case "shutdownStarted":

@@ -18,6 +18,7 @@ mod heartbeat;
 mod lifecycle;
 mod limits;
 mod operations;
+mod ratelimit;
 mod recycle;
 mod routing;
 mod signals;

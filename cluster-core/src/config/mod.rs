@@ -33,6 +33,7 @@ mod health;
 mod layers;
 mod limits;
 mod load;
+mod ratelimit;
 mod raw;
 mod scalar;
 mod sections;
@@ -54,6 +55,7 @@ pub use error::{ConfigError, OtherValue};
 pub use hardening::{HardeningSpec, LimitValue};
 pub use limits::RequestLimits;
 pub use load::{LoadedConfig, load};
+pub use ratelimit::{DEFAULT_EXEMPT, RateLimitFallback, RateLimitStore};
 pub use source::Source;
 pub use spec::{
     AccessLogFormat, AccessLogPath, AccessLogSpec, AdminSpec, ClusterSpec, HealthSpec,

@@ -167,6 +167,11 @@ pub(crate) struct RawSecurity {
     pub(crate) rate_limit_max: Integer,
     pub(crate) trusted_proxies: Vec<String>,
     pub(crate) enable_request_logging: bool,
+    pub(crate) rate_limit_store: String,
+    /// `None` (the default) resolves to the admin paths and `healthCheckPath`.
+    pub(crate) rate_limit_exempt: Option<Vec<String>>,
+    pub(crate) rate_limit_redis_timeout: Integer,
+    pub(crate) rate_limit_redis_fallback: String,
 }
 
 /// `accessLog`: where and how the access log of `security.enableRequestLogging` is written.
@@ -265,6 +270,10 @@ impl Default for RawSecurity {
             rate_limit_max: Integer(100),
             trusted_proxies: Vec::new(),
             enable_request_logging: false,
+            rate_limit_store: "local".into(),
+            rate_limit_exempt: None,
+            rate_limit_redis_timeout: Integer(50),
+            rate_limit_redis_fallback: "local".into(),
         }
     }
 }

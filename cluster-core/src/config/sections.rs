@@ -123,7 +123,15 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn security(&mut self, raw: &RawSecurity) -> SecuritySpec {
+    /// The `security` section; `health_check_path` and `redis_url` are read by the rate limit
+    /// keys (the default exempt paths, the Redis store).
+    pub(super) fn security(
+        &mut self,
+        raw: &RawSecurity,
+        health_check_path: Option<&str>,
+        redis_url: Option<&str>,
+    ) -> SecuritySpec {
+        let rate = self.rate_limit(raw, health_check_path, redis_url);
         const PROXIES: &str = "security.trustedProxies";
         let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
         for entry in &raw.trusted_proxies {
@@ -149,6 +157,10 @@ impl Validator<'_> {
                 .unwrap_or(1),
             trusted_proxies,
             enable_request_logging: raw.enable_request_logging,
+            rate_limit_store: rate.store,
+            rate_limit_exempt: rate.exempt,
+            rate_limit_redis_timeout: rate.redis_timeout,
+            rate_limit_redis_fallback: rate.fallback,
         }
     }
 

@@ -14,6 +14,7 @@ use cluster_balancer::Strategy;
 use ipnet::IpNet;
 
 use super::HardeningSpec;
+use super::ratelimit::{RateLimitFallback, RateLimitStore};
 use super::raw::MASK;
 
 /// The control socket's file name in [`ClusterSpec::runtime_dir`], when `admin.socket` is unset.
@@ -281,6 +282,16 @@ pub struct SecuritySpec {
     /// Write the access log: one line per request once its response has been sent, as
     /// [`ClusterSpec::access_log`] says (`enableRequestLogging`; default off).
     pub enable_request_logging: bool,
+    /// Where the rate limit's counters live (`rateLimitStore`).
+    pub rate_limit_store: RateLimitStore,
+    /// Path prefixes never rate limited (`rateLimitExempt`; by default the admin API, the
+    /// dashboard and `healthCheckPath`).
+    pub rate_limit_exempt: Vec<String>,
+    /// Longest a request waits on Redis for its rate limit decision
+    /// (`rateLimitRedisTimeout`, ms); a call that takes longer counts as a failure.
+    pub rate_limit_redis_timeout: Duration,
+    /// What the rate limit does while Redis is down (`rateLimitRedisFallback`).
+    pub rate_limit_redis_fallback: RateLimitFallback,
 }
 
 /// The access log's settings (`accessLog` in the file). The log itself is on only when

@@ -71,7 +71,11 @@ pub(crate) fn validate(
         redis_url: v.redis_url(raw.redis_url.as_deref()),
         scaling: v.scaling(&raw.scaling, workers),
         performance: v.performance(&raw.performance),
-        security: v.security(&raw.security),
+        security: v.security(
+            &raw.security,
+            raw.health_check_path.as_deref(),
+            raw.redis_url.as_deref(),
+        ),
         health: v.health(raw),
         rolling_restart: v.rolling_restart(&raw.rolling_restart),
         admin: v.admin(&raw.admin, &runtime_dir, base),

@@ -19,17 +19,31 @@ use super::limits::{self, BodyBudget};
 use super::pool::{self, SendError, Sent};
 use super::{affinity, headers, upgrade};
 use crate::access_log::{self, Entry};
+use crate::ratelimit::{Decision, QuotaState, RateLimit};
 use crate::routing::Backend;
 
 /// hyper's service entry point: never fails; errors become short error responses.
+///
+/// The request path, as stages in this order; each is built once at start, and one that is
+/// off is a `None` that costs a branch:
+/// 1. **admin routes**: the front door answers the requests it claims;
+/// 2. **client address**: the peer, or `X-Forwarded-For` through trusted proxies
+///    ([`ConnCtx::client_addr`]; computed first because the access log records it too);
+/// 3. **limits**: a declared body over `maxBodySize` (413); a `Host` outside the grammar is
+///    refused where the request is rewritten, a streamed body counted as it goes;
+/// 4. **rate limit**: 429 beyond the client's quota;
+/// 5. **balance and forward** ([`proxy`]);
+/// 6. **compression** of the response body as it streams;
+/// 7. **access log**: a line when the response body has been sent.
 pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    // Read before `prepare_request` rewrites `X-Forwarded-For`.
+    // 2. Read before `prepare_request` rewrites `X-Forwarded-For`.
     let client = conn.client_addr(req.headers());
-    // Dropped with this future if the client goes away before a response: logged as 499.
+    // 7. Dropped with this future if the client goes away before a response: logged as 499.
     let entry = conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, client, &req));
+    // 1.
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
@@ -42,32 +56,58 @@ pub(crate) async fn handle(
     }
     let h2 = req.version() == Version::HTTP_2;
     let mut worker = None;
-    let resp = match proxy(&conn, req, client, &mut worker).await {
-        Ok(resp) => resp,
-        Err(error) => {
-            // Per-request failures stay at debug: a dead worker would flood the log, and the
-            // supervisor reports worker health on its own.
-            tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
-            if error.worker().is_none() {
-                // Answered by the proxy alone (no worker ready, a bad request).
-                worker = None;
-            }
-            if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
-                // Errors are rare: finding the worker by id is fine here.
-                let table = conn.shared.router.snapshot();
-                if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
-                    b.metrics().record_failure(error.failure_kind());
+    // 3.
+    let resp = if let Err(error) = limits::check_request(&req, &conn.shared.cfg.limits) {
+        failed(&conn, error, h2, &mut worker)
+    } else {
+        // 4.
+        match rate_limit(&conn, client, req.uri().path()).await {
+            Err(refusal) => refusal,
+            Ok(quota) => {
+                // 5.
+                let mut resp = match proxy(&conn, req, client, &mut worker).await {
+                    Ok(resp) => resp,
+                    Err(error) => failed(&conn, error, h2, &mut worker),
+                };
+                if let Some((limit, quota)) = quota {
+                    limit.annotate(resp.headers_mut(), &quota);
                 }
+                resp
             }
-            let mut resp = error.to_response();
-            if h2 {
-                // Connection options are HTTP/1 only (RFC 9113 §8.2.2).
-                resp.headers_mut().remove(http::header::CONNECTION);
-            }
-            resp
         }
     };
+    // 7.
     Ok(logged(resp, entry, worker))
+}
+
+/// The answer to a request that failed: counted against the worker when it was the
+/// worker's fault; `worker` cleared when no worker took part (no worker ready, a bad
+/// request), so that the access log says `-`.
+fn failed(
+    conn: &ConnCtx,
+    error: ProxyError,
+    h2: bool,
+    worker: &mut Option<WorkerRef>,
+) -> Response<ProxyBody> {
+    // Per-request failures stay at debug: a dead worker would flood the log, and the
+    // supervisor reports worker health on its own.
+    tracing::debug!(target: "cluster::proxy", %error, fault = ?error.fault(), "request failed");
+    if error.worker().is_none() {
+        *worker = None;
+    }
+    if let (Fault::Worker, Some(id)) = (error.fault(), error.worker()) {
+        // Errors are rare: finding the worker by id is fine here.
+        let table = conn.shared.router.snapshot();
+        if let Some(b) = table.backends().iter().find(|b| b.id() == id) {
+            b.metrics().record_failure(error.failure_kind());
+        }
+    }
+    let mut resp = error.to_response();
+    if h2 {
+        // Connection options are HTTP/1 only (RFC 9113 §8.2.2).
+        resp.headers_mut().remove(http::header::CONNECTION);
+    }
+    resp
 }
 
 /// `resp`, carrying `entry` (when the access log is on) with the response's status and the
@@ -84,6 +124,28 @@ fn logged(
     resp.map(|body| body.logged(entry))
 }
 
+/// The rate limit stage: `Err` with the answer to a refused request (429, or 503 while the
+/// shared store is down with fallback `deny`), else the quota to report in the response's
+/// headers (`None` with the stage off, an exempt path, or no quota known).
+async fn rate_limit<'c>(
+    conn: &'c ConnCtx,
+    client: IpAddr,
+    path: &str,
+) -> Result<Option<(&'c RateLimit, QuotaState)>, Response<ProxyBody>> {
+    let Some(limit) = &conn.shared.cfg.rate_limit else { return Ok(None) };
+    if limit.is_exempt(path) {
+        return Ok(None);
+    }
+    let decision = limit.decide(client).await;
+    if let Some(refusal) = limit.refusal(&decision) {
+        return Err(refusal.map(ProxyBody::text));
+    }
+    Ok(match decision {
+        Decision::Allowed(quota) => Some((limit, quota)),
+        _ => None,
+    })
+}
+
 /// Forwards one request and returns the worker's response head, its body still streaming.
 async fn proxy(
     conn: &ConnCtx,
@@ -94,7 +156,6 @@ async fn proxy(
     if req.method() == Method::CONNECT {
         return Err(ProxyError::Method(Method::CONNECT));
     }
-    limits::check_request(&req, &conn.shared.cfg.limits)?;
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access_log::AccessLog;
 use crate::config::{ClusterSpec, RequestLimits};
+use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
@@ -69,10 +70,14 @@ pub struct ProxyConfig {
     pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
     /// Body, head and connection limits (413, 431, paused accepting).
     pub limits: RequestLimits,
+    /// The rate limit stage, after the front door and before a worker is picked; `None`
+    /// (`security.enableRateLimit` off) leaves it out of the request path.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl ProxyConfig {
-    /// The proxy settings of a cluster.
+    /// The proxy settings of a cluster; the front door and the rate limit are set by the
+    /// caller (they need the cluster's handle and its events).
     pub fn from_spec(spec: &ClusterSpec) -> Self {
         Self {
             request_timeout: spec.performance.request_timeout,
@@ -84,6 +89,7 @@ impl ProxyConfig {
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
             limits: spec.performance.limits.clone(),
+            rate_limit: None,
         }
     }
 }
@@ -103,6 +109,7 @@ impl Default for ProxyConfig {
             affinity_cookie: false,
             front_door: None,
             limits: RequestLimits::default(),
+            rate_limit: None,
         }
     }
 }

@@ -198,12 +198,21 @@ fn walk_security(old: &SecuritySpec, new: &mut SecuritySpec, v: &mut impl Visit)
         rate_limit_max,
         trusted_proxies,
         enable_request_logging,
+        rate_limit_store,
+        rate_limit_exempt,
+        rate_limit_redis_timeout,
+        rate_limit_redis_fallback,
     } = new;
     visit!(v, old.enable_rate_limit, "security.enableRateLimit", Restart, plain);
     visit!(v, old.rate_limit_window, "security.rateLimitWindow", Restart, ms);
     visit!(v, old.rate_limit_max, "security.rateLimitMax", Restart, plain);
     visit!(v, old.trusted_proxies, "security.trustedProxies", Restart, nets);
     visit!(v, old.enable_request_logging, "security.enableRequestLogging", Restart, plain);
+    // The rate limit is built once when the primary starts.
+    visit!(v, old.rate_limit_store, "security.rateLimitStore", Restart, plain);
+    visit!(v, old.rate_limit_exempt, "security.rateLimitExempt", Restart, json);
+    visit!(v, old.rate_limit_redis_timeout, "security.rateLimitRedisTimeout", Restart, ms);
+    visit!(v, old.rate_limit_redis_fallback, "security.rateLimitRedisFallback", Restart, plain);
 }
 
 fn walk_health(old: &HealthSpec, new: &mut HealthSpec, v: &mut impl Visit) {

@@ -8,6 +8,7 @@ mod errors;
 mod hardening;
 mod health;
 mod layering;
+mod ratelimit;
 mod scaling;
 mod values;
 
