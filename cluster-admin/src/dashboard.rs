@@ -15,7 +15,7 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use cluster_core::FrontBody;
+use cluster_core::{AcceptEncoding, ContentCoding, FrontBody};
 use http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
     CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS,
@@ -140,7 +140,10 @@ pub(crate) fn serve(page: Page, request: &HeaderMap, head: bool) -> Response<Fro
             (File(index), ASSETS[index].content_type, cache, etag)
         }
     };
-    let gzipped = accepts_gzip(request).then(|| GZIPPED[file.0].clone()).flatten();
+    let gzipped = AcceptEncoding::from_headers(request)
+        .accepts(ContentCoding::Gzip)
+        .then(|| GZIPPED[file.0].clone())
+        .flatten();
     let encoded = gzipped.is_some();
     if encoded {
         // Another representation: another tag.
@@ -178,20 +181,6 @@ pub(crate) fn serve(page: Page, request: &HeaderMap, head: bool) -> Response<Fro
     }
     protect(headers);
     response
-}
-
-/// Whether the request's `Accept-Encoding` takes gzip (not with `q=0`).
-fn accepts_gzip(request: &HeaderMap) -> bool {
-    request.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|list| {
-        list.split(',').any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
-    })
 }
 
 /// The headers every dashboard answer carries.

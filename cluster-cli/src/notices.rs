@@ -7,10 +7,7 @@ use cluster_core::config::ClusterSpec;
 
 /// Logs one warning per enabled setting whose behaviour is not built yet.
 pub(crate) fn warn_inactive(spec: &ClusterSpec) {
-    let inactive = [
-        (spec.performance.enable_compression, "performance.enableCompression"),
-        (spec.security.enable_rate_limit, "security.enableRateLimit"),
-    ];
+    let inactive = [(spec.security.enable_rate_limit, "security.enableRateLimit")];
     for (enabled, key) in inactive {
         if enabled {
             tracing::warn!("`{key}` is set but not implemented in this version; it has no effect");

@@ -77,7 +77,8 @@ pub use metrics::{
     WorkerMetrics,
 };
 pub use proxy::{
-    BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig,
+    AcceptEncoding, BoxError, Compression, ContentCoding, EndsOnDrain, FrontBody, FrontDoor,
+    FrontFuture, FrontPeer, Proxy, ProxyConfig,
 };
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;

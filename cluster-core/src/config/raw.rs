@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::scalar::{IntOrText, Integer, MemorySize, Number, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Number, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
 pub(crate) const SECTIONS: [&str; 6] =
@@ -84,6 +84,7 @@ pub(crate) struct RawPerformance {
     pub(crate) proxy_threads: Integer,
     pub(crate) enable_compression: bool,
     pub(crate) compression_level: Integer,
+    pub(crate) compression_min_size: ByteSize,
 }
 
 /// `health`: the knobs of the health policies (an extension of the original design, whose
@@ -209,6 +210,7 @@ impl Default for RawPerformance {
             proxy_threads: Integer(1),
             enable_compression: false,
             compression_level: Integer(6),
+            compression_min_size: ByteSize::bytes(1024),
         }
     }
 }

@@ -38,6 +38,64 @@ pub(crate) struct Workers(pub(crate) IntOrText);
 #[serde(transparent)]
 pub(crate) struct MemorySize(pub(crate) IntOrText);
 
+/// A size in bytes: an integer (bytes), or a string with a unit such as `"1KiB"`, `"64KB"`
+/// or `"10MB"` (`performance.compressionMinSize`).
+///
+/// Units are case-insensitive and binary: `K`, `KB` and `KiB` are all 1024 bytes (as in
+/// `maxMemoryUsage`), `M`/`MB`/`MiB` 1024², `G`/`GB`/`GiB` 1024³; `B` or no unit is bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct ByteSize(pub(crate) IntOrText);
+
+impl ByteSize {
+    /// What a bad value should have been, for error messages.
+    pub(crate) const EXPECTING: &'static str =
+        r#"a size in bytes, or a string with a unit such as "1KiB", "64KB" or "10MB""#;
+
+    /// A size of `bytes` bytes.
+    pub(crate) const fn bytes(bytes: u32) -> Self {
+        ByteSize(IntOrText::Int(bytes as i128))
+    }
+
+    /// The size in bytes; `None` when it is negative or not a size.
+    pub(crate) fn to_bytes(&self) -> Option<u64> {
+        match &self.0 {
+            IntOrText::Int(n) => u64::try_from(*n).ok(),
+            IntOrText::Text(text) => parse_byte_size(text),
+        }
+    }
+}
+
+/// Bytes in `"1024"`, `"1KiB"`, `"64 kb"`, `"1.5MB"` (case-insensitive, binary units).
+fn parse_byte_size(text: &str) -> Option<u64> {
+    const UNITS: [(&str, u64); 10] = [
+        ("", 1),
+        ("B", 1),
+        ("K", 1 << 10),
+        ("KB", 1 << 10),
+        ("KIB", 1 << 10),
+        ("M", 1 << 20),
+        ("MB", 1 << 20),
+        ("MIB", 1 << 20),
+        ("G", 1 << 30),
+        ("GB", 1 << 30),
+    ];
+    let text = text.trim().to_ascii_uppercase();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit = unit.trim();
+    let scale = match UNITS.iter().find(|(name, _)| *name == unit) {
+        Some((_, scale)) => *scale,
+        None if unit == "GIB" => 1 << 30,
+        None => return None,
+    };
+    let number: f64 = number.parse().ok()?;
+    let bytes = (number * scale as f64).round();
+    // Bounded above so the conversion below is exact; a fractional byte count is refused.
+    (bytes.is_finite() && bytes <= u64::MAX as f64 / 2.0 && (scale > 1 || number.fract() == 0.0))
+        .then_some(bytes as u64)
+}
+
 fn serialize_int<S: Serializer>(v: i128, s: S) -> Result<S::Ok, S::Error> {
     match (i64::try_from(v), u64::try_from(v)) {
         (Ok(v), _) => s.serialize_i64(v),
@@ -138,6 +196,12 @@ impl<'de> Deserialize<'de> for MemorySize {
     }
 }
 
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntVisitor { expecting: ByteSize::EXPECTING, text: true }).map(ByteSize)
+    }
+}
+
 struct NumberVisitor;
 
 impl Visitor<'_> for NumberVisitor {
@@ -165,5 +229,32 @@ impl Visitor<'_> for NumberVisitor {
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(NumberVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ByteSize, IntOrText};
+
+    fn text(s: &str) -> Option<u64> {
+        ByteSize(IntOrText::Text(s.into())).to_bytes()
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::bytes(1024).to_bytes(), Some(1024));
+        assert_eq!(ByteSize(IntOrText::Int(-1)).to_bytes(), None);
+        assert_eq!(text("512"), Some(512));
+        assert_eq!(text("512b"), Some(512));
+        assert_eq!(text("1KiB"), Some(1024));
+        assert_eq!(text("1kib"), Some(1024));
+        assert_eq!(text("64KB"), Some(64 * 1024));
+        assert_eq!(text(" 64 kb "), Some(64 * 1024));
+        assert_eq!(text("10MB"), Some(10 << 20));
+        assert_eq!(text("1.5M"), Some(3 << 19));
+        assert_eq!(text("2GiB"), Some(2 << 30));
+        for bad in ["", "KB", "12X", "-5K", "1e3", "1..2K", "0.5", "1 TB"] {
+            assert_eq!(text(bad), None, "{bad}");
+        }
     }
 }

@@ -119,6 +119,9 @@ impl Validator<'_> {
             compression_level: self
                 .int(&key("compressionLevel"), raw.compression_level, 1, 9)
                 .unwrap_or(1),
+            compression_min_size: self
+                .byte_size(&key("compressionMinSize"), &raw.compression_min_size)
+                .unwrap_or(0),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 
 use super::raw::RawConfig;
-use super::scalar::{IntOrText, Integer, MemorySize, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Workers};
 use super::suggest::nearest;
 use super::{ClusterSpec, ConfigError, Environment, Provenance};
 
@@ -216,6 +216,15 @@ impl Validator<'_> {
                 None
             }),
         }
+    }
+
+    /// A [`ByteSize`] at `key` in bytes (`None`: reported).
+    pub(super) fn byte_size(&mut self, key: &str, size: &ByteSize) -> Option<u64> {
+        let bytes = size.to_bytes();
+        if bytes.is_none() {
+            self.invalid(key, format!("expected {}", ByteSize::EXPECTING));
+        }
+        bytes
     }
 
     fn strategy(&mut self, name: &str) -> Strategy {

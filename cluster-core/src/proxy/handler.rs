@@ -79,6 +79,12 @@ async fn proxy(
         return Err(ProxyError::Method(Method::CONNECT));
     }
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let compress = conn
+        .shared
+        .cfg
+        .compression
+        .as_ref()
+        .map(|c| (c, c.offer(req.method(), req.headers(), upgrade.is_some())));
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
@@ -111,7 +117,7 @@ async fn proxy(
 
     let version = response.version();
     let reusable = headers::prepare_response(response.headers_mut(), version, false);
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let sender = reusable.then_some(sender);
     let finish = Finish { guard, backend, sender, bytes: 0 };
     let body = if body.is_end_stream() {
@@ -119,7 +125,10 @@ async fn proxy(
         finish.complete();
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(body, finish)
+        match compress.and_then(|(c, offer)| c.apply(offer, parts.status, &mut parts.headers)) {
+            Some(encoder) => ProxyBody::compressed(body, encoder, finish),
+            None => ProxyBody::upstream(body, finish),
+        }
     };
     Ok(Response::from_parts(parts, body))
 }

@@ -8,10 +8,12 @@
 //! Files, one concept each: `server` (accept loop, graceful stop), `conn` (one client
 //! connection, idle timeout), `handler` (one request, retry), `headers` (hop-by-hop,
 //! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
-//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`).
+//! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`),
+//! `compress` (the compression stage).
 
 mod affinity;
 mod body;
+mod compress;
 mod conn;
 mod error;
 mod front;
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterSpec;
 use crate::routing::Router;
 
+pub use compress::{AcceptEncoding, Compression, ContentCoding};
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
@@ -58,6 +61,8 @@ pub struct ProxyConfig {
     /// Answers the requests it claims before they are routed (the admin API on the front
     /// port); `None` routes every request.
     pub front_door: Option<std::sync::Arc<dyn FrontDoor>>,
+    /// The compression stage: `None` (off, the default) keeps it out of the request path.
+    pub compression: Option<Compression>,
 }
 
 impl ProxyConfig {
@@ -72,6 +77,7 @@ impl ProxyConfig {
             request_logging: spec.security.enable_request_logging,
             affinity_cookie: spec.sticky_sessions,
             front_door: None,
+            compression: Compression::from_spec(&spec.performance),
         }
     }
 }
@@ -79,7 +85,7 @@ impl ProxyConfig {
 impl Default for ProxyConfig {
     /// Settings for embedding and tests: 30 s to response headers, 10 s to read request
     /// headers, 5 s keep-alive, 4 s upstream idle (below Node's 5 s), nobody trusted, no
-    /// access log.
+    /// access log, no compression.
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -90,6 +96,7 @@ impl Default for ProxyConfig {
             request_logging: false,
             affinity_cookie: false,
             front_door: None,
+            compression: None,
         }
     }
 }

@@ -1,0 +1,122 @@
+//! One response's compressor: an `async-compression` encoder writing into memory.
+//!
+//! The encoders are `async_compression::tokio::write` types over a `Vec<u8>`. Writing to a
+//! `Vec` never waits, so each call completes at once and is driven with a no-op waker; the
+//! body that owns the encoder hands out whatever compressed bytes have accumulated.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use async_compression::Level;
+use async_compression::brotli::EncoderParams;
+use async_compression::tokio::write::{BrotliEncoder, GzipEncoder, ZstdEncoder};
+use async_compression::zstd::CParameter;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::ContentCoding;
+
+/// Brotli's window: 2^18 = 256 KiB (the default, 2^22, costs 4 MiB of ring buffer per
+/// stream; responses of a web app rarely repeat anything further back).
+pub(super) const BROTLI_WINDOW_LOG: i32 = 18;
+/// Zstandard's window: 2^18 = 256 KiB, for the same reason (zstd's levels 3-9 use 2^21).
+pub(super) const ZSTD_WINDOW_LOG: u32 = 18;
+
+/// The codec's own level for `compressionLevel` 1-9.
+///
+/// - gzip: the same number (zlib's 1-9).
+/// - brotli: the same number (brotli's quality 0-11; 10 and 11 are for precompressing
+///   static files, far too slow for a response in flight).
+/// - zstd: the same number (zstd's 1-22; 3 is its default, beyond 9 the speed falls off
+///   with little gain on web text).
+pub(super) fn codec_level(coding: ContentCoding, level: u32) -> i32 {
+    let level = i32::try_from(level.clamp(1, 9)).unwrap_or(6);
+    match coding {
+        ContentCoding::Gzip | ContentCoding::Brotli | ContentCoding::Zstd => level,
+    }
+}
+
+/// A streaming compressor for one response body.
+///
+/// Not `Clone` or `Sync`: it is the state of one compressed stream.
+#[derive(Debug)]
+pub(crate) enum Encoder {
+    /// gzip.
+    Gzip(GzipEncoder<Vec<u8>>),
+    /// Brotli.
+    Brotli(BrotliEncoder<Vec<u8>>),
+    /// Zstandard.
+    Zstd(ZstdEncoder<Vec<u8>>),
+}
+
+impl Encoder {
+    /// A compressor for `coding` at `compressionLevel` `level` (1-9).
+    pub(crate) fn new(coding: ContentCoding, level: u32) -> Self {
+        let level = codec_level(coding, level);
+        match coding {
+            ContentCoding::Gzip => {
+                Encoder::Gzip(GzipEncoder::with_quality(Vec::new(), Level::Precise(level)))
+            }
+            ContentCoding::Brotli => {
+                let params = EncoderParams::default()
+                    .quality(Level::Precise(level))
+                    .window_size(BROTLI_WINDOW_LOG);
+                Encoder::Brotli(BrotliEncoder::with_params(Vec::new(), params))
+            }
+            ContentCoding::Zstd => Encoder::Zstd(ZstdEncoder::with_quality_and_params(
+                Vec::new(),
+                Level::Precise(level),
+                &[CParameter::window_log(ZSTD_WINDOW_LOG)],
+            )),
+        }
+    }
+
+    /// Compresses `data`; its output may stay in the codec until more input, a flush or
+    /// the end.
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => now(e.write_all(data)),
+            Encoder::Brotli(e) => now(e.write_all(data)),
+            Encoder::Zstd(e) => now(e.write_all(data)),
+        }
+    }
+
+    /// Pushes out everything written so far, so that the client can decode it all now (a
+    /// sync flush: the stream goes on).
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => now(e.flush()),
+            Encoder::Brotli(e) => now(e.flush()),
+            Encoder::Zstd(e) => now(e.flush()),
+        }
+    }
+
+    /// Ends the stream (the codec's trailer); nothing may be written after.
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => now(e.shutdown()),
+            Encoder::Brotli(e) => now(e.shutdown()),
+            Encoder::Zstd(e) => now(e.shutdown()),
+        }
+    }
+
+    /// The compressed bytes produced since the last call (often none).
+    pub(crate) fn take(&mut self) -> Bytes {
+        let out = match self {
+            Encoder::Gzip(e) => e.get_mut(),
+            Encoder::Brotli(e) => e.get_mut(),
+            Encoder::Zstd(e) => e.get_mut(),
+        };
+        if out.is_empty() { Bytes::new() } else { Bytes::from(std::mem::take(out)) }
+    }
+}
+
+/// Runs an encoder operation to completion: over a `Vec` it never waits.
+fn now(op: impl Future<Output = io::Result<()>>) -> io::Result<()> {
+    match pin!(op).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::Error::other("compressor waited on an in-memory buffer")),
+    }
+}
