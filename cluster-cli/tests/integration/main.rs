@@ -6,6 +6,7 @@ mod autoscale;
 mod balancing;
 mod browser;
 mod cli;
+mod compression;
 mod config_errors;
 mod dashboard;
 mod dev;

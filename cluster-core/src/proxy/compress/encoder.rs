@@ -45,8 +45,8 @@ pub(super) fn codec_level(coding: ContentCoding, level: u32) -> i32 {
 pub(crate) enum Encoder {
     /// gzip.
     Gzip(GzipEncoder<Vec<u8>>),
-    /// Brotli.
-    Brotli(BrotliEncoder<Vec<u8>>),
+    /// Brotli (boxed: its state is kilobytes inline, the others' a few hundred bytes).
+    Brotli(Box<BrotliEncoder<Vec<u8>>>),
     /// Zstandard.
     Zstd(ZstdEncoder<Vec<u8>>),
 }
@@ -63,7 +63,7 @@ impl Encoder {
                 let params = EncoderParams::default()
                     .quality(Level::Precise(level))
                     .window_size(BROTLI_WINDOW_LOG);
-                Encoder::Brotli(BrotliEncoder::with_params(Vec::new(), params))
+                Encoder::Brotli(Box::new(BrotliEncoder::with_params(Vec::new(), params)))
             }
             ContentCoding::Zstd => Encoder::Zstd(ZstdEncoder::with_quality_and_params(
                 Vec::new(),

@@ -40,7 +40,7 @@ pub struct Compression {
 impl Compression {
     /// The stage's settings, `None` when `performance.enableCompression` is off.
     pub fn from_spec(performance: &PerformanceSpec) -> Option<Self> {
-        performance.enable_compression.then(|| Compression {
+        performance.enable_compression.then_some(Compression {
             level: performance.compression_level,
             min_size: performance.compression_min_size,
         })
