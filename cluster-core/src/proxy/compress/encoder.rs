@@ -18,23 +18,34 @@ use tokio::io::AsyncWriteExt;
 
 use super::ContentCoding;
 
-/// Brotli's window: 2^18 = 256 KiB (the default, 2^22, costs 4 MiB of ring buffer per
-/// stream; responses of a web app rarely repeat anything further back).
+// One encoder lives per compressed response in flight, so its memory is bounded here
+// (measured per stream with `tests::memory_per_stream`; see docs/compression.md).
+
+/// Brotli's window: 2^18 = 256 KiB (the default, 2^22, is a 4 MiB ring buffer; a web
+/// response rarely repeats anything further back). A smaller window is worse: below 2^17
+/// brotli switches to a hasher with larger tables.
 pub(super) const BROTLI_WINDOW_LOG: i32 = 18;
+/// The highest brotli quality used: from quality 5 on, brotli's hash tables grow to 2 MiB
+/// (quality 6: 3 MiB, 9: 22 MiB) per stream; quality 4 holds about 1.4 MiB.
+const BROTLI_MAX_QUALITY: i32 = 4;
 /// Zstandard's window: 2^18 = 256 KiB, for the same reason (zstd's levels 3-9 use 2^21).
 pub(super) const ZSTD_WINDOW_LOG: u32 = 18;
+/// Zstandard's match-finder tables from level 3 on: 2^16 entries each (levels 3-9 default
+/// to 2^17-2^22, 1-10 MiB per stream); with them every level holds under 0.7 MiB.
+const ZSTD_TABLE_LOG: u32 = 16;
 
 /// The codec's own level for `compressionLevel` 1-9.
 ///
-/// - gzip: the same number (zlib's 1-9).
-/// - brotli: the same number (brotli's quality 0-11; 10 and 11 are for precompressing
-///   static files, far too slow for a response in flight).
-/// - zstd: the same number (zstd's 1-22; 3 is its default, beyond 9 the speed falls off
-///   with little gain on web text).
+/// - gzip: the same number (zlib's 1-9, about 256 KiB per stream at 6-9).
+/// - brotli: `level - 1` within 1..=4 (1→1, 2→1, 3→2, 4→3, 5-9→4): brotli's quality 4
+///   already compresses web text better than gzip 9, and higher qualities cost megabytes
+///   of memory per stream and far more CPU (10 and 11 are for precompressing files).
+/// - zstd: the same number (zstd's 1-22), with the window and tables bounded.
 pub(super) fn codec_level(coding: ContentCoding, level: u32) -> i32 {
     let level = i32::try_from(level.clamp(1, 9)).unwrap_or(6);
     match coding {
-        ContentCoding::Gzip | ContentCoding::Brotli | ContentCoding::Zstd => level,
+        ContentCoding::Gzip | ContentCoding::Zstd => level,
+        ContentCoding::Brotli => (level - 1).clamp(1, BROTLI_MAX_QUALITY),
     }
 }
 
@@ -65,11 +76,19 @@ impl Encoder {
                     .window_size(BROTLI_WINDOW_LOG);
                 Encoder::Brotli(Box::new(BrotliEncoder::with_params(Vec::new(), params)))
             }
-            ContentCoding::Zstd => Encoder::Zstd(ZstdEncoder::with_quality_and_params(
-                Vec::new(),
-                Level::Precise(level),
-                &[CParameter::window_log(ZSTD_WINDOW_LOG)],
-            )),
+            ContentCoding::Zstd => {
+                let window = CParameter::window_log(ZSTD_WINDOW_LOG);
+                let tables =
+                    [CParameter::hash_log(ZSTD_TABLE_LOG), CParameter::chain_log(ZSTD_TABLE_LOG)];
+                // Levels 1-2 have smaller tables of their own: keep them.
+                let params: &[CParameter] =
+                    if level >= 3 { &[window, tables[0], tables[1]] } else { &[window] };
+                Encoder::Zstd(ZstdEncoder::with_quality_and_params(
+                    Vec::new(),
+                    Level::Precise(level),
+                    params,
+                ))
+            }
         }
     }
 
@@ -114,7 +133,7 @@ impl Encoder {
 }
 
 /// Runs an encoder operation to completion: over a `Vec` it never waits.
-fn now(op: impl Future<Output = io::Result<()>>) -> io::Result<()> {
+pub(super) fn now(op: impl Future<Output = io::Result<()>>) -> io::Result<()> {
     match pin!(op).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(result) => result,
         Poll::Pending => Err(io::Error::other("compressor waited on an in-memory buffer")),

@@ -289,3 +289,89 @@ fn every_coding_round_trips_and_flushes() {
         }
     }
 }
+
+/// Resident memory of the process, in KiB.
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+/// The configuration `memory_one` measures, from its environment (set by
+/// `memory_per_stream` on the child process).
+const MEASURE_VAR: &str = "CLUSTER_COMPRESS_MEASURE";
+
+/// Memory held per open compressed stream, by coding and level: each measured in a fresh
+/// process (`memory_one`), as the growth of its RSS with 100 streams open, each fed 64 KiB
+/// of HTML and flushed. A measurement, not a check:
+/// `cargo test -p cluster-core --release --lib memory_per_stream -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, printed"]
+fn memory_per_stream() {
+    let exe = std::env::current_exe().unwrap();
+    for spec in std::env::var("CLUSTER_COMPRESS_MEASURE_ALL")
+        .ok()
+        .as_deref()
+        .unwrap_or("gzip:1 gzip:6 gzip:9 br:1 br:4 br:5 br:6 br:9 zstd:1 zstd:3 zstd:6 zstd:9")
+        .split_whitespace()
+    {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "proxy::compress::tests::memory_one", "--ignored", "--nocapture"])
+            .env(MEASURE_VAR, spec)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("per stream:")).unwrap_or("failed");
+        println!("{spec:<28} {line}");
+    }
+}
+
+/// One measurement of `memory_per_stream` (does nothing unless run by it).
+#[test]
+#[ignore = "run by memory_per_stream"]
+fn memory_one() {
+    let Ok(spec) = std::env::var(MEASURE_VAR) else { return };
+    const STREAMS: usize = 100;
+    let text: String = (0..2000)
+        .map(|i| format!("<li id=\"row-{i}\">item {i} of a page, {}</li>\n", i * 7919))
+        .collect();
+    let chunk = &text.as_bytes()[..64 * 1024];
+    let mut parts = spec.split(':');
+    let coding = match parts.next().unwrap() {
+        "gzip" => ContentCoding::Gzip,
+        "br" => ContentCoding::Brotli,
+        "zstd" => ContentCoding::Zstd,
+        other => panic!("{other}"),
+    };
+    let level: u32 = parts.next().unwrap().parse().unwrap();
+    let before = rss_kib();
+    let mut open = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let mut e = Encoder::new(coding, level);
+        e.write(chunk).unwrap();
+        e.flush().unwrap();
+        e.take();
+        open.push(e);
+    }
+    let per_stream = rss_kib().saturating_sub(before) / STREAMS as u64;
+    // Speed and size on 9 MB of the same kind of text, in 16 KiB chunks as a worker sends.
+    let big: String = (0..200_000)
+        .map(|i| format!("<li id=\"row-{i}\">item {i} of a page, {}</li>\n", i * 7919 % 100_003))
+        .collect();
+    let mut e = Encoder::new(coding, level);
+    let mut out = 0;
+    let start = std::time::Instant::now();
+    for part in big.as_bytes().chunks(16 * 1024) {
+        e.write(part).unwrap();
+        out += e.take().len();
+    }
+    e.finish().unwrap();
+    out += e.take().len();
+    let secs = start.elapsed().as_secs_f64();
+    let mb = big.len() as f64 / 1e6;
+    println!(
+        "per stream: {per_stream} KiB; {:.0} MB/s; {:.1} % of the size",
+        mb / secs,
+        100.0 * out as f64 / big.len() as f64
+    );
+}
