@@ -15,11 +15,10 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use cluster_core::FrontBody;
+use cluster_core::{AcceptEncoding, ContentCoding, FrontBody};
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -140,7 +139,10 @@ pub(crate) fn serve(page: Page, request: &HeaderMap, head: bool) -> Response<Fro
             (File(index), ASSETS[index].content_type, cache, etag)
         }
     };
-    let gzipped = accepts_gzip(request).then(|| GZIPPED[file.0].clone()).flatten();
+    let gzipped = AcceptEncoding::from_headers(request)
+        .accepts(ContentCoding::Gzip)
+        .then(|| GZIPPED[file.0].clone())
+        .flatten();
     let encoded = gzipped.is_some();
     if encoded {
         // Another representation: another tag.
@@ -180,20 +182,6 @@ pub(crate) fn serve(page: Page, request: &HeaderMap, head: bool) -> Response<Fro
     response
 }
 
-/// Whether the request's `Accept-Encoding` takes gzip (not with `q=0`).
-fn accepts_gzip(request: &HeaderMap) -> bool {
-    request.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|list| {
-        list.split(',').any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
-    })
-}
-
 /// The headers every dashboard answer carries.
 fn protect(headers: &mut HeaderMap) {
     headers
@@ -218,6 +206,7 @@ pub fn assets_dir() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::ACCEPT_ENCODING;
 
     #[test]
     fn paths_name_the_page_and_its_assets() {

@@ -1,18 +1,13 @@
-//! Warnings for settings that are accepted but have no effect yet.
+//! Notes at start for settings that are accepted but unused in this configuration.
 //!
-//! The whole configuration schema is validated from the first release, but some behaviours
-//! arrive later. Rather than ignore such a setting silently, the primary says so at start.
+//! Every key of the original design is acted on now; `redisUrl` is the one that can be set
+//! and still do nothing (it serves only the shared rate limit store), so the primary says so
+//! rather than ignore it silently.
 
 use cluster_core::config::{ClusterSpec, RateLimitStore};
 
-/// Logs one warning per enabled setting whose behaviour is not built yet.
+/// Logs a note when `redisUrl` is set but no shared rate limit uses it.
 pub(crate) fn warn_inactive(spec: &ClusterSpec) {
-    let inactive = [(spec.performance.enable_compression, "performance.enableCompression")];
-    for (enabled, key) in inactive {
-        if enabled {
-            tracing::warn!("`{key}` is set but not implemented in this version; it has no effect");
-        }
-    }
     let redis_used =
         spec.security.enable_rate_limit && spec.security.rate_limit_store == RateLimitStore::Redis;
     if spec.redis_url.is_some() && !redis_used {

@@ -80,7 +80,8 @@ pub use metrics::{
     WorkerMetrics,
 };
 pub use proxy::{
-    BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer, Proxy, ProxyConfig,
+    AcceptEncoding, BoxError, Compression, ContentCoding, EndsOnDrain, FrontBody, FrontDoor,
+    FrontFuture, FrontPeer, Proxy, ProxyConfig,
 };
 pub use ratelimit::{RateLimit, RateLimitError};
 pub use routing::{Backend, Router, RoutingTable};

@@ -12,6 +12,14 @@
 //   GET /headers                  -> 200 JSON of req.headers
 //   GET /env                      -> 200 JSON: PORT, HOST, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
 //   GET /crash                    -> exits at once with code 70, without answering
+//   GET /page?size=N&nt=1         -> 200 text/html, a page of about N bytes (default 20000, cap
+//                                    10 MB) with Content-Length, a strong ETag "page-N" and
+//                                    Accept-Ranges: bytes; nt=1 adds Cache-Control: no-transform
+//   GET /data.json?n=N            -> 200 application/json, N records (default 200, cap 100000),
+//                                    sent without Content-Length (chunked)
+//   GET /parts?id=ID&n=N          -> 200 text/html sent in N parts (default 3, cap 100): the first
+//                                    at once, each next one only after GET /release?id=ID (or 20 s)
+//   GET /release?id=ID            -> 200 "released N\n": lets the waiting /parts?id=ID go on
 //   anything else                 -> 404
 // server.keepAliveTimeout is left at Node's default (5 s) on purpose: the proxy's upstream
 // idle timeout must be shorter, and the tests exercise that.
@@ -37,6 +45,63 @@ function num(params, key, dflt, max) {
 function send(res, status, body, type = 'text/plain; charset=utf-8') {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+// A deterministic text of about `size` bytes, compressible like a real page.
+function filler(size, tag) {
+  let out = '';
+  for (let i = 0; out.length < size; i += 1) {
+    out += `<li class="row-${i % 7}">${tag} item ${i}: the quick brown fox jumps over the lazy dog</li>\n`;
+  }
+  return out;
+}
+
+function page(res, params) {
+  const size = num(params, 'size', 20000, 10 * 1024 * 1024);
+  const body = `<!doctype html><html><body><ul>\n${filler(size, 'page')}</ul></body></html>\n`;
+  const headers = {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    ETag: `"page-${size}"`,
+    'Accept-Ranges': 'bytes',
+  };
+  if (params.get('nt') === '1') headers['Cache-Control'] = 'no-transform';
+  res.writeHead(200, headers);
+  res.end(body);
+}
+
+function data(res, params) {
+  const n = num(params, 'n', 200, 100000);
+  const records = [];
+  for (let i = 0; i < n; i += 1) records.push({ id: i, name: `record ${i}`, tags: ['a', 'b', 'c'] });
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.write('');
+  res.end(JSON.stringify({ records }));
+}
+
+// /parts waiting for /release, by id.
+const waiting = new Map();
+
+function parts(req, res, params) {
+  const id = params.get('id') || '-';
+  const n = Math.max(num(params, 'n', 3, 100), 1);
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  let i = 0;
+  let timer = null;
+  const next = () => {
+    waiting.delete(id);
+    clearTimeout(timer);
+    i += 1;
+    res.write(`part ${i} of ${id}\n${filler(2000, `part ${i}`)}`);
+    if (i >= n) return res.end();
+    waiting.set(id, next);
+    timer = setTimeout(next, 20000);
+  };
+  res.on('close', () => {
+    clearTimeout(timer);
+    if (waiting.get(id) === next) waiting.delete(id);
+  });
+  next();
 }
 
 function stream(req, res, params) {
@@ -89,6 +154,17 @@ const server = http.createServer((req, res) => {
         env[k] = process.env[k] === undefined ? null : process.env[k];
       }
       return send(res, 200, JSON.stringify(env), 'application/json');
+    }
+    case '/page':
+      return page(res, params);
+    case '/data.json':
+      return data(res, params);
+    case '/parts':
+      return parts(req, res, params);
+    case '/release': {
+      const go = waiting.get(params.get('id') || '-');
+      if (go) setImmediate(go);
+      return send(res, 200, `released ${go ? 1 : 0}\n`);
     }
     case '/crash':
       if (req.method === 'GET') process.exit(70);

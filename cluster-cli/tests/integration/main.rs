@@ -8,6 +8,7 @@ mod balancing;
 mod browser;
 mod cli;
 mod client_address;
+mod compression;
 mod config_errors;
 mod dashboard;
 mod dev;

@@ -2,7 +2,6 @@
 //! `maxHeaders`, `maxConnections`): their checked form and their validation.
 
 use super::raw::RawPerformance;
-use super::scalar::ByteSize;
 use super::validate::Validator;
 
 /// Smallest `maxHeaderSize`: hyper's smallest read buffer (it panics below it), and well
@@ -71,23 +70,6 @@ impl Validator<'_> {
                 .unwrap_or(defaults.max_header_size),
             max_headers: headers.unwrap_or(defaults.max_headers),
             max_connections: connections.filter(|&c| c > 0),
-        }
-    }
-
-    /// A [`ByteSize`] at `key`, within `min..=max` bytes; `None` when not (reported).
-    fn byte_size(&mut self, key: &str, size: &ByteSize, min: u64, max: u64) -> Option<u64> {
-        let Some(bytes) = size.bytes() else {
-            self.invalid(key, ByteSize::EXPECTING);
-            return None;
-        };
-        if bytes < min {
-            self.invalid(key, format!("must be at least {min} bytes"));
-            None
-        } else if bytes > max {
-            self.invalid(key, format!("must be at most {max} bytes"));
-            None
-        } else {
-            Some(bytes)
         }
     }
 }

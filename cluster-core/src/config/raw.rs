@@ -104,6 +104,7 @@ pub(crate) struct RawPerformance {
     pub(crate) max_header_size: ByteSize,
     pub(crate) max_headers: Integer,
     pub(crate) max_connections: Integer,
+    pub(crate) compression_min_size: ByteSize,
 }
 
 /// `health`: the knobs of the health policies (an extension of the original design, whose
@@ -258,6 +259,7 @@ impl Default for RawPerformance {
             max_header_size: ByteSize::of(64 * 1024),
             max_headers: Integer(100),
             max_connections: Integer(0),
+            compression_min_size: ByteSize::of(1024),
         }
     }
 }

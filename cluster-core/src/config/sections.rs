@@ -120,6 +120,9 @@ impl Validator<'_> {
                 .int(&key("compressionLevel"), raw.compression_level, 1, 9)
                 .unwrap_or(1),
             limits: self.limits(raw),
+            compression_min_size: self
+                .byte_size(&key("compressionMinSize"), &raw.compression_min_size, 0, u64::MAX)
+                .unwrap_or(0),
         }
     }
 

@@ -187,11 +187,15 @@ pub struct PerformanceSpec {
     pub proxy_threads: usize,
     /// Compress responses (`enableCompression`).
     pub enable_compression: bool,
-    /// Compression level, 1-9 (`compressionLevel`).
+    /// Compression level, 1-9 (`compressionLevel`), mapped onto each codec's own scale.
     pub compression_level: u32,
     /// Body, head and connection limits (`maxBodySize`, `maxHeaderSize`, `maxHeaders`,
     /// `maxConnections`).
     pub limits: super::RequestLimits,
+    /// Responses whose `Content-Length` is below this many bytes are not compressed
+    /// (`compressionMinSize`; default 1 KiB): the codec's framing and the CPU would cost
+    /// more than the bytes saved. Bodies of unknown length are compressed.
+    pub compression_min_size: u64,
 }
 
 /// Health-policy settings (`health` in the file): how workers are probed, judged and replaced.

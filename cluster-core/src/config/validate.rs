@@ -11,7 +11,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 
 use super::raw::RawConfig;
-use super::scalar::{IntOrText, Integer, MemorySize, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Workers};
 use super::suggest::nearest;
 use super::{ClusterSpec, ConfigError, Environment, Provenance};
 
@@ -221,6 +221,29 @@ impl Validator<'_> {
                 self.invalid(key, reason);
                 None
             }),
+        }
+    }
+
+    /// A [`ByteSize`] at `key`, within `min..=max` bytes; `None` when not (reported).
+    pub(super) fn byte_size(
+        &mut self,
+        key: &str,
+        size: &ByteSize,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let Some(bytes) = size.bytes() else {
+            self.invalid(key, ByteSize::EXPECTING);
+            return None;
+        };
+        if bytes < min {
+            self.invalid(key, format!("must be at least {min} bytes"));
+            None
+        } else if bytes > max {
+            self.invalid(key, format!("must be at most {max} bytes"));
+            None
+        } else {
+            Some(bytes)
         }
     }
 

@@ -15,6 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
+use super::compress::{Compressed, Encoder};
 use super::conn::ConnCtx;
 use super::front::{BoxError, FrontBody};
 use super::limits::BodyBudget;
@@ -158,6 +159,9 @@ enum Kind {
         /// `Some` until the body ends (then completed) or fails (then dropped).
         finish: Option<Finish>,
     },
+    /// A worker's response body compressed as it streams (boxed: the codec state is
+    /// large, and most bodies are not compressed).
+    Compressed(Box<Compressed>),
     /// A front door's response, and (held for as long as it lives) its place among the
     /// connection's open streams.
     Front {
@@ -212,6 +216,15 @@ impl ProxyBody {
     pub(crate) fn logged(mut self, entry: Entry) -> Self {
         self.log = Some(entry);
         self
+    }
+
+    /// A worker's response body compressed with `encoder` as it streams; `finish` runs once
+    /// the last compressed bytes are handed out, counting the compressed bytes.
+    pub(crate) fn compressed(body: Incoming, encoder: Encoder, finish: Finish) -> Self {
+        ProxyBody {
+            kind: Kind::Compressed(Box::new(Compressed::new(body, encoder, finish))),
+            log: None,
+        }
     }
 }
 
@@ -276,6 +289,7 @@ impl Kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Text(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
             Kind::Front { body, .. } => Poll::Ready(ready!(Pin::new(body).poll_frame(cx))),
+            Kind::Compressed(body) => body.poll_frame(cx),
             Kind::Upstream { body, finish } => {
                 let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
                 if let (Some(Ok(f)), Some(fin)) = (&frame, finish.as_mut()) {
@@ -302,6 +316,7 @@ impl Kind {
             Kind::Empty => true,
             Kind::Text(text) => text.is_none(),
             Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Compressed(body) => body.is_end_stream(),
             Kind::Front { body, .. } => body.is_end_stream(),
         }
     }
@@ -311,6 +326,7 @@ impl Kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Text(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
             Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Compressed(_) => SizeHint::default(),
             Kind::Front { body, .. } => body.size_hint(),
         }
     }

@@ -33,7 +33,8 @@ use crate::routing::Backend;
 ///    refused where the request is rewritten, a streamed body counted as it goes;
 /// 4. **rate limit**: 429 beyond the client's quota;
 /// 5. **balance and forward** ([`proxy`]);
-/// 6. **compression** of the response body as it streams;
+/// 6. **compression** of the worker's body as it streams (decided in [`proxy`], where the
+///    body is wrapped, from the request it read before forwarding);
 /// 7. **access log**: a line when the response body has been sent.
 pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
@@ -157,6 +158,12 @@ async fn proxy(
         return Err(ProxyError::Method(Method::CONNECT));
     }
     let upgrade = headers::wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let compress = conn
+        .shared
+        .cfg
+        .compression
+        .as_ref()
+        .map(|c| (c, c.offer(req.method(), req.headers(), upgrade.is_some())));
     headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
@@ -188,7 +195,7 @@ async fn proxy(
 
     let version = response.version();
     let reusable = headers::prepare_response(response.headers_mut(), version, false);
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let sender = reusable.then_some(sender);
     let finish = Finish { guard, backend, sender, bytes: 0 };
     let body = if body.is_end_stream() {
@@ -196,7 +203,10 @@ async fn proxy(
         finish.complete();
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(body, finish)
+        match compress.and_then(|(c, offer)| c.apply(offer, parts.status, &mut parts.headers)) {
+            Some(encoder) => ProxyBody::compressed(body, encoder, finish),
+            None => ProxyBody::upstream(body, finish),
+        }
     };
     Ok(Response::from_parts(parts, body))
 }

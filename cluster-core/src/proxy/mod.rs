@@ -10,11 +10,13 @@
 //! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
 //! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`),
 //! `client_addr` (the client behind trusted proxies), `host` (the `Host` grammar), `limits`
-//! (body, head and connection limits, the 408 for slow heads).
+//! (body, head and connection limits, the 408 for slow heads), `compress` (the compression
+//! stage).
 
 mod affinity;
 mod body;
 mod client_addr;
+mod compress;
 mod conn;
 mod error;
 mod front;
@@ -40,6 +42,7 @@ use crate::config::{ClusterSpec, RequestLimits};
 use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
+pub use compress::{AcceptEncoding, Compression, ContentCoding};
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
@@ -73,6 +76,8 @@ pub struct ProxyConfig {
     /// The rate limit stage, after the front door and before a worker is picked; `None`
     /// (`security.enableRateLimit` off) leaves it out of the request path.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// The compression stage: `None` (off, the default) keeps it out of the request path.
+    pub compression: Option<Compression>,
 }
 
 impl ProxyConfig {
@@ -90,6 +95,7 @@ impl ProxyConfig {
             front_door: None,
             limits: spec.performance.limits.clone(),
             rate_limit: None,
+            compression: Compression::from_spec(&spec.performance),
         }
     }
 }
@@ -97,7 +103,7 @@ impl ProxyConfig {
 impl Default for ProxyConfig {
     /// Settings for embedding and tests: 30 s to response headers, 10 s to read request
     /// headers, 5 s keep-alive, 4 s upstream idle (below Node's 5 s), nobody trusted, no
-    /// access log, the default [`RequestLimits`].
+    /// access log, the default [`RequestLimits`], no rate limit, no compression.
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -110,6 +116,7 @@ impl Default for ProxyConfig {
             front_door: None,
             limits: RequestLimits::default(),
             rate_limit: None,
+            compression: None,
         }
     }
 }

@@ -169,6 +169,7 @@ fn walk_performance(old: &PerformanceSpec, new: &mut PerformanceSpec, v: &mut im
         enable_compression,
         compression_level,
         limits,
+        compression_min_size,
     } = new;
     visit!(v, old.max_requests_per_worker, "performance.maxRequestsPerWorker", Now, opt_count);
     visit!(v, old.slow_start_window, "performance.slowStartWindow", Now, opt_ms);
@@ -179,6 +180,7 @@ fn walk_performance(old: &PerformanceSpec, new: &mut PerformanceSpec, v: &mut im
     visit!(v, old.proxy_threads, "performance.proxyThreads", Restart, plain);
     visit!(v, old.enable_compression, "performance.enableCompression", Restart, plain);
     visit!(v, old.compression_level, "performance.compressionLevel", Restart, plain);
+    visit!(v, old.compression_min_size, "performance.compressionMinSize", Restart, size);
     walk_limits(&old.limits, limits, v);
 }
 

@@ -260,3 +260,32 @@ fn every_problem_is_reported() {
     }
     assert!(lines[8].ends_with(r#": "bogus" (expected an IP address or a CIDR block)"#));
 }
+
+#[test]
+fn bad_compression_min_size() {
+    let dir = Dir::new();
+    let source = dir.file_source();
+    dir.config(r#"{"performance": {"compressionMinSize": "12 parsecs"}}"#);
+    assert_eq!(
+        dir.error(&no_flags(), &[]),
+        format!(
+            r#"invalid value for `performance.compressionMinSize` from {source}: "12 parsecs" (expected a size in bytes, or a number with a unit such as "64KB", "10MB" or "1GiB")"#
+        )
+    );
+    dir.config(r#"{"performance": {"compressionMinSize": -1}}"#);
+    assert!(dir.error(&no_flags(), &[]).contains("compressionMinSize"));
+    dir.config(r#"{"performance": {"compressionMinSize": true}}"#);
+    assert!(dir.error(&no_flags(), &[]).contains("compressionMinSize"));
+}
+
+#[test]
+fn compression_min_size_units() {
+    let dir = Dir::new();
+    dir.config(r#"{"performance": {"compressionMinSize": "64KB"}}"#);
+    assert_eq!(
+        dir.load(&no_flags(), &[]).unwrap().spec.performance.compression_min_size,
+        64 * 1024
+    );
+    dir.config(r#"{"performance": {"compressionMinSize": 200}}"#);
+    assert_eq!(dir.load(&no_flags(), &[]).unwrap().spec.performance.compression_min_size, 200);
+}
