@@ -66,6 +66,8 @@ mod outlier;
 mod policies;
 mod policy;
 mod probe;
+#[cfg(target_os = "linux")]
+mod proc_stat;
 mod process_table;
 mod procfs_sampler;
 mod sampler;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::AccountName;
 use super::hardening::RawLimits;
-use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Number, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Number, ProxyThreads, Workers};
 
 /// The sections of the file (nested objects whose keys are reported dotted).
 pub(crate) const SECTIONS: [&str; 8] = [
@@ -97,7 +97,7 @@ pub(crate) struct RawPerformance {
     pub(crate) header_read_timeout: Integer,
     pub(crate) upstream_idle_timeout: Integer,
     pub(crate) slow_start_window: Integer,
-    pub(crate) proxy_threads: Integer,
+    pub(crate) proxy_threads: ProxyThreads,
     pub(crate) enable_compression: bool,
     pub(crate) compression_level: Integer,
     pub(crate) max_body_size: ByteSize,
@@ -252,7 +252,7 @@ impl Default for RawPerformance {
             header_read_timeout: Integer(10_000),
             upstream_idle_timeout: Integer(4_000),
             slow_start_window: Integer(0),
-            proxy_threads: Integer(1),
+            proxy_threads: ProxyThreads(IntOrText::Text("auto".into())),
             enable_compression: false,
             compression_level: Integer(6),
             max_body_size: ByteSize::of(0),

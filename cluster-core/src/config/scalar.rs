@@ -33,6 +33,11 @@ pub(crate) enum IntOrText {
 #[serde(transparent)]
 pub(crate) struct Workers(pub(crate) IntOrText);
 
+/// `performance.proxyThreads`: a count or `"auto"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct ProxyThreads(pub(crate) IntOrText);
+
 /// `maxMemoryUsage`: megabytes, or a string with a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -191,6 +196,13 @@ impl<'de> Deserialize<'de> for Workers {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(IntVisitor { expecting: r#"an integer or "max""#, text: true })
             .map(Workers)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyThreads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntVisitor { expecting: r#"an integer or "auto""#, text: true })
+            .map(ProxyThreads)
     }
 }
 

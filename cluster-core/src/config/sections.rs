@@ -114,7 +114,7 @@ impl Validator<'_> {
                 1,
                 MAX_MS,
             ),
-            proxy_threads: self.int(&key("proxyThreads"), raw.proxy_threads, 1, 64).unwrap_or(1),
+            proxy_threads: self.proxy_threads(&key("proxyThreads"), &raw.proxy_threads),
             enable_compression: raw.enable_compression,
             compression_level: self
                 .int(&key("compressionLevel"), raw.compression_level, 1, 9)

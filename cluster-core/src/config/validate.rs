@@ -11,7 +11,7 @@ use std::time::Duration;
 use cluster_balancer::Strategy;
 
 use super::raw::RawConfig;
-use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, Workers};
+use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, ProxyThreads, Workers};
 use super::suggest::nearest;
 use super::{ClusterSpec, ConfigError, Environment, Provenance};
 
@@ -97,6 +97,19 @@ pub(crate) fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// What `performance.proxyThreads: "auto"` picks on a machine where this process may use
+/// `cpus` CPUs (affinity and cgroup quota included): one proxy thread per four CPUs, from 1
+/// to 16.
+///
+/// The proxy shares the machine with its workers, and forwarding a request costs the proxy
+/// about a quarter to a third of what serving it costs a typical worker (docs/benchmarks.md:
+/// measured with the CPUs restricted to 1 and 2 cores, a second proxy thread took CPU from the
+/// workers and lowered throughput). Past 16 threads the shared routing table and the kernel's
+/// accept queue, not the thread count, limit the proxy.
+pub(crate) fn auto_proxy_threads(cpus: usize) -> usize {
+    (cpus / 4).clamp(1, 16)
+}
+
 /// Runs the checks and collects their problems.
 pub(super) struct Validator<'a> {
     pub(super) prov: &'a Provenance,
@@ -180,6 +193,25 @@ impl Validator<'_> {
             return None;
         }
         self.int(KEY, Integer(count), 1, MAX_WORKERS)
+    }
+
+    /// `performance.proxyThreads`: a count within 1..=64, or `"auto"` for
+    /// [`auto_proxy_threads`] of the CPUs this process may use; 1 when invalid (reported).
+    pub(super) fn proxy_threads(&mut self, key: &str, threads: &ProxyThreads) -> usize {
+        let count = match &threads.0 {
+            IntOrText::Int(n) => *n,
+            IntOrText::Text(t) if t.trim().eq_ignore_ascii_case("auto") => {
+                return auto_proxy_threads(cpu_count());
+            }
+            IntOrText::Text(t) => match t.trim().parse::<i128>() {
+                Ok(n) => n,
+                Err(_) => {
+                    self.invalid(key, r#"expected an integer from 1 to 64, or "auto""#);
+                    return 1;
+                }
+            },
+        };
+        self.int(key, Integer(count), 1, 64).unwrap_or(1)
     }
 
     fn host(&mut self, host: &str) -> IpAddr {

@@ -215,13 +215,22 @@ impl Supervisor {
             .collect();
         tokio::spawn(async move {
             let pids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+            let started = std::time::Instant::now();
             let samples = tokio::task::spawn_blocking(move || sampler.sample_many(&pids)).await;
             let samples = samples.unwrap_or_default();
+            let sampled_in = started.elapsed();
             let mut measured = Vec::with_capacity(targets.len());
             for (((id, _, _), sample), probe) in targets.into_iter().zip(samples).zip(probes) {
                 let alive = probe.await.unwrap_or(false);
                 measured.push(Measured { id, sample, alive });
             }
+            tracing::debug!(
+                target: "cluster::health",
+                workers = measured.len(),
+                sample_ms = sampled_in.as_secs_f64() * 1e3,
+                probes_ms = started.elapsed().as_secs_f64() * 1e3,
+                "health tick sampled"
+            );
             let _ = tx.send(Msg::Samples { measured, at: Instant::now() });
         });
     }
@@ -232,6 +241,20 @@ impl Supervisor {
         if self.phase != Phase::Running {
             return;
         }
+        let started = std::time::Instant::now();
+        let workers = measured.len();
+        self.judge(measured, at);
+        tracing::debug!(
+            target: "cluster::health",
+            workers,
+            judge_ms = started.elapsed().as_secs_f64() * 1e3,
+            "health tick judged"
+        );
+    }
+
+    /// The synchronous part of a health tick: update each worker's figures, evaluate the
+    /// policies and act on the verdicts.
+    fn judge(&mut self, measured: Vec<Measured>, at: Instant) {
         let std_at = at.into_std();
         let mut snapshots = Vec::new();
         for Measured { id, sample, alive } in measured {

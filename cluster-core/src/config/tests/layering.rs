@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cluster_balancer::Strategy;
 
-use super::super::validate::cpu_count;
+use super::super::validate::{auto_proxy_threads, cpu_count};
 use super::super::{AccessLogPath, ClusterSpec, Source};
 use super::{Dir, SAMPLE, flags, no_flags};
 
@@ -68,7 +68,7 @@ fn defaults_alone() {
     assert_eq!(spec.performance.max_requests_per_worker, None);
     assert_eq!(spec.performance.upstream_idle_timeout, Duration::from_millis(4_000));
     assert_eq!(spec.performance.slow_start_window, None);
-    assert_eq!(spec.performance.proxy_threads, 1);
+    assert_eq!(spec.performance.proxy_threads, auto_proxy_threads(cpu_count()));
     assert_eq!(spec.performance.compression_level, 6);
     assert!(spec.security.trusted_proxies.is_empty());
     assert_eq!(spec.command.program, None);

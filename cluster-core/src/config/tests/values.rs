@@ -2,8 +2,38 @@
 
 use std::net::IpAddr;
 
-use super::super::validate::cpu_count;
+use super::super::validate::{auto_proxy_threads, cpu_count};
 use super::{Dir, MIB, flags, no_flags};
+
+#[test]
+fn proxy_threads_forms() {
+    let dir = Dir::new();
+    for (json, threads) in [
+        (r#""auto""#, auto_proxy_threads(cpu_count())),
+        (r#"" AUTO ""#, auto_proxy_threads(cpu_count())),
+        ("3", 3),
+        (r#""2""#, 2),
+    ] {
+        dir.config(&format!(r#"{{"performance": {{"proxyThreads": {json}}}}}"#));
+        let spec = dir.load(&no_flags(), &[]).unwrap().spec;
+        assert_eq!(spec.performance.proxy_threads, threads, "{json}");
+    }
+    dir.config(r#"{"performance": {"proxyThreads": "many"}}"#);
+    assert!(
+        dir.error(&no_flags(), &[])
+            .ends_with(r#": "many" (expected an integer from 1 to 64, or "auto")"#)
+    );
+    dir.config(r#"{"performance": {"proxyThreads": 0}}"#);
+    assert!(dir.error(&no_flags(), &[]).ends_with(": 0 (must be at least 1)"));
+    dir.config(r#"{"performance": {"proxyThreads": 1.5}}"#);
+    assert!(dir.error(&no_flags(), &[]).contains(r#"an integer or "auto""#));
+}
+
+#[test]
+fn auto_proxy_threads_is_a_quarter_of_the_cpus() {
+    let picks: Vec<usize> = [1, 2, 4, 7, 8, 16, 64, 128].map(auto_proxy_threads).to_vec();
+    assert_eq!(picks, [1, 1, 1, 1, 2, 4, 16, 16]);
+}
 
 #[test]
 fn memory_sizes() {
