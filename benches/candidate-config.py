@@ -8,6 +8,9 @@ command line contains the worker's path as a worker). CLUSTER_EXTRA_CONFIG, when
 object merged in depth over the generated one, e.g. to run with a stage switched on:
 
     CLUSTER_EXTRA_CONFIG='{"performance":{"enableCompression":true}}'
+
+CLUSTER_UPSTREAM, when set, is the `upstream` key: "unix" runs the workers on Unix sockets
+(SOCKET_PATH) instead of loopback TCP ports, "tcp" is the default.
 """
 import json
 import os
@@ -25,6 +28,9 @@ def merge(base, extra):
 
 out, threads, program, *args = sys.argv[1:]
 config = {"command": program, "args": args, "performance": {"proxyThreads": int(threads)}}
+upstream = os.environ.get("CLUSTER_UPSTREAM", "").strip()
+if upstream:
+    config["upstream"] = upstream
 extra = os.environ.get("CLUSTER_EXTRA_CONFIG", "").strip()
 if extra:
     merge(config, json.loads(extra))

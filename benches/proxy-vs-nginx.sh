@@ -20,6 +20,8 @@
 #   BENCH_HOME=/tmp/cluster-bench     where the harness keeps tools, builds and results
 #   SKIP_BUILD=1            do not run cargo (use binaries already built)
 #   CLUSTER_PROXY_THREADS=1 the primary's runtime threads (performance.proxyThreads)
+#   CLUSTER_UPSTREAM=tcp    how the candidate reaches its workers (`upstream`): tcp | unix (the
+#                           workers listen on SOCKET_PATH; the harness's workers do)
 #   CLUSTER_EXTRA_CONFIG    a JSON object merged over the candidate's config (candidate-config.py),
 #                           e.g. '{"security":{"enableRateLimit":true,"rateLimitMax":1000000000}}'
 #   CLUSTER_CANDIDATE_CMD   replaces the candidate command line; only for testing this script
@@ -90,7 +92,10 @@ esac
 # shellcheck disable=SC2016
 CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-'python3 '"$(printf '%q' "$ROOT/benches/candidate-config.py")"' "$RUN_DIR/cluster.config.json" '"$CLUSTER_PROXY_THREADS"' $WORKER_CMD && exec '"$(printf '%q' "$CLUSTER_BIN")"' start --config "$RUN_DIR/cluster.config.json" --host 127.0.0.1 --port $FRONT_PORT --workers $W'}
 [ -z "${CLUSTER_EXTRA_CONFIG:-}" ] || log "candidate config adds: $CLUSTER_EXTRA_CONFIG"
-export CLUSTER_EXTRA_CONFIG
+CLUSTER_UPSTREAM=${CLUSTER_UPSTREAM:-tcp}
+case "$CLUSTER_UPSTREAM" in tcp | unix) ;; *) die "CLUSTER_UPSTREAM must be tcp or unix" ;; esac
+log "candidate upstream: $CLUSTER_UPSTREAM"
+export CLUSTER_EXTRA_CONFIG CLUSTER_UPSTREAM
 log "candidate: $CANDIDATE_CMD"
 
 # ---- runs ----------------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 //! Writes cluster events to the log, one line each.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use cluster_core::config::Applies;
-use cluster_core::{ClusterEvent, WorkerState};
+use cluster_core::{ClusterEvent, Endpoint, WorkerState};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Logs every event until the cluster has stopped. Worker lines name the slot (`worker 2`), the
@@ -14,7 +13,7 @@ pub(crate) async fn log_events(
     workers: usize,
     strategy: &'static str,
 ) {
-    let mut known: HashMap<u64, (u32, SocketAddr)> = HashMap::new();
+    let mut known: HashMap<u64, (u32, Endpoint)> = HashMap::new();
     loop {
         let event = match events.recv().await {
             Ok(e) => e,
@@ -29,12 +28,14 @@ pub(crate) async fn log_events(
                 tracing::info!("listening on http://{addr} ({workers} workers, {strategy})");
             }
             ClusterEvent::WorkerStarted { worker_id, slot, pid, addr, .. } => {
-                known.insert(worker_id, (pid, addr));
                 tracing::debug!("worker {slot} starting: pid {pid} on {addr}");
+                known.insert(worker_id, (pid, addr));
             }
             ClusterEvent::WorkerState { worker_id, slot, to, .. } => {
-                let (pid, addr) =
-                    known.get(&worker_id).copied().unwrap_or((0, ([0, 0, 0, 0], 0).into()));
+                let (pid, addr) = match known.get(&worker_id) {
+                    Some((pid, addr)) => (*pid, addr.to_string()),
+                    None => (0, "?".to_owned()),
+                };
                 match to {
                     WorkerState::Ready => {
                         tracing::info!("worker {slot} ready: pid {pid} on {addr}")

@@ -11,13 +11,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::access_log::AccessLog;
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, Upstream};
 use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::ratelimit::{RateLimit, RateLimitError};
 use crate::routing::Router;
 use crate::spawn::{ProcessSpawner, Spawner, WorkerHardening};
-use crate::supervisor::{Checks, Supervisor, SupervisorParts};
+use crate::supervisor::{Checks, SocketDir, SocketDirError, Supervisor, SupervisorParts};
 
 /// Events buffered per subscriber before the oldest are dropped.
 const EVENT_BUFFER: usize = 1024;
@@ -57,6 +57,9 @@ pub enum ClusterError {
     /// The rate limit could not be built (a bad `redisUrl`).
     #[error("cannot set up the rate limit: {0}")]
     RateLimit(#[from] RateLimitError),
+    /// The directory of the workers' Unix sockets (`upstream: "unix"`) could not be made.
+    #[error(transparent)]
+    SocketDir(#[from] SocketDirError),
 }
 
 /// Builds a [`Cluster`]; see [`Cluster::builder`].
@@ -142,7 +145,9 @@ impl ClusterBuilder {
     /// there is nothing to run; [`ClusterError::InvalidSpec`] for a spec built by hand that
     /// breaks a rule `config::load` enforces (`scaling.minWorkers` above `maxWorkers`);
     /// [`ClusterError::Hardening`] when no spawner was given and the spec's hardening cannot
-    /// be applied (a given spawner is used as it is: see [`Spawner::with_hardening`]).
+    /// be applied (a given spawner is used as it is: see [`Spawner::with_hardening`]);
+    /// [`ClusterError::SocketDir`] when `upstream` is `"unix"` and the workers' socket
+    /// directory cannot be made (or its socket paths would be too long).
     pub async fn build(self) -> Result<Cluster, ClusterError> {
         crate::supervisor::check_spec(&self.spec).map_err(ClusterError::InvalidSpec)?;
         let spawner = match self.spawner {
@@ -164,6 +169,10 @@ impl ClusterBuilder {
             Some(AccessLog::start(&self.spec.access_log)?)
         } else {
             None
+        };
+        let socket_dir = match self.spec.upstream {
+            Upstream::Unix => Some(SocketDir::create(&self.spec.hardening)?),
+            Upstream::Tcp => None,
         };
         let addr = self.spec.listen;
         let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
@@ -195,6 +204,7 @@ impl ClusterBuilder {
             tx,
             rx,
             handle,
+            socket_dir,
         })
     }
 }
@@ -237,6 +247,7 @@ pub struct Cluster {
     tx: mpsc::UnboundedSender<crate::supervisor::Msg>,
     rx: mpsc::UnboundedReceiver<crate::supervisor::Msg>,
     handle: ClusterHandle,
+    socket_dir: Option<SocketDir>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -342,6 +353,7 @@ impl Cluster {
             proxy_stop: proxy_stop.clone(),
             proxy_done,
             access_log: self.access_log.clone(),
+            socket_dir: self.socket_dir,
         };
         let result = match control {
             ControlPlane::Here => {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::ConfigChange;
 use crate::control::OperationKind;
+use crate::endpoint::Endpoint;
 use crate::supervisor::WorkerState;
 
 /// Something that happened in the cluster. Published on a broadcast channel; see
@@ -30,7 +31,7 @@ pub enum ClusterEvent {
         /// Its process id.
         pid: u32,
         /// Its private endpoint.
-        addr: SocketAddr,
+        addr: Endpoint,
         /// The deploy generation it belongs to.
         generation: u64,
     },

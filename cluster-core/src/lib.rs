@@ -56,6 +56,7 @@ mod access_log;
 mod cluster;
 pub mod config;
 mod control;
+mod endpoint;
 mod events;
 mod handle;
 mod metrics;
@@ -73,6 +74,7 @@ pub use control::{
     ConfigReport, ControlError, Operation, OperationError, OperationKind, OperationReport, Scaled,
     ShutdownMode,
 };
+pub use endpoint::Endpoint;
 pub use events::ClusterEvent;
 pub use handle::{ClusterGone, ClusterHandle, ConfigSource};
 pub use metrics::{
@@ -94,4 +96,4 @@ pub use status::{
     ClusterStatus, ControlCounters, ErrorSummary, HealthSummary, OperationCounts, OperationStatus,
     ScalingStatus, Spread, WorkerStatus,
 };
-pub use supervisor::{Rotation, WorkerState};
+pub use supervisor::{Rotation, SocketDirError, WorkerState};

@@ -5,12 +5,12 @@
 //! atomics inside [`BackendLoad`].
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
 
+use crate::endpoint::Endpoint;
 use crate::metrics::WorkerMetrics;
 use crate::proxy::UpstreamPool;
 
@@ -20,24 +20,26 @@ pub struct Backend {
     id: u64,
     slot: usize,
     pid: Option<u32>,
-    addr: SocketAddr,
+    addr: Endpoint,
     load: Arc<BackendLoad>,
     metrics: WorkerMetrics,
     pub(crate) pool: UpstreamPool,
 }
 
 impl Backend {
-    /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`.
-    pub fn new(id: u64, slot: usize, addr: SocketAddr) -> Self {
+    /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
+    /// (a TCP address or an [`Endpoint`]).
+    pub fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
+        let addr = addr.into();
         Self {
             id,
             slot,
             pid: None,
+            pool: UpstreamPool::new(addr.clone()),
             addr,
             // Sticky clients follow the slot, so they stay with a worker's replacement.
             load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
             metrics: WorkerMetrics::default(),
-            pool: UpstreamPool::new(addr),
         }
     }
 
@@ -81,8 +83,8 @@ impl Backend {
     }
 
     /// The worker's private endpoint.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn addr(&self) -> &Endpoint {
+        &self.addr
     }
 
     /// What the proxy has measured of this worker.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{AccessLogCounts, MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState};
+use crate::{
+    AccessLogCounts, Endpoint, MetricsSnapshot, OperationKind, Rotation, WindowRates, WorkerState,
+};
 
 /// The cluster as the supervisor sees it at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -219,8 +221,8 @@ pub struct WorkerStatus {
     pub leaving_reason: Option<String>,
     /// The worker it was started to replace, until it takes over.
     pub replaces: Option<u64>,
-    /// Private endpoint.
-    pub addr: SocketAddr,
+    /// Private endpoint: `127.0.0.1:40123`, or `unix:/path/w3.sock` (`upstream: "unix"`).
+    pub addr: Endpoint,
     /// Requests in flight on it (`connections` in JSON, the original design's name).
     #[serde(rename = "connections")]
     pub in_flight: usize,
@@ -279,7 +281,7 @@ mod tests {
             rotation: Rotation::In,
             leaving_reason: None,
             replaces: None,
-            addr: ([127, 0, 0, 1], 4000).into(),
+            addr: Endpoint::Tcp(([127, 0, 0, 1], 4000).into()),
             in_flight: 1,
             restarts: 0,
             recycles: 1,

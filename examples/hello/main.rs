@@ -17,7 +17,7 @@
 //! | any method `/count` | 200, how many `/count` requests this worker has seen, this one included |
 //! | `GET /counted` | 200, the same count, without adding to it |
 //! | `POST`/`PUT /consume` | reads the whole body, then 200 with its length in bytes (400 if the body fails) |
-//! | `GET /env` | 200 JSON: `PORT`, `HOST`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` (null when unset) |
+//! | `GET /env` | 200 JSON: `PORT`, `HOST`, `SOCKET_PATH`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` (null when unset) |
 //! | `GET /crash` | exits at once with code 70, without answering |
 //! | anything else | 404 |
 //!
@@ -26,6 +26,8 @@
 //! # Environment
 //!
 //! - `PORT` (default 3000; 0 picks a free port, printed in the banner), `HOST` (default 127.0.0.1).
+//! - `SOCKET_PATH`: listen on this Unix socket instead of `HOST:PORT` (as adapter-node does; the
+//!   cluster sets it with `upstream: "unix"`); the file is removed at exit.
 //! - `THREADS`: unset or 1 runs a one-thread (`current_thread`) tokio runtime, so one worker process
 //!   is one core's worth of work, like a Node worker; `THREADS=n` (n > 1) runs a multi-thread
 //!   runtime with n threads.
@@ -85,6 +87,8 @@ pub(crate) struct Config {
     pub(crate) host: String,
     /// Port to bind (0: the kernel picks one).
     pub(crate) port: u16,
+    /// Unix socket to listen on instead of `host:port` (`SOCKET_PATH`, adapter-node's name).
+    pub(crate) socket_path: Option<String>,
     /// `CLUSTER_WORKER_ID`, if set.
     pub(crate) worker_id: Option<String>,
     /// Runtime threads; 1 means `current_thread`.
@@ -116,6 +120,7 @@ impl Config {
         Ok(Config {
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: number("PORT")?.unwrap_or(3000),
+            socket_path: var("SOCKET_PATH"),
             worker_id: var("CLUSTER_WORKER_ID"),
             threads: number("THREADS")?.unwrap_or(1).max(1),
             banner: var("WORKER_QUIET").as_deref() != Some("1"),

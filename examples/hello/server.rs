@@ -6,6 +6,7 @@
 //! tracker is empty. hyper-util's `GracefulShutdown` is not used because it does not accept an
 //! HTTP/1 connection with upgrades enabled, which `/ws` needs.
 
+use std::path::PathBuf;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -60,16 +61,16 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         () = tokio::time::sleep(config.start_delay) => {}
         () = signals.recv() => return ExitCode::SUCCESS,
     }
-    let listener = match TcpListener::bind((config.host.as_str(), config.port)).await {
+    let listener = match Listener::bind(&config).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("hello: cannot listen on {}:{}: {e}", config.host, config.port);
+            eprintln!("hello: cannot listen on {}: {e}", Listener::wanted(&config));
             return ExitCode::FAILURE;
         }
     };
     let pid = std::process::id();
     if config.banner {
-        let addr = listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+        let addr = listener.local_addr();
         let id = config.worker_id.as_deref().unwrap_or("-");
         println!("hello worker {id} pid {pid} listening on {addr}");
     }
@@ -97,8 +98,8 @@ pub(crate) async fn run(config: Config) -> ExitCode {
 
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => serve_connection(tcp, &shared),
+            accepted = listener.accept(&shared) => match accepted {
+                Ok(()) => {}
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     eprintln!("hello: accept failed: {e}");
@@ -109,7 +110,7 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         }
     }
 
-    drop(listener);
+    listener.close();
     shared.stop.cancel();
     shared.tasks.close();
     tokio::select! {
@@ -125,16 +126,72 @@ pub(crate) async fn run(config: Config) -> ExitCode {
     }
 }
 
+/// Where the worker listens: `HOST:PORT`, or the Unix socket `SOCKET_PATH`.
+#[derive(Debug)]
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// What the configuration asks for, for messages.
+    fn wanted(config: &Config) -> String {
+        match &config.socket_path {
+            Some(path) => format!("unix:{path}"),
+            None => format!("{}:{}", config.host, config.port),
+        }
+    }
+
+    async fn bind(config: &Config) -> std::io::Result<Self> {
+        match &config.socket_path {
+            Some(path) => Ok(Listener::Unix(UnixListener::bind(path)?, PathBuf::from(path))),
+            None => {
+                Ok(Listener::Tcp(TcpListener::bind((config.host.as_str(), config.port)).await?))
+            }
+        }
+    }
+
+    fn local_addr(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// Accepts one connection and serves it in a tracked task.
+    async fn accept(&self, shared: &Arc<Shared>) -> std::io::Result<()> {
+        match self {
+            Listener::Tcp(l) => {
+                let (tcp, _peer) = l.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                serve_connection(tcp, shared);
+            }
+            Listener::Unix(l, _) => serve_connection(l.accept().await?.0, shared),
+        }
+        Ok(())
+    }
+
+    /// Stops listening; a Unix socket's file is removed, as Node's `server.close()` does.
+    fn close(self) {
+        if let Listener::Unix(listener, path) = self {
+            drop(listener);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Serves one HTTP/1.1 connection (upgrades allowed) in a tracked task.
-fn serve_connection(tcp: TcpStream, shared: &Arc<Shared>) {
-    let _ = tcp.set_nodelay(true);
+fn serve_connection<I>(io: I, shared: &Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let handler = Arc::clone(shared);
     let stop = shared.stop.clone();
     shared.tasks.spawn(async move {
         let service = service_fn(move |req| crate::routes::handle(req, Arc::clone(&handler)));
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         let mut conn = pin!(conn);
         // Connection errors (a client going away mid-request) are the client's business.

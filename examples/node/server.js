@@ -2,6 +2,8 @@
 // A plain Node.js `http` worker for the tests that run Node workers under `cluster`
 // (no npm dependencies). Same contract as the Rust `hello` example:
 //   PORT env (default 3000), HOST env (default 127.0.0.1); WORKER_QUIET=1 hides the banner.
+//   SOCKET_PATH env: listen on that Unix socket instead (as adapter-node does; the cluster sets it
+//   with upstream: "unix"); server.close() removes the file.
 //   GET /                         -> 200 "hello from node worker <NODE_APP_INSTANCE> pid <pid>\n"
 //   GET /pid                      -> 200, the pid as text (no newline)
 //   GET /health                   -> 200 "ok\n"
@@ -10,7 +12,7 @@
 //                                    "id: i\ndata: event i\n\n", i = 1..N, MS ms apart (default 200)
 //   POST|PUT /echo                -> 200, the request body piped back, same Content-Type
 //   GET /headers                  -> 200 JSON of req.headers
-//   GET /env                      -> 200 JSON: PORT, HOST, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
+//   GET /env                      -> 200 JSON: PORT, HOST, SOCKET_PATH, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
 //   GET /crash                    -> exits at once with code 70, without answering
 //   GET /page?size=N&nt=1         -> 200 text/html, a page of about N bytes (default 20000, cap
 //                                    10 MB) with Content-Length, a strong ETag "page-N" and
@@ -35,6 +37,7 @@ const http = require('http');
 
 const PORT = parseInt(process.env.PORT || '3000', 10);
 const HOST = process.env.HOST || '127.0.0.1';
+const SOCKET_PATH = process.env.SOCKET_PATH || '';
 const INSTANCE = process.env.NODE_APP_INSTANCE || '-';
 
 function num(params, key, dflt, max) {
@@ -150,7 +153,7 @@ const server = http.createServer((req, res) => {
       return send(res, 200, JSON.stringify(req.headers), 'application/json');
     case '/env': {
       const env = {};
-      for (const k of ['PORT', 'HOST', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE']) {
+      for (const k of ['PORT', 'HOST', 'SOCKET_PATH', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE']) {
         env[k] = process.env[k] === undefined ? null : process.env[k];
       }
       return send(res, 200, JSON.stringify(env), 'application/json');
@@ -174,13 +177,19 @@ const server = http.createServer((req, res) => {
   }
 });
 // keepAliveTimeout deliberately left at Node's default (5 s); see the header comment.
-server.listen(PORT, HOST, () => {
+// Where it listens, for the banner and the status message.
+function where() {
+  const a = server.address();
+  return typeof a === 'string' ? `unix:${a}` : `${a.address}:${a.port}`;
+}
+const listening = () => {
   if (process.env.WORKER_QUIET !== '1') {
-    const a = server.address();
-    console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${a.address}:${a.port}`);
+    console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${where()}`);
   }
   startHeartbeat();
-});
+};
+if (SOCKET_PATH) server.listen(SOCKET_PATH, listening);
+else server.listen(PORT, HOST, listening);
 
 function startHeartbeat() {
   if (typeof process.send !== 'function') return;
@@ -196,7 +205,7 @@ function startHeartbeat() {
   // The callback takes any send error, so it never becomes an 'error' event on process.
   const report = (msg) => process.connected && process.send(msg, () => {});
   report({ v: 1, type: 'ready' });
-  report({ v: 1, type: 'status', status: `serving on ${HOST}:${server.address().port}` });
+  report({ v: 1, type: 'status', status: `serving on ${where()}` });
   setInterval(() => report({ v: 1, type: 'heartbeat' }), 1000).unref();
 }
 

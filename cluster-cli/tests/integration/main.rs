@@ -26,4 +26,5 @@ mod signals;
 mod stops;
 mod streams;
 mod top;
+mod upstreams;
 mod util;

@@ -19,7 +19,8 @@ pub enum Applies {
     /// At once.
     Now,
     /// For workers started from the next rolling restart on (the worker `command`, `args`,
-    /// `cwd`, `env`, `health.nodeIpc`, and `user`, `group`, `cpuAffinity` and `limits`);
+    /// `cwd`, `env`, `health.nodeIpc`, `upstream`, and `user`, `group`, `cpuAffinity` and
+    /// `limits`);
     /// running workers keep what they were started with.
     NextGeneration,
     /// Only when the primary restarts: until then the key keeps its old value (the listener,

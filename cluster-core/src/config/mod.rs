@@ -59,7 +59,7 @@ pub use ratelimit::{DEFAULT_EXEMPT, RateLimitFallback, RateLimitStore};
 pub use source::Source;
 pub use spec::{
     AccessLogFormat, AccessLogPath, AccessLogSpec, AdminSpec, ClusterSpec, HealthSpec,
-    PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec, WorkerCommand,
+    PerformanceSpec, RollingRestartSpec, ScalingSpec, SecuritySpec, Upstream, WorkerCommand,
 };
 
 use source::Provenance;

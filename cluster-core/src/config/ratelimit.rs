@@ -139,7 +139,12 @@ impl Validator<'_> {
     }
 
     /// One of `names` (case-insensitive), or `None` with the problem reported.
-    fn named<T: Copy>(&mut self, key: &str, value: &str, names: &[(&'static str, T)]) -> Option<T> {
+    pub(super) fn named<T: Copy>(
+        &mut self,
+        key: &str,
+        value: &str,
+        names: &[(&'static str, T)],
+    ) -> Option<T> {
         let wanted = value.trim();
         if let Some((_, found)) = names.iter().find(|(n, _)| n.eq_ignore_ascii_case(wanted)) {
             return Some(*found);

@@ -69,6 +69,7 @@ pub(crate) struct RawConfig {
     pub(crate) group: Option<AccountName>,
     pub(crate) cpu_affinity: bool,
     pub(crate) limits: RawLimits,
+    pub(crate) upstream: String,
 }
 
 /// `scaling`.
@@ -224,6 +225,7 @@ impl Default for RawConfig {
             group: None,
             cpu_affinity: false,
             limits: RawLimits::default(),
+            upstream: "tcp".into(),
         }
     }
 }

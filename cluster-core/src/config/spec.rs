@@ -87,6 +87,37 @@ pub struct ClusterSpec {
     /// How workers are confined: the account they run as, their resource limits, CPU
     /// affinity and cgroup memory limit (`user`, `group`, `cpuAffinity`, `limits`).
     pub hardening: HardeningSpec,
+    /// How the proxy reaches the workers (`upstream`; default `"tcp"`).
+    pub upstream: Upstream,
+}
+
+/// How the proxy reaches the workers (`upstream` in the file).
+///
+/// Decided when each worker is started: a reload that changes it reaches the workers of the
+/// next generation (a rolling restart); running workers keep their endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Upstream {
+    /// A TCP port on 127.0.0.1 for each worker, given in `PORT` (and `HOST`).
+    #[default]
+    Tcp,
+    /// A Unix socket for each worker, in a private directory of the cluster, given in
+    /// `SOCKET_PATH` and `CLUSTER_SOCKET_PATH` (adapter-node listens there); no `PORT`.
+    /// Saves the kernel's loopback TCP work on every request.
+    Unix,
+}
+
+impl Upstream {
+    /// Every kind, by name.
+    pub const ALL: [(&'static str, Self); 2] = [("tcp", Self::Tcp), ("unix", Self::Unix)];
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Self::ALL.iter().find(|(_, u)| u == self).map_or("?", |(n, _)| n);
+        f.write_str(name)
+    }
 }
 
 /// The admin API and the control socket (`admin` in the file).

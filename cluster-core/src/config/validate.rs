@@ -13,7 +13,7 @@ use cluster_balancer::Strategy;
 use super::raw::RawConfig;
 use super::scalar::{ByteSize, IntOrText, Integer, MemorySize, ProxyThreads, Workers};
 use super::suggest::nearest;
-use super::{ClusterSpec, ConfigError, Environment, Provenance};
+use super::{ClusterSpec, ConfigError, Environment, Provenance, Upstream};
 
 /// Longest accepted for the lifecycle timeouts, in ms (one hour).
 pub(super) const MAX_LIFECYCLE_MS: i128 = 3_600_000;
@@ -85,6 +85,7 @@ pub(crate) fn validate(
         log_file: v.log_file(&raw.log_file, base),
         runtime_dir,
         hardening: v.hardening(raw),
+        upstream: v.named("upstream", &raw.upstream, &Upstream::ALL).unwrap_or_default(),
     };
     match ConfigError::from_problems(v.problems) {
         None => Ok(spec),

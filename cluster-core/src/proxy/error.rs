@@ -1,7 +1,6 @@
 //! What can go wrong while proxying one request, whose fault it was, and what the client sees.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::limits::BodyTooLarge;
+use crate::endpoint::Endpoint;
 
 /// Who caused a [`ProxyError`]; decides the log level and, later, which counters move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(crate) enum ProxyError {
         /// The worker's id.
         worker: u64,
         /// Its private endpoint.
-        addr: SocketAddr,
+        addr: Endpoint,
         /// What the connect returned.
         source: io::Error,
     },
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(e.to_response().headers()[RETRY_AFTER], "1");
         let e = ProxyError::Connect {
             worker: 3,
-            addr: "127.0.0.1:1".parse().unwrap(),
+            addr: Endpoint::Tcp("127.0.0.1:1".parse().unwrap()),
             source: io::ErrorKind::ConnectionRefused.into(),
         };
         assert_eq!(

@@ -10,7 +10,6 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -20,12 +19,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::body::ReqBody;
 use super::error::ProxyError;
+use crate::endpoint::{Endpoint, Stream};
 use crate::routing::Backend;
 
 /// Idle connections kept per worker and proxy thread; more are closed when they come back.
@@ -44,7 +43,7 @@ thread_local! {
 pub(crate) fn set_thread_shard(index: usize) {
     SHARD.with(|s| s.set(index % MAX_SHARDS));
 }
-/// Time allowed to open a TCP connection to a worker on this machine.
+/// Time allowed to open a connection to a worker on this machine.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time a returned connection may take to become ready again before it is dropped.
 const READY_WAIT: Duration = Duration::from_secs(1);
@@ -68,7 +67,7 @@ struct Idle {
 /// A shard's queue is allocated when its thread first returns a connection.
 #[derive(Debug)]
 pub(crate) struct UpstreamPool {
-    addr: SocketAddr,
+    addr: Endpoint,
     shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
     /// Set by [`cut`](Self::cut) until [`restore`](Self::restore): no new connection opens.
     cut: AtomicBool,
@@ -80,7 +79,7 @@ pub(crate) struct UpstreamPool {
 
 impl UpstreamPool {
     /// An empty pool of connections to `addr`.
-    pub(crate) fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: Endpoint) -> Self {
         Self {
             addr,
             shards: std::array::from_fn(|_| OnceLock::new()),
@@ -215,7 +214,7 @@ pub(crate) async fn send(
     let mut sender = match connect(&backend.pool).await {
         Ok(sender) => sender,
         Err(source) => {
-            let error = ProxyError::Connect { worker, addr: backend.pool.addr, source };
+            let error = ProxyError::Connect { worker, addr: backend.pool.addr.clone(), source };
             return Err(SendError { error, request: Some(req), reused: false });
         }
     };
@@ -239,18 +238,28 @@ async fn connect(pool: &UpstreamPool) -> io::Result<SendRequest<ReqBody>> {
     if pool.cut.load(Ordering::SeqCst) {
         return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "worker cut off"));
     }
-    let addr = pool.addr;
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, pool.addr.connect())
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    tcp.set_nodelay(true)?;
-    let (sender, conn) =
-        http1::Builder::new().handshake(TokioIo::new(tcp)).await.map_err(io::Error::other)?;
+    let (sender, task) = match stream {
+        Stream::Tcp(tcp) => handshake(TokioIo::new(tcp), &pool.addr).await?,
+        Stream::Unix(unix) => handshake(TokioIo::new(unix), &pool.addr).await?,
+    };
+    pool.track(task);
+    Ok(sender)
+}
+
+/// The HTTP/1.1 handshake over `io`, and the spawned task that drives the connection.
+async fn handshake<I>(io: I, addr: &Endpoint) -> io::Result<(SendRequest<ReqBody>, AbortHandle)>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(io::Error::other)?;
+    let addr = addr.clone();
     let task = tokio::spawn(async move {
         if let Err(error) = conn.with_upgrades().await {
             tracing::debug!(target: "cluster::proxy", %addr, %error, "worker connection ended");
         }
     });
-    pool.track(task.abort_handle());
-    Ok(sender)
+    Ok((sender, task.abort_handle()))
 }

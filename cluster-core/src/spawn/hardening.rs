@@ -356,7 +356,7 @@ os.write(3, f"{sig.value} {os.getuid()} {os.getgid()} {os.getgroups()} {nofile}"
             id: 1,
             slot: 0,
             generation: 1,
-            endpoint: ([127, 0, 0, 1], 4000).into(),
+            endpoint: crate::endpoint::Endpoint::Tcp(([127, 0, 0, 1], 4000).into()),
             notify_socket: None,
             watchdog: None,
             node_ipc: Some(true),

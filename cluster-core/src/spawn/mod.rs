@@ -11,12 +11,13 @@ mod sys;
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::endpoint::Endpoint;
 
 pub use guardian::{Guardian, run_guardian};
 pub use hardening::{HardeningError, WorkerHardening};
@@ -35,8 +36,9 @@ pub struct WorkerSpec {
     pub slot: usize,
     /// How many workers this slot has had, counting this one (1 for the first).
     pub generation: u32,
-    /// The private loopback endpoint the worker must listen on (`HOST` and `PORT`).
-    pub endpoint: SocketAddr,
+    /// The private endpoint the worker must listen on: a loopback TCP address (`HOST` and
+    /// `PORT`) or a Unix socket path (`SOCKET_PATH` and `CLUSTER_SOCKET_PATH`).
+    pub endpoint: Endpoint,
     /// Where the worker may send systemd notify datagrams (`NOTIFY_SOCKET`: `READY=1`,
     /// `WATCHDOG=1`, `STATUS=...`); `None` when the cluster has no notify socket.
     pub notify_socket: Option<String>,
@@ -54,14 +56,24 @@ impl WorkerSpec {
     /// They are applied after the configured `env`, so they always win. `NOTIFY_SOCKET` and
     /// `WATCHDOG_USEC` are included when set; the Node IPC variables are the spawner's, since
     /// they come with an open file descriptor.
+    ///
+    /// A worker on a Unix socket gets `SOCKET_PATH` (adapter-node's name) and
+    /// `CLUSTER_SOCKET_PATH`, and neither `PORT` nor `HOST`.
     pub fn cluster_env(&self) -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("PORT", self.endpoint.port().to_string()),
-            ("HOST", self.endpoint.ip().to_string()),
+        let mut env = match &self.endpoint {
+            Endpoint::Tcp(addr) => {
+                vec![("PORT", addr.port().to_string()), ("HOST", addr.ip().to_string())]
+            }
+            Endpoint::Unix(path) => {
+                let path = path.display().to_string();
+                vec![("SOCKET_PATH", path.clone()), ("CLUSTER_SOCKET_PATH", path)]
+            }
+        };
+        env.extend([
             ("CLUSTER_WORKER_ID", self.slot.to_string()),
             ("NODE_APP_INSTANCE", self.slot.to_string()),
             ("CLUSTER_WORKER_GENERATION", self.generation.to_string()),
-        ];
+        ]);
         if let Some(socket) = &self.notify_socket {
             env.push(("NOTIFY_SOCKET", socket.clone()));
             if let Some(watchdog) = self.watchdog {
@@ -79,8 +91,13 @@ impl WorkerSpec {
     /// names another process. The primary's own secrets and markers go too: the admin token
     /// (an application that shows its environment on an error page would show it) and the
     /// detached marker.
+    ///
+    /// A worker on a Unix socket loses `PORT` and `HOST` too (inherited or configured): a
+    /// worker that does not know `SOCKET_PATH` would otherwise listen on a port it shares
+    /// with every other worker; a worker on TCP loses `SOCKET_PATH`, which would send
+    /// adapter-node to a socket that is not its own.
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
-        &[
+        const ON_TCP: [&str; 9] = [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
             "WATCHDOG_PID",
@@ -88,7 +105,24 @@ impl WorkerSpec {
             "NODE_CHANNEL_SERIALIZATION_MODE",
             "CLUSTER_ADMIN_TOKEN",
             "CLUSTER_DETACHED",
-        ]
+            "SOCKET_PATH",
+            "CLUSTER_SOCKET_PATH",
+        ];
+        const ON_UNIX: [&str; 9] = [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "NODE_CHANNEL_FD",
+            "NODE_CHANNEL_SERIALIZATION_MODE",
+            "CLUSTER_ADMIN_TOKEN",
+            "CLUSTER_DETACHED",
+            "PORT",
+            "HOST",
+        ];
+        match self.endpoint {
+            Endpoint::Tcp(_) => &ON_TCP,
+            Endpoint::Unix(_) => &ON_UNIX,
+        }
     }
 }
 

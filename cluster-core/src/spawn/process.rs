@@ -260,7 +260,7 @@ mod tests {
             id: 1,
             slot: 0,
             generation: 1,
-            endpoint: ([127, 0, 0, 1], 4000).into(),
+            endpoint: crate::endpoint::Endpoint::Tcp(([127, 0, 0, 1], 4000).into()),
             notify_socket: Some("@cluster/test/notify".into()),
             watchdog: Some(Duration::from_millis(1500)),
             node_ipc,

@@ -5,23 +5,23 @@
 //! I/O and paused time do not mix: the clock jumps while a connect is pending).
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::readiness::{self, Probe};
 use crate::config::ClusterSpec;
+use crate::endpoint::Endpoint;
 
 /// Readiness and liveness checks of a worker, by its endpoint.
 #[async_trait]
 pub(crate) trait Checks: Send + Sync + fmt::Debug {
     /// Resolves once the worker at `endpoint` passes its readiness check. Never resolves for
     /// a worker that never does: callers bound it with the start timeout.
-    async fn ready(&self, endpoint: SocketAddr);
+    async fn ready(&self, endpoint: &Endpoint);
 
     /// One liveness check: does the worker answer within the probe timeout?
-    async fn alive(&self, endpoint: SocketAddr) -> bool;
+    async fn alive(&self, endpoint: &Endpoint) -> bool;
 }
 
 /// The checks over HTTP: ready when the endpoint accepts a connection, or answers 2xx on the
@@ -46,11 +46,11 @@ impl HttpChecks {
 
 #[async_trait]
 impl Checks for HttpChecks {
-    async fn ready(&self, endpoint: SocketAddr) {
+    async fn ready(&self, endpoint: &Endpoint) {
         self.probe.wait_ready(endpoint).await;
     }
 
-    async fn alive(&self, endpoint: SocketAddr) -> bool {
+    async fn alive(&self, endpoint: &Endpoint) -> bool {
         readiness::alive(endpoint, self.health_path.as_deref(), self.probe_timeout).await
     }
 }

@@ -3,7 +3,7 @@
 //! Every worker records the generation that started it. A rolling restart starts a new
 //! generation and replaces every worker of an older one; a crash restart uses the current
 //! generation. A configuration reload that changes how workers start (the command, its
-//! arguments, directory and environment, `health.nodeIpc`, the hardening keys) prepares the
+//! arguments, directory and environment, `health.nodeIpc`, the hardening keys, `upstream`) prepares the
 //! *next* generation, so the change reaches workers through a rolling restart (which can roll
 //! back) and never through a crash restart or a scale-up.
 
@@ -19,6 +19,8 @@ pub(super) struct Recipe {
     pub(super) spawner: Arc<dyn Spawner>,
     /// `health.nodeIpc` for them.
     pub(super) node_ipc: Option<bool>,
+    /// `upstream` for them: the kind of endpoint they listen on.
+    pub(super) upstream: crate::config::Upstream,
 }
 
 /// The recipes of the generations still in use.

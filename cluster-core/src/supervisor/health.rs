@@ -194,11 +194,11 @@ impl Supervisor {
         if self.health.sampling || self.phase != Phase::Running {
             return;
         }
-        let targets: Vec<(u64, u32, std::net::SocketAddr)> = self
+        let targets: Vec<(u64, u32, crate::Endpoint)> = self
             .workers
             .values()
             .filter(|w| w.serving())
-            .map(|w| (w.id, w.pid, w.endpoint))
+            .map(|w| (w.id, w.pid, w.endpoint.clone()))
             .collect();
         if targets.is_empty() {
             return;
@@ -208,9 +208,10 @@ impl Supervisor {
         let tx = self.tx.clone();
         let probes: Vec<_> = targets
             .iter()
-            .map(|&(_, _, endpoint)| {
+            .map(|(_, _, endpoint)| {
                 let checks = Arc::clone(&self.checks);
-                tokio::spawn(async move { checks.alive(endpoint).await })
+                let endpoint = endpoint.clone();
+                tokio::spawn(async move { checks.alive(&endpoint).await })
             })
             .collect();
         tokio::spawn(async move {

@@ -36,6 +36,7 @@ mod rollout;
 mod routes;
 mod scale;
 mod shutdown;
+mod socket_dir;
 mod start;
 mod state;
 mod status;
@@ -56,6 +57,8 @@ use tokio_util::task::AbortOnDropHandle;
 pub(crate) use checks::{Checks, HttpChecks};
 pub use record::Rotation;
 pub(crate) use reload::check as check_spec;
+pub(crate) use socket_dir::SocketDir;
+pub use socket_dir::SocketDirError;
 pub use state::WorkerState;
 pub(crate) use worker::WorkerMsg;
 
@@ -182,6 +185,9 @@ pub(crate) struct Supervisor {
     ticker: Option<AbortOnDropHandle<()>>,
     /// The proxy's access log, for its counters in the status.
     access_log: Option<crate::AccessLog>,
+    /// The directory of the workers' Unix sockets, once a generation uses them; removed
+    /// when the supervisor ends (every worker has exited by then).
+    socket_dir: Option<SocketDir>,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -199,6 +205,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) proxy_stop: CancellationToken,
     pub(crate) proxy_done: oneshot::Receiver<()>,
     pub(crate) access_log: Option<crate::AccessLog>,
+    /// The workers' socket directory, made at start when `upstream` is `"unix"`.
+    pub(crate) socket_dir: Option<SocketDir>,
 }
 
 impl Supervisor {
@@ -216,6 +224,7 @@ impl Supervisor {
             generations: generations::Generations::new(generations::Recipe {
                 spawner: p.spawner,
                 node_ipc: p.spec.health.node_ipc,
+                upstream: p.spec.upstream,
             }),
             spec: p.spec,
             router: p.router,
@@ -239,6 +248,7 @@ impl Supervisor {
             counters: counters::Counters::default(),
             ticker: None,
             access_log: p.access_log,
+            socket_dir: p.socket_dir,
         }
     }
 

@@ -7,7 +7,6 @@
 //! `routes.rs`), so no decision is ever kept in two places.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -18,6 +17,7 @@ use super::WorkerState;
 use super::heartbeat::WorkerHeartbeat;
 use super::ipc::IpcLink;
 use super::worker::Stop;
+use crate::endpoint::Endpoint;
 use crate::routing::Backend;
 
 /// Whether a worker receives requests when it is ready.
@@ -126,7 +126,7 @@ pub(crate) struct Worker {
     pub(crate) id: u64,
     pub(crate) slot: usize,
     pub(crate) pid: u32,
-    pub(crate) endpoint: SocketAddr,
+    pub(crate) endpoint: Endpoint,
     /// The deploy generation whose spawner started it.
     pub(crate) generation: u64,
     pub(crate) state: WorkerState,

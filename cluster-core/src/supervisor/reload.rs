@@ -6,14 +6,14 @@
 //! run time survives a reload of an unrelated key), the strategy, the health thresholds, the
 //! scaling settings and timeouts. For the next generation: the worker command, arguments,
 //! directory and environment, and how workers are confined (`user`, `group`, `cpuAffinity`,
-//! `limits`), which reach the workers through a rolling restart (and roll back with it). Kept until the primary restarts: the front address and the proxy's settings.
+//! `limits`), and `upstream`, which reach the workers through a rolling restart (and roll back with it). Kept until the primary restarts: the front address and the proxy's settings.
 //! Every change is published with when it applies.
 
 use std::sync::Arc;
 
-use super::{HttpChecks, Supervisor};
+use super::{HttpChecks, SocketDir, Supervisor};
 use crate::cluster::configured_balancer;
-use crate::config::{self, Applies, ClusterSpec};
+use crate::config::{self, Applies, ClusterSpec, Upstream};
 use crate::control::{ConfigReport, ControlError};
 use crate::events::ClusterEvent;
 use crate::spawn::WorkerHardening;
@@ -72,9 +72,23 @@ impl Supervisor {
         } else {
             None
         };
+        // The workers' socket directory, made (or given to the new account) before anything
+        // changes, so that a failure changes nothing.
+        match &self.socket_dir {
+            None if live.upstream == Upstream::Unix => {
+                let dir = SocketDir::create(&live.hardening)
+                    .map_err(|e| ControlError::Config { message: e.to_string() })?;
+                self.socket_dir = Some(dir);
+            }
+            Some(dir) if hardening_changed => dir
+                .give_to(&live.hardening)
+                .map_err(|e| ControlError::Config { message: e.to_string() })?,
+            _ => {}
+        }
         if next_generation {
             let mut recipe = self.generations.upcoming();
             recipe.node_ipc = live.health.node_ipc;
+            recipe.upstream = live.upstream;
             if command_changed {
                 match recipe.spawner.with_command(&live.command) {
                     Some(spawner) => recipe.spawner = spawner,

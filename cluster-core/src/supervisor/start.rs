@@ -8,7 +8,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::record::{LeaveReason, Purpose, Replacing, Rotation, Slot, Worker};
-use super::{Msg, Phase, Supervisor, WorkerMsg, WorkerState, backoff, heartbeat, ports, worker};
+use super::{
+    Msg, Phase, SocketDir, Supervisor, WorkerMsg, WorkerState, backoff, heartbeat, ports,
+    socket_dir, worker,
+};
+use crate::config::Upstream;
+use crate::endpoint::Endpoint;
 use crate::events::ClusterEvent;
 use crate::routing::Backend;
 use crate::spawn::{WorkerExit, WorkerSpec};
@@ -27,8 +32,8 @@ impl Supervisor {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
-        let endpoint = match ports::free_endpoint(&in_use) {
+        let recipe = self.generations.recipe(generation);
+        let endpoint = match self.endpoint_for(id, recipe.upstream) {
             Ok(e) => e,
             Err(e) => {
                 let reason = format!("no endpoint for the worker: {e}");
@@ -37,13 +42,12 @@ impl Supervisor {
             }
         };
         self.slots[slot].starts += 1;
-        let recipe = self.generations.recipe(generation);
         let notify_socket = self.heartbeats.notify_socket();
         let spec = WorkerSpec {
             id,
             slot,
             generation: self.slots[slot].starts,
-            endpoint,
+            endpoint: endpoint.clone(),
             watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
             notify_socket,
             node_ipc: recipe.node_ipc,
@@ -62,7 +66,7 @@ impl Supervisor {
         let ipc = process.take_ipc_channel().and_then(|s| self.heartbeats.attach_ipc(id, s));
         let setup = worker::Setup {
             id,
-            endpoint,
+            endpoint: endpoint.clone(),
             checks: Arc::clone(&self.checks),
             start_timeout: self.spec.start_timeout,
             announced: Arc::clone(&heartbeat.announced),
@@ -74,7 +78,7 @@ impl Supervisor {
                 id,
                 slot,
                 pid,
-                endpoint,
+                endpoint: endpoint.clone(),
                 generation,
                 state: WorkerState::Starting,
                 rotation: Rotation::In,
@@ -96,6 +100,27 @@ impl Supervisor {
             generation,
         });
         Ok(id)
+    }
+
+    /// A private endpoint for worker `id`: a free loopback port no live worker holds, or a
+    /// socket path named after the id in the cluster's socket directory (made now if this
+    /// is the first worker on a Unix socket).
+    fn endpoint_for(&mut self, id: u64, upstream: Upstream) -> Result<Endpoint, String> {
+        match upstream {
+            Upstream::Tcp => {
+                let in_use: HashSet<SocketAddr> =
+                    self.workers.values().filter_map(|w| w.endpoint.tcp()).collect();
+                ports::free_endpoint(&in_use).map(Endpoint::Tcp).map_err(|e| e.to_string())
+            }
+            Upstream::Unix => {
+                if self.socket_dir.is_none() {
+                    let dir = SocketDir::create(&self.spec.hardening).map_err(|e| e.to_string())?;
+                    self.socket_dir = Some(dir);
+                }
+                let dir = self.socket_dir.as_ref().expect("made above");
+                dir.socket_for(id).map(Endpoint::Unix).map_err(|e| e.to_string())
+            }
+        }
     }
 
     /// A start that produced no process.
@@ -157,7 +182,7 @@ impl Supervisor {
         if w.state != WorkerState::Starting || w.leave.is_some() {
             return;
         }
-        let backend = Arc::new(Backend::new(id, w.slot, w.endpoint).with_pid(w.pid));
+        let backend = Arc::new(Backend::new(id, w.slot, w.endpoint.clone()).with_pid(w.pid));
         if self.slots[w.slot].starts > 1 {
             // A worker joining a serving pool starts cold: under `slowStartWindow` its share
             // ramps up. The first workers start together.
@@ -196,6 +221,10 @@ impl Supervisor {
         self.set_state(id, WorkerState::Exited);
         let Some(w) = self.workers.remove(&id) else { return };
         self.health.forget(id);
+        if let Some(path) = w.endpoint.unix() {
+            // A worker that crashed (or was killed) leaves its socket file behind.
+            socket_dir::remove_socket(path);
+        }
         let (code, signal) = match &exit {
             Ok(e) => (e.code, e.signal),
             Err(_) => (None, None),

@@ -22,7 +22,7 @@ impl Supervisor {
                 rotation: w.rotation,
                 leaving_reason: w.leave.as_ref().map(ToString::to_string),
                 replaces: w.replacing.as_ref().map(|r| r.old),
-                addr: w.endpoint,
+                addr: w.endpoint.clone(),
                 in_flight: w.backend.as_ref().map_or(0, |b| b.load().in_flight()),
                 restarts: slot.map_or(0, |s| s.restarts),
                 recycles: slot.map_or(0, |s| s.recycles),

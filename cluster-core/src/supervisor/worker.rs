@@ -1,6 +1,5 @@
 //! The task that owns one worker process: readiness, stop requests, exit.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use tokio::time::{Instant, sleep_until};
 use super::Msg;
 use super::checks::Checks;
 use super::readiness;
+use crate::endpoint::Endpoint;
 use crate::spawn::{StopSignal, WorkerExit, WorkerProcess};
 
 /// What a worker task is told about its worker besides the process itself.
@@ -18,7 +18,7 @@ pub(crate) struct Setup {
     /// The worker's id.
     pub(crate) id: u64,
     /// Its private endpoint.
-    pub(crate) endpoint: SocketAddr,
+    pub(crate) endpoint: Endpoint,
     /// How its readiness is checked.
     pub(crate) checks: Arc<dyn Checks>,
     /// How long it may take to become ready.
@@ -68,11 +68,11 @@ pub(crate) async fn run(
             send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
             return;
         }
-        () = checks.ready(endpoint) => {
+        () = checks.ready(&endpoint) => {
             send(WorkerMsg::Ready { id });
             None
         }
-        () = readiness::announced(endpoint, &announced) => {
+        () = readiness::announced(&endpoint, &announced) => {
             send(WorkerMsg::Ready { id });
             None
         }

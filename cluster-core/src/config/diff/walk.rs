@@ -65,6 +65,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
         runtime_dir,
         log_file,
         hardening,
+        upstream,
     } = new;
     visit!(v, old.workers, "workers", Now, plain);
     let (mut host, mut port) = (listen.ip(), listen.port());
@@ -99,6 +100,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     visit!(v, old.runtime_dir, "runtimeDir", Restart, path);
     visit!(v, old.log_file, "logFile", Restart, path);
     walk_hardening(&old.hardening, hardening, v);
+    visit!(v, old.upstream, "upstream", NextGeneration, plain);
 }
 
 /// How workers are confined is decided when each one is forked: a reload takes every key

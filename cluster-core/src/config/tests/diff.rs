@@ -23,6 +23,7 @@ const NEXT_GENERATION: &[&str] = &[
     "limits.nofile",
     "limits.core",
     "limits.memoryMax",
+    "upstream",
 ];
 
 /// Keys that apply only when the primary restarts.
@@ -269,7 +270,7 @@ fn everything_changed(dir: &Dir) -> String {
         "accessLog": {{"format": "json", "path": "stdout", "queue": 64}},
         "runtimeDir": "run", "logFile": "cluster.log",
         "user": {uid}, "group": "{gid}", "cpuAffinity": true,
-        "limits": {{"nofile": 256, "core": 0, "memoryMax": "64M"}}}}"#,
+        "limits": {{"nofile": 256, "core": 0, "memoryMax": "64M"}}, "upstream": "unix"}}"#,
         program = program.display()
     )
 }

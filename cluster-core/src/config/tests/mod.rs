@@ -10,6 +10,7 @@ mod health;
 mod layering;
 mod ratelimit;
 mod scaling;
+mod upstream;
 mod values;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 //! under paused time, deterministically.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::WorkerCommand;
+use crate::endpoint::Endpoint;
 use crate::spawn::{SpawnError, Spawner, StopSignal, WorkerExit, WorkerProcess, WorkerSpec};
 use crate::supervisor::Checks;
 
@@ -57,7 +57,7 @@ impl Default for Behaviour {
 /// Everything the fake processes share with the test.
 #[derive(Debug, Default)]
 pub(crate) struct World {
-    procs: Mutex<HashMap<SocketAddr, Arc<Proc>>>,
+    procs: Mutex<HashMap<Endpoint, Arc<Proc>>>,
     by_pid: Mutex<HashMap<u32, Arc<Proc>>>,
     next_pid: AtomicU32,
     /// Behaviours of the spawners made by `with_command`, by program name.
@@ -151,7 +151,7 @@ impl Spawner for FakeSpawner {
             signals: Mutex::new(Vec::new()),
             exit_on_term_after: self.behaviour.exit_on_term_after,
         });
-        self.world.procs.lock().unwrap().insert(spec.endpoint, Arc::clone(&proc));
+        self.world.procs.lock().unwrap().insert(spec.endpoint.clone(), Arc::clone(&proc));
         self.world.by_pid.lock().unwrap().insert(pid, Arc::clone(&proc));
         let life = Arc::clone(&proc);
         let (ready_after, failure) = (self.behaviour.ready_after, self.behaviour.failure);
@@ -223,8 +223,8 @@ pub(crate) struct FakeChecks(pub(crate) Arc<World>);
 
 #[async_trait]
 impl Checks for FakeChecks {
-    async fn ready(&self, endpoint: SocketAddr) {
-        let proc = self.0.procs.lock().unwrap().get(&endpoint).cloned();
+    async fn ready(&self, endpoint: &Endpoint) {
+        let proc = self.0.procs.lock().unwrap().get(endpoint).cloned();
         let Some(proc) = proc else { return std::future::pending().await };
         let mut ready = proc.ready.subscribe();
         if ready.wait_for(|r| *r).await.is_err() {
@@ -232,8 +232,8 @@ impl Checks for FakeChecks {
         }
     }
 
-    async fn alive(&self, endpoint: SocketAddr) -> bool {
-        let proc = self.0.procs.lock().unwrap().get(&endpoint).cloned();
+    async fn alive(&self, endpoint: &Endpoint) -> bool {
+        let proc = self.0.procs.lock().unwrap().get(endpoint).cloned();
         proc.is_some_and(|p| p.alive.load(Ordering::SeqCst))
     }
 }

@@ -1,0 +1,129 @@
+//! [`Endpoint`]: where one worker listens, over TCP on loopback or on a Unix socket.
+//!
+//! The supervisor gives each worker one endpoint (`upstream` in the configuration decides
+//! which kind); the spawner tells the worker (`HOST`/`PORT`, or `SOCKET_PATH`), the
+//! readiness and liveness probes, the heartbeat's readiness check and the proxy's pool all
+//! connect to that same value, and the status, the events and the log show it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Serialize, Serializer};
+
+/// A worker's private endpoint.
+///
+/// Shown (and serialized) as `127.0.0.1:40123` for TCP and as `unix:/path/to/w3.sock` for a
+/// Unix socket, the notation nginx uses for an upstream server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A TCP port on loopback (`upstream: "tcp"`; the worker gets `HOST` and `PORT`).
+    Tcp(SocketAddr),
+    /// A Unix socket path (`upstream: "unix"`; the worker gets `SOCKET_PATH`).
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The TCP address, for a TCP endpoint.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// The socket path, for a Unix endpoint.
+    pub fn unix(&self) -> Option<&Path> {
+        match self {
+            Endpoint::Tcp(_) => None,
+            Endpoint::Unix(path) => Some(path),
+        }
+    }
+
+    /// The `Host` header for a request the cluster itself sends to the worker (a probe): the
+    /// address for TCP, `localhost` for a Unix socket (which has no host name).
+    pub(crate) fn host_header(&self) -> String {
+        match self {
+            Endpoint::Tcp(addr) => addr.to_string(),
+            Endpoint::Unix(_) => "localhost".to_owned(),
+        }
+    }
+
+    /// Opens a connection to the endpoint (`TCP_NODELAY` set for TCP).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the connect.
+    pub(crate) async fn connect(&self) -> io::Result<Stream> {
+        match self {
+            Endpoint::Tcp(addr) => {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                Ok(Stream::Tcp(tcp))
+            }
+            Endpoint::Unix(path) => Ok(Stream::Unix(tokio::net::UnixStream::connect(path).await?)),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => addr.fmt(f),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint::Tcp(addr)
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An open connection to an [`Endpoint`]; each caller hands the variant's stream to hyper.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// Over TCP.
+    Tcp(tokio::net::TcpStream),
+    /// Over a Unix socket.
+    Unix(tokio::net::UnixStream),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_as_nginx_writes_upstream_servers() {
+        let tcp = Endpoint::from(SocketAddr::from(([127, 0, 0, 1], 4000)));
+        assert_eq!(tcp.to_string(), "127.0.0.1:4000");
+        assert_eq!(serde_json::to_value(&tcp).unwrap(), "127.0.0.1:4000");
+        let unix = Endpoint::Unix("/run/user/1000/cluster-7/w3.sock".into());
+        assert_eq!(unix.to_string(), "unix:/run/user/1000/cluster-7/w3.sock");
+        assert_eq!(serde_json::to_value(&unix).unwrap(), "unix:/run/user/1000/cluster-7/w3.sock");
+        assert_eq!(unix.host_header(), "localhost");
+        assert_eq!(tcp.host_header(), "127.0.0.1:4000");
+        assert_eq!(unix.tcp(), None);
+        assert_eq!(tcp.unix(), None);
+    }
+
+    #[tokio::test]
+    async fn connects_over_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w1.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let endpoint = Endpoint::Unix(path);
+        let (stream, accepted) = tokio::join!(endpoint.connect(), listener.accept());
+        assert!(matches!(stream.unwrap(), Stream::Unix(_)));
+        accepted.unwrap();
+    }
+}
