@@ -3,7 +3,7 @@
 # The `cluster` binary on a slim Debian, run as a non-root user (docs/deploy.md).
 #
 #   docker build -t cluster .
-#   docker run --rm -p 3000:3000 cluster                  # 2 workers of the built-in demo server
+#   docker run --rm -p 3000:3000 --cpus 2 cluster         # one built-in demo worker per CPU (2)
 #   docker run --rm -p 3000:3000 cluster start --workers 4
 #
 # tini is PID 1: it forwards `docker stop`'s SIGTERM to `cluster` (a graceful drain) and reaps
@@ -46,8 +46,7 @@ RUN apt-get update \
 COPY --from=build /out/cluster /usr/local/bin/cluster
 WORKDIR /app
 USER 10001:10001
-ENV CLUSTER_RUNTIME_DIR=/run/cluster \
-    CLUSTER_WORKERS=2
+ENV CLUSTER_RUNTIME_DIR=/run/cluster
 EXPOSE 3000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["cluster", "health"]
