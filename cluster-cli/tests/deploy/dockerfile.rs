@@ -146,6 +146,17 @@ fn the_build_stage_copies_the_whole_workspace() {
             "workspace member {member} is not copied: cargo needs it"
         );
     }
+    // Cargo accepts exactly what was copied: the workspace and its lock file resolve.
+    let context = tempfile::tempdir().expect("scratch dir");
+    for source in &copied {
+        copy_tree(&repo.join(source), &context.path().join(source));
+    }
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(context.path())
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success(), "the copied workspace: {}", String::from_utf8_lossy(&out.stderr));
     let ignore = files::read(".dockerignore");
     for dir in ["target/", "node_modules/"] {
         assert!(ignore.lines().any(|l| l.trim().ends_with(dir)), ".dockerignore leaves out {dir}");
@@ -189,4 +200,21 @@ fn the_sveltekit_image_runs_node_build_workers_with_the_cluster_binary() {
     // The app's build output is what `node build` runs.
     let copies: Vec<Vec<String>> = last.all("COPY").into_iter().map(Instruction::words).collect();
     assert!(copies.iter().any(|w| w[0] == "/app/build" && w[1].trim_end_matches('/') == "build"));
+}
+
+/// Copies a file or a directory tree, leaving out what `.dockerignore` keeps out of the build
+/// context (`target`, `node_modules`).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    if from.is_file() {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        return;
+    }
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if name == "target" || name == "node_modules" {
+            continue;
+        }
+        copy_tree(&entry.path(), &to.join(name));
+    }
 }
