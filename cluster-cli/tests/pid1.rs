@@ -2,9 +2,9 @@
 //! PID 1 of a new PID namespace, as `docker run` does, and the test sends SIGTERM from outside
 //! the namespace, as `docker stop` does.
 //!
-//! - Alone as PID 1, the primary drains on SIGTERM (an in-flight request finishes, exit 0),
-//!   but it waits only for the processes it started: an orphan that a worker leaves behind is
-//!   reparented to PID 1 and stays a zombie. Hence `tini` in the images (docs/deploy.md).
+//! - Alone as PID 1, the primary drains on SIGTERM (a response in flight is sent to its end,
+//!   exit 0), but it waits only for the processes it started: an orphan that a worker leaves
+//!   behind is reparented to PID 1 and stays a zombie. Hence `tini` in the images (docs/deploy.md).
 //! - Under `tini` as PID 1 (the images' ENTRYPOINT), the orphans are reaped and `docker
 //!   stop`'s SIGTERM still reaches the primary, which drains the same way.
 //!
@@ -142,16 +142,24 @@ fn children(parent: u32) -> Vec<(u32, char, String)> {
     found
 }
 
-/// A request that takes `ms` on the worker, sent now, answered later: the status line.
-fn slow_request(addr: SocketAddr, ms: u64) -> std::thread::JoinHandle<String> {
+/// A streamed response in flight: 5 events 300 ms apart (`/stream` of examples/node), once
+/// the first has arrived (so the request has surely reached a worker). The thread reads the
+/// rest and returns the whole answer.
+fn request_in_flight(addr: SocketAddr) -> std::thread::JoinHandle<String> {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    let head = format!("GET /slow?ms={ms} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let head = "GET /stream?n=5&interval=300 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
     stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("data: event 1") {
+        let n = stream.read(&mut buf).expect("the first event");
+        assert!(n > 0, "closed before the first event: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
     std::thread::spawn(move || {
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.lines().next().unwrap_or_default().to_owned()
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
     })
 }
 
@@ -172,14 +180,15 @@ fn runnable() -> bool {
     false
 }
 
-/// SIGTERM to the namespace's PID 1 (`docker stop`) with a request in flight: it is answered,
-/// and the namespace ends with exit code 0.
+/// SIGTERM to the namespace's PID 1 (`docker stop`) with a response in flight: it is sent to
+/// its end, and the namespace ends with exit code 0.
 fn stop_drains(ns: &mut Namespace, addr: SocketAddr, init: u32) {
-    let request = slow_request(addr, 1500);
-    std::thread::sleep(Duration::from_millis(300));
+    let request = request_in_flight(addr);
     rustix::process::kill_process(Pid::from_raw(init as i32).unwrap(), Signal::TERM).unwrap();
     let status = ns.wait_exit();
-    assert_eq!(request.join().unwrap(), "HTTP/1.1 200 OK", "the in-flight request:\n{}", ns.log());
+    let answer = request.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "the in-flight request: {answer}\n{}", ns.log());
+    assert!(answer.contains("data: event 5"), "the whole stream: {answer}\n{}", ns.log());
     assert!(status.success(), "{status}:\n{}", ns.log());
     assert!(ns.log().contains("SIGTERM: graceful shutdown"), "{}", ns.log());
 }
