@@ -4,10 +4,12 @@
 //! calls are allowed: no allocation, no locks.
 #![allow(unsafe_code)]
 
+mod listen_pid;
+
 use std::ffi::CString;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::resource::{Resource, setrlimit};
@@ -62,6 +64,37 @@ pub(crate) fn pass_as_fd(cmd: &mut tokio::process::Command, fd: OwnedFd, target:
         });
     }
 }
+
+/// Passes the front socket `listener` (shared-socket mode) as the child's fd 3 and has the
+/// child exec its program with `LISTEN_PID` set to its own pid; `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` are the caller's to set. Must be called after every other change to `cmd`
+/// (its environment included) and after every other `pre_exec` closure was registered: the
+/// closure registered here runs last and does not return when the exec succeeds.
+///
+/// # Errors
+///
+/// The OS error when the listener cannot be duplicated; `InvalidInput` for a NUL byte in the
+/// command or its environment.
+pub(crate) fn exec_with_listener(
+    cmd: &mut tokio::process::Command,
+    listener: BorrowedFd<'_>,
+) -> io::Result<()> {
+    // Above any descriptor another closure moves (the IPC channel goes to fd 4), so that
+    // neither move overwrites the other's source.
+    let copy = rustix::io::fcntl_dupfd_cloexec(listener, 10)?;
+    pass_as_fd(cmd, copy, LISTEN_FDS_START);
+    let mut plan = listen_pid::ExecWithPid::new(cmd.as_std())?;
+    // SAFETY: the closure runs in the child between fork and exec, last of the closures. It
+    // writes digits into a buffer allocated before the fork and calls execve(2), both
+    // async-signal-safe; it allocates nothing (the error is built from an errno value).
+    unsafe {
+        cmd.pre_exec(move || Err(plan.exec()));
+    }
+    Ok(())
+}
+
+/// The first descriptor of the socket-activation protocol (`SD_LISTEN_FDS_START`).
+pub(crate) const LISTEN_FDS_START: RawFd = 3;
 
 /// Sends `signal` to process group `pgid`.
 pub(crate) fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {

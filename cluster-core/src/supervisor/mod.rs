@@ -14,6 +14,7 @@
 //! `autoscale`, `reload` (live configuration), `health` (the health tick), `status`,
 //! `shutdown`.
 
+mod accepting;
 mod autoscale;
 mod backoff;
 mod checks;
@@ -182,6 +183,8 @@ pub(crate) struct Supervisor {
     ticker: Option<AbortOnDropHandle<()>>,
     /// The proxy's access log, for its counters in the status.
     access_log: Option<crate::AccessLog>,
+    /// Shared-socket mode: the front socket the workers accept on. `None` in proxy mode.
+    shared: Option<accepting::SharedSocket>,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -199,6 +202,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) proxy_stop: CancellationToken,
     pub(crate) proxy_done: oneshot::Receiver<()>,
     pub(crate) access_log: Option<crate::AccessLog>,
+    /// Shared-socket mode: the front socket to pass to every worker.
+    pub(crate) shared: Option<crate::spawn::SharedListener>,
 }
 
 impl Supervisor {
@@ -239,6 +244,7 @@ impl Supervisor {
             counters: counters::Counters::default(),
             ticker: None,
             access_log: p.access_log,
+            shared: p.shared.map(accepting::SharedSocket::new),
         }
     }
 

@@ -28,7 +28,13 @@ impl Supervisor {
         let id = self.next_id;
         self.next_id += 1;
         let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
-        let endpoint = match ports::free_endpoint(&in_use) {
+        // Shared-socket mode: every worker accepts on the front socket; `HOST` and `PORT` say
+        // where that is.
+        let endpoint = match self
+            .shared
+            .as_ref()
+            .map_or_else(|| ports::free_endpoint(&in_use), |_| Ok(self.listen))
+        {
             Ok(e) => e,
             Err(e) => {
                 let reason = format!("no endpoint for the worker: {e}");
@@ -47,6 +53,7 @@ impl Supervisor {
             watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
             notify_socket,
             node_ipc: recipe.node_ipc,
+            listener: self.shared.as_ref().map(|s| s.listener.clone()),
         };
         let mut process = match recipe.spawner.spawn(&spec) {
             Ok(p) => p,
@@ -66,6 +73,7 @@ impl Supervisor {
             checks: Arc::clone(&self.checks),
             start_timeout: self.spec.start_timeout,
             announced: Arc::clone(&heartbeat.announced),
+            accepting: self.shared.as_ref().map(|s| s.accepting(pid)),
         };
         tokio::spawn(worker::run(process, setup, stop_rx, self.tx.clone()));
         self.workers.insert(
