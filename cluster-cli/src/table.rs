@@ -87,6 +87,9 @@ pub(crate) fn render(status: &Value) -> String {
 /// The cluster line under the table: workers, rates, strategy, generation, operation.
 pub(crate) fn summary(status: &Value) -> String {
     let rates = &status["rates"];
+    if status["mode"].as_str() == Some("shared-socket") {
+        return shared_socket_summary(status);
+    }
     let mut line = format!(
         "{} of {} workers ready · {:.1} req/s · {:.2} % errors · {} · generation {} · listening on {}",
         status["readyWorkers"].as_u64().unwrap_or(0),
@@ -112,6 +115,32 @@ pub(crate) fn summary(status: &Value) -> String {
     // Lost access log lines are worth an operator's attention; written ones are not.
     if let Some(dropped) = status["accessLog"]["dropped"].as_u64().filter(|&n| n > 0) {
         line.push_str(&format!(" · {dropped} access log lines dropped"));
+    }
+    line
+}
+
+/// The cluster line in shared-socket mode: no request crosses the primary, so it has no
+/// rates, errors or strategy to show, and says so.
+fn shared_socket_summary(status: &Value) -> String {
+    let mut line = format!(
+        "{} of {} workers ready · shared socket: the kernel balances connections; per-request \
+         metrics and strategies do not apply · generation {} · listening on {}",
+        status["readyWorkers"].as_u64().unwrap_or(0),
+        status["desiredWorkers"].as_u64().unwrap_or(0),
+        status["generation"].as_u64().unwrap_or(0),
+        status["listen"].as_str().unwrap_or("?"),
+    );
+    if let Some(op) = status["operation"].as_object() {
+        line.push_str(&format!(
+            " · {} #{} {}/{}",
+            op["kind"].as_str().unwrap_or("?"),
+            op["id"],
+            op["done"],
+            op["total"]
+        ));
+    }
+    if status["shuttingDown"].as_bool() == Some(true) {
+        line.push_str(" · shutting down");
     }
     line
 }
@@ -174,5 +203,16 @@ mod tests {
             "{}",
             summary(&status)
         );
+    }
+
+    #[test]
+    fn the_shared_socket_summary_says_what_does_not_apply() {
+        let status = json!({"mode": "shared-socket", "readyWorkers": 2, "desiredWorkers": 3,
+                            "strategy": "kernel", "generation": 4, "listen": "127.0.0.1:3000",
+                            "rates": {}, "accessLog": null});
+        let line = summary(&status);
+        assert!(line.starts_with("2 of 3 workers ready · shared socket"), "{line}");
+        assert!(line.contains("per-request metrics and strategies do not apply"), "{line}");
+        assert!(!line.contains("req/s"), "{line}");
     }
 }

@@ -48,7 +48,7 @@ pub(crate) struct Shared {
 }
 
 /// Binds, serves until SIGTERM/SIGINT, drains, and returns the exit code.
-pub(crate) async fn run(config: Config) -> ExitCode {
+pub(crate) async fn run(mut config: Config) -> ExitCode {
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
@@ -60,12 +60,24 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         () = tokio::time::sleep(config.start_delay) => {}
         () = signals.recv() => return ExitCode::SUCCESS,
     }
-    let listener = match TcpListener::bind((config.host.as_str(), config.port)).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("hello: cannot listen on {}:{}: {e}", config.host, config.port);
-            return ExitCode::FAILURE;
+    let listener = match config.inherited.take() {
+        // Socket activation: accept on the socket we were given (fd 3).
+        Some(inherited) => {
+            match inherited.set_nonblocking(true).and_then(|()| TcpListener::from_std(inherited)) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    eprintln!("hello: cannot use the inherited socket (fd 3): {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
+        None => match TcpListener::bind((config.host.as_str(), config.port)).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("hello: cannot listen on {}:{}: {e}", config.host, config.port);
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let pid = std::process::id();
     if config.banner {

@@ -2,6 +2,8 @@
 // A plain Node.js `http` worker for the tests that run Node workers under `cluster`
 // (no npm dependencies). Same contract as the Rust `hello` example:
 //   PORT env (default 3000), HOST env (default 127.0.0.1); WORKER_QUIET=1 hides the banner.
+//   LISTEN_FDS >= 1 with LISTEN_PID = our pid (socket activation, cluster's shared-socket
+//   mode): accept on the socket inherited at fd 3 instead of binding PORT.
 //   GET /                         -> 200 "hello from node worker <NODE_APP_INSTANCE> pid <pid>\n"
 //   GET /pid                      -> 200, the pid as text (no newline)
 //   GET /health                   -> 200 "ok\n"
@@ -10,7 +12,8 @@
 //                                    "id: i\ndata: event i\n\n", i = 1..N, MS ms apart (default 200)
 //   POST|PUT /echo                -> 200, the request body piped back, same Content-Type
 //   GET /headers                  -> 200 JSON of req.headers
-//   GET /env                      -> 200 JSON: PORT, HOST, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
+//   GET /env                      -> 200 JSON: PORT, HOST, CLUSTER_WORKER_ID, NODE_APP_INSTANCE,
+//                                    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES
 //   GET /crash                    -> exits at once with code 70, without answering
 //   GET /page?size=N&nt=1         -> 200 text/html, a page of about N bytes (default 20000, cap
 //                                    10 MB) with Content-Length, a strong ETag "page-N" and
@@ -150,7 +153,8 @@ const server = http.createServer((req, res) => {
       return send(res, 200, JSON.stringify(req.headers), 'application/json');
     case '/env': {
       const env = {};
-      for (const k of ['PORT', 'HOST', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE']) {
+      for (const k of ['PORT', 'HOST', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE', 'LISTEN_PID',
+        'LISTEN_FDS', 'LISTEN_FDNAMES']) {
         env[k] = process.env[k] === undefined ? null : process.env[k];
       }
       return send(res, 200, JSON.stringify(env), 'application/json');
@@ -174,10 +178,16 @@ const server = http.createServer((req, res) => {
   }
 });
 // keepAliveTimeout deliberately left at Node's default (5 s); see the header comment.
-server.listen(PORT, HOST, () => {
+// Socket activation, as @sveltejs/adapter-node reads it: with LISTEN_FDS >= 1 and LISTEN_PID
+// equal to our pid, accept on the socket inherited at fd 3 (cluster's shared-socket mode)
+// instead of binding PORT.
+const inherited = parseInt(process.env.LISTEN_PID || '', 10) === process.pid
+  && parseInt(process.env.LISTEN_FDS || '0', 10) >= 1;
+server.listen(inherited ? { fd: 3 } : { port: PORT, host: HOST }, () => {
   if (process.env.WORKER_QUIET !== '1') {
     const a = server.address();
-    console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${a.address}:${a.port}`);
+    const how = inherited ? ' (inherited fd 3)' : '';
+    console.log(`node worker ${INSTANCE} pid ${process.pid} listening on ${a.address}:${a.port}${how}`);
   }
   startHeartbeat();
 });
