@@ -24,6 +24,10 @@ use crate::Config;
 /// How long in-flight work may take after SIGTERM before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long, after SIGTERM, a connection that has not sent its first request is given to
+/// send it.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// What every request handler can see.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -143,7 +147,12 @@ fn serve_connection(tcp: TcpStream, shared: &Arc<Shared>) {
     let handler = Arc::clone(shared);
     let stop = shared.stop.clone();
     shared.tasks.spawn(async move {
-        let service = service_fn(move |req| crate::routes::handle(req, Arc::clone(&handler)));
+        let first = Arc::new(tokio::sync::Notify::new());
+        let seen = Arc::clone(&first);
+        let service = service_fn(move |req| {
+            seen.notify_one();
+            crate::routes::handle(req, Arc::clone(&handler))
+        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(tcp), service)
@@ -153,6 +162,15 @@ fn serve_connection(tcp: TcpStream, shared: &Arc<Shared>) {
         tokio::select! {
             _ = conn.as_mut() => {}
             () = stop.cancelled() => {
+                // A connection accepted just before the stop may not have sent its first
+                // request yet; closing it now would fail that request, which the client has
+                // no reason to retry. Give it a moment to arrive (it is then answered with
+                // `Connection: close`). An idle keep-alive connection closes at once.
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    () = first.notified() => {}
+                    () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }

@@ -26,8 +26,9 @@
 //   anything else                 -> 404
 // server.keepAliveTimeout is left at Node's default (5 s) on purpose: the proxy's upstream
 // idle timeout must be shorter, and the tests exercise that.
-// SIGTERM/SIGINT: server.close() (stop accepting, close idle connections, let in-flight
-// requests finish), then exit 0; exit 1 if that takes more than 5 s.
+// SIGTERM/SIGINT: stop accepting, answer further requests with Connection: close, close what
+// is still idle after 1 s (a connection accepted just before the signal gets to send its first
+// request), let in-flight requests finish, then exit 0; exit 1 if that takes more than 5 s.
 // Heartbeat, when started with an IPC channel (`cluster` opens one for `node` workers,
 // NODE_CHANNEL_FD): {"v":1,"type":"ready"} once listening, {"v":1,"type":"status",...}, then
 // {"v":1,"type":"heartbeat"} every second. A {"type":"memory-pressure","rssMb":…,"limitMb":…}
@@ -35,6 +36,9 @@
 // global.gc() when node has --expose-gc. The channel and the timer are unref'd so that they
 // never keep the process alive, and nothing is sent once the cluster has hung up.
 const http = require('http');
+const net = require('net');
+
+let stopping = false;
 
 const PORT = parseInt(process.env.PORT || '3000', 10);
 const HOST = process.env.HOST || '127.0.0.1';
@@ -125,6 +129,7 @@ function stream(req, res, params) {
 }
 
 const server = http.createServer((req, res) => {
+  if (stopping) res.shouldKeepAlive = false;
   const q = req.url.indexOf('?');
   const path = q === -1 ? req.url : req.url.slice(0, q);
   const params = new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1));
@@ -210,11 +215,15 @@ function startHeartbeat() {
   setInterval(() => report({ v: 1, type: 'heartbeat' }), 1000).unref();
 }
 
-let stopping = false;
 function shutdown() {
   if (stopping) return;
   stopping = true;
-  server.close(() => process.exit(0));
+  // Stop accepting. net.Server's close, unlike http.Server's, leaves idle connections open: a
+  // connection accepted just before the signal may not have sent its first request yet, and
+  // closing it would fail that request. Requests from now on are answered with
+  // `Connection: close`; what is still idle a second later is closed.
+  net.Server.prototype.close.call(server, () => process.exit(0));
+  setTimeout(() => server.closeIdleConnections(), 1000).unref();
   setTimeout(() => process.exit(1), 5000).unref();
 }
 process.on('SIGTERM', shutdown);
