@@ -8,6 +8,9 @@ command line contains the worker's path as a worker). CLUSTER_EXTRA_CONFIG, when
 object merged in depth over the generated one, e.g. to run with a stage switched on:
 
     CLUSTER_EXTRA_CONFIG='{"performance":{"enableCompression":true}}'
+
+CLUSTER_MODE (proxy | shared-socket) sets `mode`; in shared-socket mode no proxy setting is
+written (they would not apply, and the primary would warn).
 """
 import json
 import os
@@ -25,6 +28,13 @@ def merge(base, extra):
 
 out, threads, program, *args = sys.argv[1:]
 config = {"command": program, "args": args, "performance": {"proxyThreads": int(threads)}}
+# `mode: "shared-socket"`: the workers accept on the front socket (fd 3, LISTEN_FDS/LISTEN_PID),
+# as under pm2 and Node's cluster module; the proxy settings above then do not apply.
+mode = os.environ.get("CLUSTER_MODE", "").strip()
+if mode == "shared-socket":
+    config = {"command": program, "args": args, "mode": mode}
+elif mode:
+    config["mode"] = mode
 extra = os.environ.get("CLUSTER_EXTRA_CONFIG", "").strip()
 if extra:
     merge(config, json.loads(extra))
