@@ -88,7 +88,8 @@ pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
     Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SharedListener, SpawnError, Spawner,
-    StopSignal, WorkerExit, WorkerHardening, WorkerProcess, WorkerSpec, run_guardian,
+    StopSignal, WorkerExit, WorkerHardening, WorkerProcess, WorkerSpec, inherited_listener,
+    run_guardian,
 };
 pub use status::{
     ClusterStatus, ControlCounters, ErrorSummary, HealthSummary, OperationCounts, OperationStatus,

@@ -292,3 +292,16 @@ fn the_binary_runs_shared_socket_mode_and_stops_cleanly() {
     }
     assert!(std::net::TcpStream::connect(addr).is_err(), "the front port is still open");
 }
+
+/// With no command, the built-in demo worker (the binary re-run in worker role) takes the
+/// socket through `cluster_core::inherited_listener`.
+#[test]
+fn the_demo_worker_accepts_on_the_shared_socket() {
+    let cluster =
+        ClusterCmd::start(&["--workers", "2"]).config(r#"{"mode": "shared-socket"}"#).spawn(2);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (status, body) = rt.block_on(crate::util::get(cluster.addr, "/"));
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.starts_with("hello from cluster demo worker"), "{body}");
+}

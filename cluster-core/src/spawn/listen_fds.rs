@@ -37,6 +37,22 @@ impl SharedListener {
     }
 }
 
+/// In a worker: the listening socket the cluster passed in shared-socket mode (fd 3), when
+/// `LISTEN_FDS` is at least 1 and `LISTEN_PID` is this process's pid; `None` otherwise (serve on
+/// `HOST` and `PORT`). Only the first call can return it.
+///
+/// For a Rust server run by [`SelfExecSpawner`](super::SelfExecSpawner) or a
+/// [`ProcessSpawner`](super::ProcessSpawner): in worker role, accept on this socket when there
+/// is one. The socket is blocking, as passed; call `set_nonblocking(true)` before handing it to
+/// an async runtime.
+pub fn inherited_listener() -> Option<std::net::TcpListener> {
+    let var = |key: &str| std::env::var(key).ok().and_then(|v| v.trim().parse::<u32>().ok());
+    if var("LISTEN_PID")? != std::process::id() || var("LISTEN_FDS")? == 0 {
+        return None;
+    }
+    super::sys::take_listen_fd().map(std::net::TcpListener::from)
+}
+
 impl AsFd for SharedListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 
 pub use guardian::{Guardian, run_guardian};
 pub use hardening::{HardeningError, WorkerHardening};
-pub use listen_fds::SharedListener;
+pub use listen_fds::{SharedListener, inherited_listener};
 pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;

@@ -96,6 +96,24 @@ pub(crate) fn exec_with_listener(
 /// The first descriptor of the socket-activation protocol (`SD_LISTEN_FDS_START`).
 pub(crate) const LISTEN_FDS_START: RawFd = 3;
 
+/// Takes ownership of fd 3, once per process: `None` on any later call, or when fd 3 is not
+/// open. The caller has checked that the socket-activation protocol gave it to us.
+pub(crate) fn take_listen_fd() -> Option<OwnedFd> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: fd 3 is only borrowed here, to check that it is open.
+    let open = rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(LISTEN_FDS_START) });
+    if open.is_err() {
+        return None;
+    }
+    // SAFETY: by the protocol (checked by the caller: `LISTEN_PID` is our pid), fd 3 was
+    // opened for this process and nothing else in it owns it; `TAKEN` makes this the only
+    // owner ever created.
+    Some(unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START) })
+}
+
 /// Sends `signal` to process group `pgid`.
 pub(crate) fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
     let pid = i32::try_from(pgid)

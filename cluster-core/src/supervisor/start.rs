@@ -30,11 +30,9 @@ impl Supervisor {
         let in_use: HashSet<SocketAddr> = self.workers.values().map(|w| w.endpoint).collect();
         // Shared-socket mode: every worker accepts on the front socket; `HOST` and `PORT` say
         // where that is.
-        let endpoint = match self
-            .shared
-            .as_ref()
-            .map_or_else(|| ports::free_endpoint(&in_use), |_| Ok(self.listen))
-        {
+        let endpoint =
+            if self.shared.is_some() { Ok(self.listen) } else { ports::free_endpoint(&in_use) };
+        let endpoint = match endpoint {
             Ok(e) => e,
             Err(e) => {
                 let reason = format!("no endpoint for the worker: {e}");
