@@ -24,8 +24,24 @@ pub(crate) fn rows(status: &Value) -> Vec<[String; 13]> {
     let mut workers: Vec<&Value> =
         status["workers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
     workers.sort_by_key(|w| (w["slot"].as_u64(), w["workerId"].as_u64()));
-    workers.iter().map(|w| row(w)).collect()
+    let shared_socket = status["mode"].as_str() == Some("shared-socket");
+    workers
+        .iter()
+        .map(|w| {
+            let mut cells = row(w);
+            if shared_socket {
+                // No request crosses the primary: it has no per-request figures to show.
+                for cell in &mut cells[PER_REQUEST] {
+                    *cell = "-".into();
+                }
+            }
+            cells
+        })
+        .collect()
 }
+
+/// The columns of per-request figures (in-flight to p99), which only the proxy measures.
+const PER_REQUEST: std::ops::RangeInclusive<usize> = 6..=10;
 
 fn row(w: &Value) -> [String; 13] {
     let num = |key: &str| w[key].as_u64().unwrap_or(0);
@@ -212,6 +228,15 @@ mod tests {
                             "rates": {}, "accessLog": null});
         let line = summary(&status);
         assert!(line.starts_with("2 of 3 workers ready · shared socket"), "{line}");
+        let with_worker = json!({"mode": "shared-socket", "workers": [
+            {"slot": 0, "pid": 7, "generation": 1, "status": "ready", "rotation": "in",
+             "uptime": 1000, "restarts": 0, "connections": 0, "requestsHandled": 0,
+             "rates": {}, "errors": 0, "latencyP99Ms": null, "cpuPercent": 3.0,
+             "memoryUsage": 40.0}]});
+        assert_eq!(
+            rows(&with_worker)[0][..],
+            ["0", "7", "1", "ready", "1s", "0", "-", "-", "-", "-", "-", "3%", "40MB"]
+        );
         assert!(line.contains("per-request metrics and strategies do not apply"), "{line}");
         assert!(!line.contains("req/s"), "{line}");
     }
