@@ -331,7 +331,9 @@ impl Cluster {
     /// [`ClusterHandle::shutdown`]). Returns once every worker has exited.
     ///
     /// The proxy serves on the calling runtime (and on `performance.proxyThreads - 1` threads
-    /// of its own); the control plane runs on a thread of its own, with its own runtime, so a
+    /// of its own); in shared-socket mode (`mode: "shared-socket"`) there is no proxy: every
+    /// worker gets the front socket as fd 3 and accepts on it, and the primary only holds it
+    /// open (see [`SharedListener`]). The control plane runs on a thread of its own, with its own runtime, so a
     /// saturated proxy never delays a health tick or a control command. Workers are started
     /// from that thread, which lives until the last worker has exited (Linux ties a worker's
     /// parent-death signal to the thread that started it).
