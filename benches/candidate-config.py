@@ -11,6 +11,8 @@ object merged in depth over the generated one, e.g. to run with a stage switched
 
 CLUSTER_UPSTREAM, when set, is the `upstream` key: "unix" runs the workers on Unix sockets
 (SOCKET_PATH) instead of loopback TCP ports, "tcp" is the default.
+CLUSTER_MODE (proxy | shared-socket) sets `mode`; in shared-socket mode no proxy setting is
+written (they would not apply, and the primary would warn).
 """
 import json
 import os
@@ -31,6 +33,13 @@ config = {"command": program, "args": args, "performance": {"proxyThreads": int(
 upstream = os.environ.get("CLUSTER_UPSTREAM", "").strip()
 if upstream:
     config["upstream"] = upstream
+# `mode: "shared-socket"`: the workers accept on the front socket (fd 3, LISTEN_FDS/LISTEN_PID),
+# as under pm2 and Node's cluster module; the proxy settings above then do not apply.
+mode = os.environ.get("CLUSTER_MODE", "").strip()
+if mode == "shared-socket":
+    config = {"command": program, "args": args, "mode": mode}
+elif mode:
+    config["mode"] = mode
 extra = os.environ.get("CLUSTER_EXTRA_CONFIG", "").strip()
 if extra:
     merge(config, json.loads(extra))

@@ -13,7 +13,12 @@
 #   REPS=3 DURATION=10      repetitions and seconds of measured load per run (peers.sh)
 #   CONNS=64 W=2            wrk connections, workers behind the front port (peers.sh defaults)
 #   FLAVORS="node rust"     which worker flavors to run, in order
-#   TOPOLOGIES="direct nginx-rr nginx-lc haproxy-rr candidate"
+#   TOPOLOGIES="direct nginx-rr nginx-lc haproxy-rr candidate"; peers.sh's `pm2` and
+#                           `node-cluster` (node flavor only) may be listed too
+#   CLUSTER_MODE=proxy      the candidate's `mode`: proxy | shared-socket (the workers accept on
+#                           the front socket themselves, as under pm2 and Node's cluster module)
+#   BASELINE                the topology the ratio columns divide by: nginx-rr when it ran, else
+#                           pm2, else the first one
 #   RUST_WORKER=harness     rust flavor worker: harness (the harness's rust-worker, comparable
 #                           with its README baseline) | hello (our examples/hello)
 #   BENCH_DIR=$ROOT/../shared/bench   the harness (read-only is fine)
@@ -43,6 +48,7 @@ TOPOLOGIES=${TOPOLOGIES:-direct nginx-rr nginx-lc haproxy-rr candidate}
 RUST_WORKER=${RUST_WORKER:-harness}
 SKIP_BUILD=${SKIP_BUILD:-0}
 CLUSTER_PROXY_THREADS=${CLUSTER_PROXY_THREADS:-1}
+CLUSTER_MODE=${CLUSTER_MODE:-proxy}
 STAMP=$(date +%Y%m%d-%H%M%S)
 export BENCH_HOME REPS DURATION
 
@@ -52,6 +58,7 @@ log() { echo "## $*" >&2; }
 [ -f "$BENCH_DIR/peers.sh" ] || die "harness not found at $BENCH_DIR (set BENCH_DIR)"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 command -v python3 >/dev/null || die "python3 not found"
+case "$CLUSTER_MODE" in proxy | shared-socket) ;; *) die "CLUSTER_MODE must be proxy or shared-socket" ;; esac
 for f in $FLAVORS; do
   case "$f" in node | rust) ;; *) die "FLAVORS may list node and rust, not '$f'" ;; esac
 done
@@ -94,9 +101,8 @@ CANDIDATE_CMD=${CLUSTER_CANDIDATE_CMD:-'python3 '"$(printf '%q' "$ROOT/benches/c
 [ -z "${CLUSTER_EXTRA_CONFIG:-}" ] || log "candidate config adds: $CLUSTER_EXTRA_CONFIG"
 CLUSTER_UPSTREAM=${CLUSTER_UPSTREAM:-tcp}
 case "$CLUSTER_UPSTREAM" in tcp | unix) ;; *) die "CLUSTER_UPSTREAM must be tcp or unix" ;; esac
-log "candidate upstream: $CLUSTER_UPSTREAM"
-export CLUSTER_EXTRA_CONFIG CLUSTER_UPSTREAM
-log "candidate: $CANDIDATE_CMD"
+export CLUSTER_EXTRA_CONFIG CLUSTER_UPSTREAM CLUSTER_MODE BASELINE
+log "candidate: $CANDIDATE_CMD (mode $CLUSTER_MODE, upstream $CLUSTER_UPSTREAM)"
 
 # ---- runs ----------------------------------------------------------------------------------
 RESULTS=$BENCH_HOME/results
@@ -118,7 +124,7 @@ done
 # ---- comparison: medians per topology and ratios to nginx-rr of the same run -----------------
 COMPARISON=$RESULTS/$STAMP-proxy-vs-nginx-comparison.txt
 python3 - "${RAWS[@]}" <<'PY' | tee "$COMPARISON"
-import csv, statistics, sys
+import csv, os, statistics, sys
 
 def median(rows, key):
     vals = []
@@ -141,12 +147,16 @@ for path in sys.argv[1:]:
     for r in rows:
         groups.setdefault(r["topology"], []).append(r)
     med = {t: (median(rs, "rps"), median(rs, "p50_us"), median(rs, "p99_us")) for t, rs in groups.items()}
-    base = med.get("nginx-rr", (None, None, None))
+    wanted = os.environ.get("BASELINE") or next(
+        (t for t in ("nginx-rr", "pm2") if t in med), next(iter(med)))
+    base_name = wanted if wanted in med else next(iter(med))
+    base = med[base_name]
     ratio = lambda a, b: None if a is None or not b else a / b
     r0 = rows[0]
     print(f"### flavor={r0['flavor']} W={r0['W']} wrk -c{r0['conns']} -t{r0['threads']} "
           f"path={r0['path']} reps={len({r['rep'] for r in rows})}   ({path})")
-    print("| topology | req/s | p50 ms | p99 ms | errors | rps ÷ nginx-rr | p99 ÷ nginx-rr |")
+    print(f"cluster mode: {os.environ.get('CLUSTER_MODE', 'proxy')}")
+    print(f"| topology | req/s | p50 ms | p99 ms | errors | rps ÷ {base_name} | p99 ÷ {base_name} |")
     print("|---|---|---|---|---|---|---|")
     for t, rs in groups.items():
         rps, p50, p99 = med[t]
@@ -155,10 +165,12 @@ for path in sys.argv[1:]:
               f"| {fmt(None if p99 is None else p99 / 1000, '.3f')} | {errors} "
               f"| {fmt(ratio(rps, base[0]), '.2f')} | {fmt(ratio(p99, base[2]), '.2f')} |")
     ours = med.get("cluster")
-    if ours and base[0]:
-        print(f"cluster vs nginx-rr: req/s x{fmt(ratio(ours[0], base[0]), '.2f')}, "
-              f"p99 x{fmt(ratio(ours[2], base[2]), '.2f')} (higher req/s and lower p99 are better)")
-    elif "cluster" not in med:
+    for peer in dict.fromkeys((base_name, "pm2", "node-cluster")):
+        other = med.get(peer)
+        if ours and other and other[0]:
+            print(f"cluster vs {peer}: req/s x{fmt(ratio(ours[0], other[0]), '.2f')}, "
+                  f"p99 x{fmt(ratio(ours[2], other[2]), '.2f')} (higher req/s and lower p99 are better)")
+    if "cluster" not in med:
         print("cluster: no rows (not in TOPOLOGIES, or it failed to start: see logs/)")
     print()
 PY

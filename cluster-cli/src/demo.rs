@@ -1,7 +1,8 @@
 //! The built-in demo worker: what `cluster start` runs when no command is given.
 //!
-//! A tiny HTTP server on `HOST`:`PORT` that says which worker answered, so a fresh checkout
-//! shows a working cluster with nothing else installed.
+//! A tiny HTTP server on `HOST`:`PORT` (or, in shared-socket mode, on the socket inherited at
+//! fd 3) that says which worker answered, so a fresh checkout shows a working cluster with
+//! nothing else installed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -44,7 +45,14 @@ async fn serve() -> std::io::Result<()> {
     let id = std::env::var("CLUSTER_WORKER_ID").unwrap_or_else(|_| "-".into());
     let greeting =
         Bytes::from(format!("hello from cluster demo worker {id} (pid {})\n", std::process::id()));
-    let listener = TcpListener::bind(addr).await?;
+    // Shared-socket mode: accept on the socket the cluster passed (fd 3).
+    let listener = match cluster_core::inherited_listener() {
+        Some(inherited) => {
+            inherited.set_nonblocking(true)?;
+            TcpListener::from_std(inherited)?
+        }
+        None => TcpListener::bind(addr).await?,
+    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {

@@ -160,8 +160,10 @@ async fn serve(
     if let Some(path) = options.log_to.clone() {
         tokio::spawn(reopen_on_request(handle.subscribe(), path));
     }
-    let log =
-        tokio::spawn(event_log::log_events(handle.subscribe(), workers, spec.strategy.name()));
+    // In shared-socket mode the kernel balances: no strategy is in use.
+    let balancing =
+        if spec.mode.is_shared_socket() { "shared socket" } else { spec.strategy.name() };
+    let log = tokio::spawn(event_log::log_events(handle.subscribe(), workers, balancing));
     let signals = handle.clone();
     tokio::spawn(async move {
         if let Err(e) = forward_signals(signals.clone()).await {

@@ -24,8 +24,24 @@ pub(crate) fn rows(status: &Value) -> Vec<[String; 13]> {
     let mut workers: Vec<&Value> =
         status["workers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
     workers.sort_by_key(|w| (w["slot"].as_u64(), w["workerId"].as_u64()));
-    workers.iter().map(|w| row(w)).collect()
+    let shared_socket = status["mode"].as_str() == Some("shared-socket");
+    workers
+        .iter()
+        .map(|w| {
+            let mut cells = row(w);
+            if shared_socket {
+                // No request crosses the primary: it has no per-request figures to show.
+                for cell in &mut cells[PER_REQUEST] {
+                    *cell = "-".into();
+                }
+            }
+            cells
+        })
+        .collect()
 }
+
+/// The columns of per-request figures (in-flight to p99), which only the proxy measures.
+const PER_REQUEST: std::ops::RangeInclusive<usize> = 6..=10;
 
 fn row(w: &Value) -> [String; 13] {
     let num = |key: &str| w[key].as_u64().unwrap_or(0);
@@ -87,6 +103,9 @@ pub(crate) fn render(status: &Value) -> String {
 /// The cluster line under the table: workers, rates, strategy, generation, operation.
 pub(crate) fn summary(status: &Value) -> String {
     let rates = &status["rates"];
+    if status["mode"].as_str() == Some("shared-socket") {
+        return shared_socket_summary(status);
+    }
     let mut line = format!(
         "{} of {} workers ready · {:.1} req/s · {:.2} % errors · {} · generation {} · listening on {}",
         status["readyWorkers"].as_u64().unwrap_or(0),
@@ -112,6 +131,32 @@ pub(crate) fn summary(status: &Value) -> String {
     // Lost access log lines are worth an operator's attention; written ones are not.
     if let Some(dropped) = status["accessLog"]["dropped"].as_u64().filter(|&n| n > 0) {
         line.push_str(&format!(" · {dropped} access log lines dropped"));
+    }
+    line
+}
+
+/// The cluster line in shared-socket mode: no request crosses the primary, so it has no
+/// rates, errors or strategy to show, and says so.
+fn shared_socket_summary(status: &Value) -> String {
+    let mut line = format!(
+        "{} of {} workers ready · shared socket: the kernel balances connections; per-request \
+         metrics and strategies do not apply · generation {} · listening on {}",
+        status["readyWorkers"].as_u64().unwrap_or(0),
+        status["desiredWorkers"].as_u64().unwrap_or(0),
+        status["generation"].as_u64().unwrap_or(0),
+        status["listen"].as_str().unwrap_or("?"),
+    );
+    if let Some(op) = status["operation"].as_object() {
+        line.push_str(&format!(
+            " · {} #{} {}/{}",
+            op["kind"].as_str().unwrap_or("?"),
+            op["id"],
+            op["done"],
+            op["total"]
+        ));
+    }
+    if status["shuttingDown"].as_bool() == Some(true) {
+        line.push_str(" · shutting down");
     }
     line
 }
@@ -174,5 +219,25 @@ mod tests {
             "{}",
             summary(&status)
         );
+    }
+
+    #[test]
+    fn the_shared_socket_summary_says_what_does_not_apply() {
+        let status = json!({"mode": "shared-socket", "readyWorkers": 2, "desiredWorkers": 3,
+                            "strategy": "kernel", "generation": 4, "listen": "127.0.0.1:3000",
+                            "rates": {}, "accessLog": null});
+        let line = summary(&status);
+        assert!(line.starts_with("2 of 3 workers ready · shared socket"), "{line}");
+        let with_worker = json!({"mode": "shared-socket", "workers": [
+            {"slot": 0, "pid": 7, "generation": 1, "status": "ready", "rotation": "in",
+             "uptime": 1000, "restarts": 0, "connections": 0, "requestsHandled": 0,
+             "rates": {}, "errors": 0, "latencyP99Ms": null, "cpuPercent": 3.0,
+             "memoryUsage": 40.0}]});
+        assert_eq!(
+            rows(&with_worker)[0][..],
+            ["0", "7", "1", "ready", "1s", "0", "-", "-", "-", "-", "-", "3%", "40MB"]
+        );
+        assert!(line.contains("per-request metrics and strategies do not apply"), "{line}");
+        assert!(!line.contains("req/s"), "{line}");
     }
 }

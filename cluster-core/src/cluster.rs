@@ -16,7 +16,7 @@ use crate::handle::{ClusterHandle, ConfigSource};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::ratelimit::{RateLimit, RateLimitError};
 use crate::routing::Router;
-use crate::spawn::{ProcessSpawner, Spawner, WorkerHardening};
+use crate::spawn::{ProcessSpawner, SharedListener, Spawner, WorkerHardening};
 use crate::supervisor::{Checks, SocketDir, SocketDirError, Supervisor, SupervisorParts};
 
 /// Events buffered per subscriber before the oldest are dropped.
@@ -165,7 +165,8 @@ impl ClusterBuilder {
                 Arc::new(spawner)
             }
         };
-        let access_log = if self.spec.security.enable_request_logging {
+        let shared_socket = self.spec.mode.is_shared_socket();
+        let access_log = if self.spec.security.enable_request_logging && !shared_socket {
             Some(AccessLog::start(&self.spec.access_log)?)
         } else {
             None
@@ -175,7 +176,14 @@ impl ClusterBuilder {
             Upstream::Tcp => None,
         };
         let addr = self.spec.listen;
-        let listener = bind(addr).map_err(|source| ClusterError::Bind { addr, source })?;
+        let listener = if shared_socket {
+            FrontListener::Shared(
+                bind_shared(addr).map_err(|source| ClusterError::Bind { addr, source })?,
+            )
+        } else {
+            FrontListener::Proxy(bind(addr).map_err(|source| ClusterError::Bind { addr, source })?)
+        };
+        // Read from the socket, not the configuration: port 0 picks one.
         let local_addr =
             listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
         let custom_balancer = self.balancer.is_some();
@@ -225,6 +233,44 @@ pub(crate) fn configured_balancer(spec: &ClusterSpec) -> Arc<dyn Balancer> {
     }
 }
 
+/// The front listener: the proxy's, or the socket the workers share.
+#[derive(Debug)]
+enum FrontListener {
+    /// Proxy mode: the primary accepts on it.
+    Proxy(TcpListener),
+    /// Shared-socket mode: the workers accept on it; the primary only holds it open.
+    Shared(SharedListener),
+}
+
+impl FrontListener {
+    /// The address the socket is bound to (`getsockname`), whoever bound it.
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            FrontListener::Proxy(l) => l.local_addr(),
+            FrontListener::Shared(s) => {
+                let sock = socket2::SockRef::from(s);
+                sock.local_addr()?.as_socket().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "the front socket is not TCP")
+                })
+            }
+        }
+    }
+}
+
+/// Binds the shared front socket. It is not registered with the primary's runtime: the
+/// primary never accepts on it, and must not be woken by every connection.
+fn bind_shared(addr: SocketAddr) -> io::Result<SharedListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG as i32)?;
+    Ok(SharedListener::new(std::os::fd::OwnedFd::from(socket)))
+}
+
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
@@ -242,7 +288,7 @@ pub struct Cluster {
     checks: Option<Arc<dyn Checks>>,
     front_door: Option<Arc<dyn crate::FrontDoor>>,
     access_log: Option<AccessLog>,
-    listener: TcpListener,
+    listener: FrontListener,
     events: broadcast::Sender<crate::ClusterEvent>,
     tx: mpsc::UnboundedSender<crate::supervisor::Msg>,
     rx: mpsc::UnboundedReceiver<crate::supervisor::Msg>,
@@ -296,7 +342,9 @@ impl Cluster {
     /// [`ClusterHandle::shutdown`]). Returns once every worker has exited.
     ///
     /// The proxy serves on the calling runtime (and on `performance.proxyThreads - 1` threads
-    /// of its own); the control plane runs on a thread of its own, with its own runtime, so a
+    /// of its own); in shared-socket mode (`mode: "shared-socket"`) there is no proxy: every
+    /// worker gets the front socket as fd 3 and accepts on it, and the primary only holds it
+    /// open (see [`SharedListener`]). The control plane runs on a thread of its own, with its own runtime, so a
     /// saturated proxy never delays a health tick or a control command. Workers are started
     /// from that thread, which lives until the last worker has exited (Linux ties a worker's
     /// parent-death signal to the thread that started it).
@@ -323,20 +371,36 @@ impl Cluster {
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reopen_on_request(log, events)))
         });
         let proxy_stop = CancellationToken::new();
-        proxy_cfg.rate_limit = RateLimit::from_spec(&self.spec, self.events.clone())?;
+        if !self.spec.mode.is_shared_socket() {
+            // Shared-socket mode has no request path to limit (see `notices` in the binary).
+            proxy_cfg.rate_limit = RateLimit::from_spec(&self.spec, self.events.clone())?;
+        }
         if let Some(limit) = proxy_cfg.rate_limit.clone() {
             let stop = proxy_stop.clone();
             tokio::spawn(async move { limit.run_background(stop).await });
         }
-        let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
         let (done_tx, proxy_done) = oneshot::channel();
         let stop = proxy_stop.clone();
-        let listener = self.listener;
-        let threads = self.spec.performance.proxy_threads;
-        let proxy_task = tokio::spawn(async move {
-            proxy.serve_threads(listener, threads, stop).await;
-            let _ = done_tx.send(());
-        });
+        let (proxy_task, shared) = match self.listener {
+            FrontListener::Proxy(listener) => {
+                let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
+                let threads = self.spec.performance.proxy_threads;
+                let task = tokio::spawn(async move {
+                    proxy.serve_threads(listener, threads, stop).await;
+                    let _ = done_tx.send(());
+                });
+                (task, None)
+            }
+            FrontListener::Shared(listener) => {
+                // No proxy: the workers accept on the socket and finish their own
+                // connections when asked to stop, so there is nothing to drain here.
+                let task = tokio::spawn(async move {
+                    stop.cancelled().await;
+                    let _ = done_tx.send(());
+                });
+                (task, Some(listener))
+            }
+        };
         let events = self.events.clone();
         let _ = events.send(crate::ClusterEvent::Listening { addr: self.handle.local_addr() });
         let parts = SupervisorParts {
@@ -354,6 +418,7 @@ impl Cluster {
             proxy_done,
             access_log: self.access_log.clone(),
             socket_dir: self.socket_dir,
+            shared,
         };
         let result = match control {
             ControlPlane::Here => {

@@ -89,8 +89,9 @@ pub use ratelimit::{RateLimit, RateLimitError};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
-    Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SpawnError, Spawner, StopSignal,
-    WorkerExit, WorkerHardening, WorkerProcess, WorkerSpec, run_guardian,
+    Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SharedListener, SpawnError, Spawner,
+    StopSignal, WorkerExit, WorkerHardening, WorkerProcess, WorkerSpec, inherited_listener,
+    run_guardian,
 };
 pub use status::{
     ClusterStatus, ControlCounters, ErrorSummary, HealthSummary, OperationCounts, OperationStatus,

@@ -18,7 +18,10 @@ use crate::{
 pub struct ClusterStatus {
     /// The front address.
     pub listen: SocketAddr,
-    /// The balancing strategy in use.
+    /// The data plane: `proxy`, or `shared-socket` (the workers accept on the front socket,
+    /// the kernel balances connections, and the per-request figures below stay at zero).
+    pub mode: crate::config::Mode,
+    /// The balancing strategy in use; `kernel` in shared-socket mode.
     pub strategy: &'static str,
     /// Workers the cluster keeps ready: the configured count, changed by scaling.
     pub desired_workers: usize,

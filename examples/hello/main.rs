@@ -17,7 +17,7 @@
 //! | any method `/count` | 200, how many `/count` requests this worker has seen, this one included |
 //! | `GET /counted` | 200, the same count, without adding to it |
 //! | `POST`/`PUT /consume` | reads the whole body, then 200 with its length in bytes (400 if the body fails) |
-//! | `GET /env` | 200 JSON: `PORT`, `HOST`, `SOCKET_PATH`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE` (null when unset) |
+//! | `GET /env` | 200 JSON: `PORT`, `HOST`, `SOCKET_PATH`, `CLUSTER_WORKER_ID`, `NODE_APP_INSTANCE`, `LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES` (null when unset) |
 //! | `GET /crash` | exits at once with code 70, without answering |
 //! | anything else | 404 |
 //!
@@ -28,6 +28,9 @@
 //! - `PORT` (default 3000; 0 picks a free port, printed in the banner), `HOST` (default 127.0.0.1).
 //! - `SOCKET_PATH`: listen on this Unix socket instead of `HOST:PORT` (as adapter-node does; the
 //!   cluster sets it with `upstream: "unix"`); the file is removed at exit.
+//! - `LISTEN_FDS` and `LISTEN_PID` (socket activation, `cluster`'s shared-socket mode): when
+//!   `LISTEN_FDS` is at least 1 and `LISTEN_PID` is this process's pid, accept on the socket
+//!   inherited at fd 3 instead of binding `HOST:PORT`.
 //! - `THREADS`: unset or 1 runs a one-thread (`current_thread`) tokio runtime, so one worker process
 //!   is one core's worth of work, like a Node worker; `THREADS=n` (n > 1) runs a multi-thread
 //!   runtime with n threads.
@@ -68,9 +71,11 @@
 //! PORT=3001 CLUSTER_WORKER_ID=1 cargo run -p examples --example hello
 //! cluster start --workers 2 -- target/release/examples/hello
 //! ```
-#![forbid(unsafe_code)]
+// Only `listen_fds` takes over an inherited descriptor, which needs `unsafe`.
+#![deny(unsafe_code)]
 
 mod faults;
+mod listen_fds;
 mod notify;
 mod routes;
 mod server;
@@ -81,7 +86,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Settings read once from the environment at start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Config {
     /// Interface to bind.
     pub(crate) host: String,
@@ -105,6 +110,9 @@ pub(crate) struct Config {
     pub(crate) faults: faults::Faults,
     /// Serve delayed responses one at a time (`HELLO_SLOW_SERIAL=1`).
     pub(crate) slow_serial: bool,
+    /// The listening socket inherited at fd 3 (`LISTEN_FDS`, `LISTEN_PID`), accepted on
+    /// instead of binding `HOST:PORT`.
+    pub(crate) inherited: Option<std::net::TcpListener>,
 }
 
 impl Config {
@@ -134,6 +142,7 @@ impl Config {
             exit_after: ms("HELLO_EXIT_AFTER_MS")?,
             faults: faults::Faults::from_env()?,
             slow_serial: slow_serial(),
+            inherited: listen_fds::inherited_listener(),
         })
     }
 }

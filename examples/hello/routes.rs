@@ -147,10 +147,19 @@ fn headers_json(headers: &HeaderMap) -> serde_json::Value {
 
 /// The environment variables a cluster manager sets for its workers; null when unset.
 fn env_json() -> serde_json::Value {
-    let object = ["PORT", "HOST", "SOCKET_PATH", "CLUSTER_WORKER_ID", "NODE_APP_INSTANCE"]
-        .into_iter()
-        .map(|key| (key.to_owned(), std::env::var(key).ok().into()))
-        .collect();
+    let object = [
+        "PORT",
+        "HOST",
+        "SOCKET_PATH",
+        "CLUSTER_WORKER_ID",
+        "NODE_APP_INSTANCE",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+    ]
+    .into_iter()
+    .map(|key| (key.to_owned(), std::env::var(key).ok().into()))
+    .collect();
     serde_json::Value::Object(object)
 }
 

@@ -25,6 +25,10 @@ use crate::Config;
 /// How long in-flight work may take after SIGTERM before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long, after SIGTERM, a connection that has not sent its first request is given to
+/// send it.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// What every request handler can see.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -49,7 +53,7 @@ pub(crate) struct Shared {
 }
 
 /// Binds, serves until SIGTERM/SIGINT, drains, and returns the exit code.
-pub(crate) async fn run(config: Config) -> ExitCode {
+pub(crate) async fn run(mut config: Config) -> ExitCode {
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
@@ -61,10 +65,11 @@ pub(crate) async fn run(config: Config) -> ExitCode {
         () = tokio::time::sleep(config.start_delay) => {}
         () = signals.recv() => return ExitCode::SUCCESS,
     }
-    let listener = match Listener::bind(&config).await {
+    let wanted = Listener::wanted(&config);
+    let listener = match Listener::bind(&mut config).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("hello: cannot listen on {}: {e}", Listener::wanted(&config));
+            eprintln!("hello: cannot listen on {wanted}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -126,7 +131,8 @@ pub(crate) async fn run(config: Config) -> ExitCode {
     }
 }
 
-/// Where the worker listens: `HOST:PORT`, or the Unix socket `SOCKET_PATH`.
+/// Where the worker listens: the inherited socket at fd 3, `HOST:PORT`, or the Unix socket
+/// `SOCKET_PATH`.
 #[derive(Debug)]
 enum Listener {
     Tcp(TcpListener),
@@ -136,13 +142,21 @@ enum Listener {
 impl Listener {
     /// What the configuration asks for, for messages.
     fn wanted(config: &Config) -> String {
+        if config.inherited.is_some() {
+            return "the inherited socket (fd 3)".to_owned();
+        }
         match &config.socket_path {
             Some(path) => format!("unix:{path}"),
             None => format!("{}:{}", config.host, config.port),
         }
     }
 
-    async fn bind(config: &Config) -> std::io::Result<Self> {
+    async fn bind(config: &mut Config) -> std::io::Result<Self> {
+        // Socket activation (shared-socket mode): accept on the socket we were given (fd 3).
+        if let Some(inherited) = config.inherited.take() {
+            inherited.set_nonblocking(true)?;
+            return Ok(Listener::Tcp(TcpListener::from_std(inherited)?));
+        }
         match &config.socket_path {
             Some(path) => Ok(Listener::Unix(UnixListener::bind(path)?, PathBuf::from(path))),
             None => {
@@ -188,7 +202,12 @@ where
     let handler = Arc::clone(shared);
     let stop = shared.stop.clone();
     shared.tasks.spawn(async move {
-        let service = service_fn(move |req| crate::routes::handle(req, Arc::clone(&handler)));
+        let first = Arc::new(tokio::sync::Notify::new());
+        let seen = Arc::clone(&first);
+        let service = service_fn(move |req| {
+            seen.notify_one();
+            crate::routes::handle(req, Arc::clone(&handler))
+        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(io), service)
@@ -198,6 +217,15 @@ where
         tokio::select! {
             _ = conn.as_mut() => {}
             () = stop.cancelled() => {
+                // A connection accepted just before the stop may not have sent its first
+                // request yet; closing it now would fail that request, which the client has
+                // no reason to retry. Give it a moment to arrive (it is then answered with
+                // `Connection: close`). An idle keep-alive connection closes at once.
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    () = first.notified() => {}
+                    () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }

@@ -4,6 +4,8 @@
 //   PORT env (default 3000), HOST env (default 127.0.0.1); WORKER_QUIET=1 hides the banner.
 //   SOCKET_PATH env: listen on that Unix socket instead (as adapter-node does; the cluster sets it
 //   with upstream: "unix"); server.close() removes the file.
+//   LISTEN_FDS >= 1 with LISTEN_PID = our pid (socket activation, cluster's shared-socket
+//   mode): accept on the socket inherited at fd 3 instead of binding PORT or SOCKET_PATH.
 //   GET /                         -> 200 "hello from node worker <NODE_APP_INSTANCE> pid <pid>\n"
 //   GET /pid                      -> 200, the pid as text (no newline)
 //   GET /health                   -> 200 "ok\n"
@@ -12,7 +14,8 @@
 //                                    "id: i\ndata: event i\n\n", i = 1..N, MS ms apart (default 200)
 //   POST|PUT /echo                -> 200, the request body piped back, same Content-Type
 //   GET /headers                  -> 200 JSON of req.headers
-//   GET /env                      -> 200 JSON: PORT, HOST, SOCKET_PATH, CLUSTER_WORKER_ID, NODE_APP_INSTANCE
+//   GET /env                      -> 200 JSON: PORT, HOST, SOCKET_PATH, CLUSTER_WORKER_ID,
+//                                    NODE_APP_INSTANCE, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES
 //   GET /crash                    -> exits at once with code 70, without answering
 //   GET /page?size=N&nt=1         -> 200 text/html, a page of about N bytes (default 20000, cap
 //                                    10 MB) with Content-Length, a strong ETag "page-N" and
@@ -25,8 +28,9 @@
 //   anything else                 -> 404
 // server.keepAliveTimeout is left at Node's default (5 s) on purpose: the proxy's upstream
 // idle timeout must be shorter, and the tests exercise that.
-// SIGTERM/SIGINT: server.close() (stop accepting, close idle connections, let in-flight
-// requests finish), then exit 0; exit 1 if that takes more than 5 s.
+// SIGTERM/SIGINT: stop accepting, answer further requests with Connection: close, close what
+// is still idle after 1 s (a connection accepted just before the signal gets to send its first
+// request), let in-flight requests finish, then exit 0; exit 1 if that takes more than 5 s.
 // Heartbeat, when started with an IPC channel (`cluster` opens one for `node` workers,
 // NODE_CHANNEL_FD): {"v":1,"type":"ready"} once listening, {"v":1,"type":"status",...}, then
 // {"v":1,"type":"heartbeat"} every second. A {"type":"memory-pressure","rssMb":…,"limitMb":…}
@@ -34,6 +38,9 @@
 // global.gc() when node has --expose-gc. The channel and the timer are unref'd so that they
 // never keep the process alive, and nothing is sent once the cluster has hung up.
 const http = require('http');
+const net = require('net');
+
+let stopping = false;
 
 const PORT = parseInt(process.env.PORT || '3000', 10);
 const HOST = process.env.HOST || '127.0.0.1';
@@ -125,6 +132,7 @@ function stream(req, res, params) {
 }
 
 const server = http.createServer((req, res) => {
+  if (stopping) res.shouldKeepAlive = false;
   const q = req.url.indexOf('?');
   const path = q === -1 ? req.url : req.url.slice(0, q);
   const params = new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1));
@@ -153,7 +161,8 @@ const server = http.createServer((req, res) => {
       return send(res, 200, JSON.stringify(req.headers), 'application/json');
     case '/env': {
       const env = {};
-      for (const k of ['PORT', 'HOST', 'SOCKET_PATH', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE']) {
+      for (const k of ['PORT', 'HOST', 'SOCKET_PATH', 'CLUSTER_WORKER_ID', 'NODE_APP_INSTANCE',
+        'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) {
         env[k] = process.env[k] === undefined ? null : process.env[k];
       }
       return send(res, 200, JSON.stringify(env), 'application/json');
@@ -177,10 +186,16 @@ const server = http.createServer((req, res) => {
   }
 });
 // keepAliveTimeout deliberately left at Node's default (5 s); see the header comment.
+// Socket activation, as @sveltejs/adapter-node reads it: with LISTEN_FDS >= 1 and LISTEN_PID
+// equal to our pid, accept on the socket inherited at fd 3 (cluster's shared-socket mode)
+// instead of binding SOCKET_PATH or PORT.
+const inherited = parseInt(process.env.LISTEN_PID || '', 10) === process.pid
+  && parseInt(process.env.LISTEN_FDS || '0', 10) >= 1;
 // Where it listens, for the banner and the status message.
 function where() {
   const a = server.address();
-  return typeof a === 'string' ? `unix:${a}` : `${a.address}:${a.port}`;
+  const at = typeof a === 'string' ? `unix:${a}` : `${a.address}:${a.port}`;
+  return inherited ? `${at} (inherited fd 3)` : at;
 }
 const listening = () => {
   if (process.env.WORKER_QUIET !== '1') {
@@ -188,7 +203,8 @@ const listening = () => {
   }
   startHeartbeat();
 };
-if (SOCKET_PATH) server.listen(SOCKET_PATH, listening);
+if (inherited) server.listen({ fd: 3 }, listening);
+else if (SOCKET_PATH) server.listen(SOCKET_PATH, listening);
 else server.listen(PORT, HOST, listening);
 
 function startHeartbeat() {
@@ -209,11 +225,15 @@ function startHeartbeat() {
   setInterval(() => report({ v: 1, type: 'heartbeat' }), 1000).unref();
 }
 
-let stopping = false;
 function shutdown() {
   if (stopping) return;
   stopping = true;
-  server.close(() => process.exit(0));
+  // Stop accepting. net.Server's close, unlike http.Server's, leaves idle connections open: a
+  // connection accepted just before the signal may not have sent its first request yet, and
+  // closing it would fail that request. Requests from now on are answered with
+  // `Connection: close`; what is still idle a second later is closed.
+  net.Server.prototype.close.call(server, () => process.exit(0));
+  setTimeout(() => server.closeIdleConnections(), 1000).unref();
   setTimeout(() => process.exit(1), 5000).unref();
 }
 process.on('SIGTERM', shutdown);

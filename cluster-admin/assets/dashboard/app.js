@@ -33,7 +33,10 @@ function showStatus(status) {
   set("t-memory", f.megabytes(health.memoryUsage && health.memoryUsage.total));
   set("t-cpu", f.cpu(health.cpuUsage && health.cpuUsage.total));
   set("t-generation", String(status.generation));
-  set("t-strategy", status.strategy);
+  // Shared-socket mode: the workers accept on the front socket and the kernel balances; no
+  // request crosses the primary, so the request figures above stay at zero.
+  set("t-strategy", status.mode === "shared-socket"
+    ? "kernel (shared socket: per-request metrics do not apply)" : status.strategy);
   set("listen", `on ${status.listen}`);
   document.title = `cluster · ${status.readyWorkers}/${status.desiredWorkers} ready`;
   workers.update(status);

@@ -22,6 +22,7 @@ mod operations;
 mod ratelimit;
 mod recycle;
 mod routing;
+mod shared_socket;
 mod signals;
 mod stops;
 mod streams;

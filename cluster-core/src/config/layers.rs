@@ -38,6 +38,7 @@ const ENV_VARS: &[(&str, &str, Parse)] = &[
     ("CLUSTER_WORKERS", "workers", Parse::Value),
     ("PORT", "port", Parse::Value),
     ("HOST", "host", Parse::Text),
+    ("CLUSTER_MODE", "mode", Parse::Text),
     ("MAX_MEMORY_USAGE", "maxMemoryUsage", Parse::Value),
     ("GRACEFUL_SHUTDOWN_TIMEOUT", "gracefulShutdownTimeout", Parse::Value),
     ("HEALTH_CHECK_INTERVAL", "healthCheckInterval", Parse::Value),

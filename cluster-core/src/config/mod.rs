@@ -33,6 +33,7 @@ mod health;
 mod layers;
 mod limits;
 mod load;
+mod mode;
 mod ratelimit;
 mod raw;
 mod scalar;
@@ -55,6 +56,7 @@ pub use error::{ConfigError, OtherValue};
 pub use hardening::{HardeningSpec, LimitValue};
 pub use limits::RequestLimits;
 pub use load::{LoadedConfig, load};
+pub use mode::{Mode, UnknownMode};
 pub use ratelimit::{DEFAULT_EXEMPT, RateLimitFallback, RateLimitStore};
 pub use source::Source;
 pub use spec::{

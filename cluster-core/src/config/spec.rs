@@ -28,6 +28,9 @@ pub struct ClusterSpec {
     pub workers: usize,
     /// Address of the front listener (`host` and `port`).
     pub listen: SocketAddr,
+    /// Which data plane serves the front port (`mode`): the proxy, or workers accepting on
+    /// the shared front socket.
+    pub mode: super::Mode,
     /// How long shutdown waits for in-flight requests, and then for workers to exit after
     /// SIGTERM, before it kills them (`gracefulShutdownTimeout`, ms in the file).
     pub graceful_shutdown_timeout: Duration,

@@ -44,6 +44,7 @@ pub(crate) fn validate(
     let spec = ClusterSpec {
         workers: workers.unwrap_or(1),
         listen: SocketAddr::new(host, port),
+        mode: v.mode(&raw.mode),
         graceful_shutdown_timeout: v.millis(
             "gracefulShutdownTimeout",
             raw.graceful_shutdown_timeout,

@@ -360,6 +360,7 @@ os.write(3, f"{sig.value} {os.getuid()} {os.getgid()} {os.getgroups()} {nofile}"
             notify_socket: None,
             watchdog: None,
             node_ipc: Some(true),
+            listener: None,
         };
         let mut process = spawner.spawn(&spec).expect("spawn python3");
         let mut channel = process.take_ipc_channel().expect("channel");

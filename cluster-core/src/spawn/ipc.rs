@@ -14,10 +14,15 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 /// The descriptor number the worker finds its end of the channel at.
 pub(crate) const CHILD_FD: i32 = 3;
 
-/// The variables that tell Node where its channel is and how it is framed (JSON lines, Node's
-/// default, spelled out so that an inherited `advanced` cannot change it).
-pub(crate) const ENV: [(&str, &str); 2] =
-    [("NODE_CHANNEL_FD", "3"), ("NODE_CHANNEL_SERIALIZATION_MODE", "json")];
+/// Where the channel goes instead when fd 3 is the shared front socket (shared-socket mode:
+/// the socket-activation protocol starts its descriptors at 3).
+pub(crate) const CHILD_FD_BESIDE_LISTENER: i32 = 4;
+
+/// The variables that tell Node where its channel is (`fd`) and how it is framed (JSON lines,
+/// Node's default, spelled out so that an inherited `advanced` cannot change it).
+pub(crate) fn env(fd: i32) -> [(&'static str, String); 2] {
+    [("NODE_CHANNEL_FD", fd.to_string()), ("NODE_CHANNEL_SERIALIZATION_MODE", "json".into())]
+}
 
 /// Whether a worker running `program` gets a channel: `setting` when the configuration says
 /// so (`health.nodeIpc`), otherwise only when the program is `node` or `nodejs`.

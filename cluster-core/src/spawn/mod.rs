@@ -4,6 +4,7 @@ mod cgroup;
 mod guardian;
 mod hardening;
 mod ipc;
+mod listen_fds;
 mod output;
 mod process;
 mod self_exec;
@@ -21,6 +22,7 @@ use crate::endpoint::Endpoint;
 
 pub use guardian::{Guardian, run_guardian};
 pub use hardening::{HardeningError, WorkerHardening};
+pub use listen_fds::{SharedListener, inherited_listener};
 pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;
@@ -49,6 +51,11 @@ pub struct WorkerSpec {
     /// `health.nodeIpc` setting. `None` lets the spawner decide ([`ProcessSpawner`]: only when
     /// the program is `node` or `nodejs`).
     pub node_ipc: Option<bool>,
+    /// Shared-socket mode: the front socket, to pass as the worker's fd 3 with `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES` and `LISTEN_PID` (the worker's own pid, set between fork and exec).
+    /// The Node IPC channel then moves to fd 4. `endpoint` is then the front address, given
+    /// as `HOST` and `PORT` for information. `None` in proxy mode.
+    pub listener: Option<SharedListener>,
 }
 
 impl WorkerSpec {
@@ -97,7 +104,7 @@ impl WorkerSpec {
     /// with every other worker; a worker on TCP loses `SOCKET_PATH`, which would send
     /// adapter-node to a socket that is not its own.
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
-        const ON_TCP: [&str; 9] = [
+        const ON_TCP: [&str; 12] = [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
             "WATCHDOG_PID",
@@ -105,10 +112,14 @@ impl WorkerSpec {
             "NODE_CHANNEL_SERIALIZATION_MODE",
             "CLUSTER_ADMIN_TOKEN",
             "CLUSTER_DETACHED",
+            // The primary's own socket activation: those descriptors are not the worker's.
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
             "SOCKET_PATH",
             "CLUSTER_SOCKET_PATH",
         ];
-        const ON_UNIX: [&str; 9] = [
+        const ON_UNIX: [&str; 12] = [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
             "WATCHDOG_PID",
@@ -116,6 +127,9 @@ impl WorkerSpec {
             "NODE_CHANNEL_SERIALIZATION_MODE",
             "CLUSTER_ADMIN_TOKEN",
             "CLUSTER_DETACHED",
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
             "PORT",
             "HOST",
         ];
@@ -159,7 +173,11 @@ pub enum StopSignal {
 /// # Contract
 ///
 /// - `spawn` starts the worker so that it will listen on `spec.endpoint`, and returns at
-///   once (it does not wait for readiness: the supervisor probes the endpoint).
+///   once (it does not wait for readiness: the supervisor probes the endpoint). When
+///   `spec.listener` is set (shared-socket mode), the worker must instead find that socket
+///   at fd 3 with `LISTEN_FDS=1` and `LISTEN_PID` equal to its own pid; a spawner that
+///   cannot pass it returns an error rather than start a worker that would bind a port of
+///   its own.
 /// - The worker must not outlive the primary: spawners put it in its own process group and
 ///   arrange for it to be killed if the primary dies.
 /// - Spawning happens on a long-lived runtime thread (Linux ties the parent-death signal to

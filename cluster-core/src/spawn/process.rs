@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,7 +16,7 @@ use super::cgroup::WorkerCgroup;
 use super::output::{Stream, forward_lines};
 use super::{
     Guardian, SpawnError, Spawner, StopSignal, WorkerExit, WorkerHardening, WorkerProcess,
-    WorkerSpec, ipc, sys,
+    WorkerSpec, ipc, listen_fds, sys,
 };
 use crate::config::WorkerCommand;
 
@@ -154,12 +155,22 @@ impl Spawner for ProcessSpawner {
         sys::kill_when_parent_dies(&mut cmd);
         let ipc_end = if ipc::wanted(&self.program, spec.node_ipc) {
             let channel = ipc::Channel::open().map_err(&failed)?;
-            cmd.envs(ipc::ENV);
-            sys::pass_as_fd(&mut cmd, channel.child, ipc::CHILD_FD);
+            let fd = match spec.listener {
+                Some(_) => ipc::CHILD_FD_BESIDE_LISTENER,
+                None => ipc::CHILD_FD,
+            };
+            cmd.envs(ipc::env(fd));
+            sys::pass_as_fd(&mut cmd, channel.child, fd);
             Some(channel.parent)
         } else {
             None
         };
+        if let Some(listener) = &spec.listener {
+            // Shared-socket mode: fd 3 is the front socket. Last, since it execs the program
+            // itself to set `LISTEN_PID` (see `sys::exec_with_listener`).
+            cmd.envs(listen_fds::LISTEN_ENV);
+            sys::exec_with_listener(&mut cmd, listener.as_fd()).map_err(&failed)?;
+        }
         let spawned = cmd.spawn();
         // The child's end of the channel lives in `cmd`: close it now, so that the channel
         // reaches end-of-file when the worker exits.
@@ -264,6 +275,7 @@ mod tests {
             notify_socket: Some("@cluster/test/notify".into()),
             watchdog: Some(Duration::from_millis(1500)),
             node_ipc,
+            listener: None,
         }
     }
 
@@ -313,6 +325,37 @@ mod tests {
         stream.read_to_string(&mut out).unwrap();
         assert_eq!(out, "unset|unset");
         assert_eq!(process.wait().await.unwrap().code, Some(0));
+    }
+
+    #[tokio::test]
+    async fn shared_socket_mode_passes_the_socket_at_fd_3_with_the_workers_own_pid() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = super::super::SharedListener::new(socket);
+        let inode = listener.inode().unwrap();
+        let mut spec = spec(Some(true));
+        spec.listener = Some(listener);
+        // `$$` is the shell's pid: the worker's own, since nothing forked in between.
+        let script = r#"printf '%s|%s|%s|%s|%s|%s\n' "$LISTEN_PID" "$$" "$LISTEN_FDS" \
+            "$LISTEN_FDNAMES" "$NODE_CHANNEL_FD" "$(readlink /proc/self/fd/3)" >&4"#;
+        let spawner = ProcessSpawner::new("sh", ["-c", script]).env("LISTEN_PID", "1");
+        let mut process = spawner.spawn(&spec).expect("spawn sh");
+        let pid = process.pid();
+        let mut stream = process.take_ipc_channel().expect("channel");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert_eq!(process.wait().await.unwrap().code, Some(0));
+        assert_eq!(out, format!("{pid}|{pid}|1|http|4|socket:[{inode}]\n"));
+    }
+
+    #[tokio::test]
+    async fn shared_socket_mode_reports_a_missing_program() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut spec = spec(None);
+        spec.listener = Some(super::super::SharedListener::new(socket));
+        let spawner = ProcessSpawner::new("cluster-no-such-program", Vec::<String>::new());
+        let err = spawner.spawn(&spec).expect_err("nothing to run");
+        assert!(err.to_string().contains("cluster-no-such-program"), "{err}");
     }
 
     #[tokio::test]

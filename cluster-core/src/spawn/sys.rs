@@ -4,10 +4,12 @@
 //! calls are allowed: no allocation, no locks.
 #![allow(unsafe_code)]
 
+mod listen_pid;
+
 use std::ffi::CString;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::resource::{Resource, setrlimit};
@@ -61,6 +63,55 @@ pub(crate) fn pass_as_fd(cmd: &mut tokio::process::Command, fd: OwnedFd, target:
             Ok(())
         });
     }
+}
+
+/// Passes the front socket `listener` (shared-socket mode) as the child's fd 3 and has the
+/// child exec its program with `LISTEN_PID` set to its own pid; `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` are the caller's to set. Must be called after every other change to `cmd`
+/// (its environment included) and after every other `pre_exec` closure was registered: the
+/// closure registered here runs last and does not return when the exec succeeds.
+///
+/// # Errors
+///
+/// The OS error when the listener cannot be duplicated; `InvalidInput` for a NUL byte in the
+/// command or its environment.
+pub(crate) fn exec_with_listener(
+    cmd: &mut tokio::process::Command,
+    listener: BorrowedFd<'_>,
+) -> io::Result<()> {
+    // Above any descriptor another closure moves (the IPC channel goes to fd 4), so that
+    // neither move overwrites the other's source.
+    let copy = rustix::io::fcntl_dupfd_cloexec(listener, 10)?;
+    pass_as_fd(cmd, copy, LISTEN_FDS_START);
+    let mut plan = listen_pid::ExecWithPid::new(cmd.as_std())?;
+    // SAFETY: the closure runs in the child between fork and exec, last of the closures. It
+    // writes digits into a buffer allocated before the fork and calls execve(2), both
+    // async-signal-safe; it allocates nothing (the error is built from an errno value).
+    unsafe {
+        cmd.pre_exec(move || Err(plan.exec()));
+    }
+    Ok(())
+}
+
+/// The first descriptor of the socket-activation protocol (`SD_LISTEN_FDS_START`).
+pub(crate) const LISTEN_FDS_START: RawFd = 3;
+
+/// Takes ownership of fd 3, once per process: `None` on any later call, or when fd 3 is not
+/// open. The caller has checked that the socket-activation protocol gave it to us.
+pub(crate) fn take_listen_fd() -> Option<OwnedFd> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: fd 3 is only borrowed here, to check that it is open.
+    let open = rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(LISTEN_FDS_START) });
+    if open.is_err() {
+        return None;
+    }
+    // SAFETY: by the protocol (checked by the caller: `LISTEN_PID` is our pid), fd 3 was
+    // opened for this process and nothing else in it owns it; `TAKEN` makes this the only
+    // owner ever created.
+    Some(unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START) })
 }
 
 /// Sends `signal` to process group `pgid`.

@@ -206,12 +206,15 @@ impl Supervisor {
         self.health.sampling = true;
         let sampler = Arc::clone(&self.health.sampler);
         let tx = self.tx.clone();
+        // Shared-socket mode: a probe of the front port reaches whichever worker the kernel
+        // picks, so liveness rests on heartbeats and resources alone.
+        let probe = self.shared.is_none();
         let probes: Vec<_> = targets
             .iter()
             .map(|(_, _, endpoint)| {
                 let checks = Arc::clone(&self.checks);
                 let endpoint = endpoint.clone();
-                tokio::spawn(async move { checks.alive(&endpoint).await })
+                tokio::spawn(async move { !probe || checks.alive(&endpoint).await })
             })
             .collect();
         tokio::spawn(async move {

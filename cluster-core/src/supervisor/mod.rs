@@ -14,6 +14,7 @@
 //! `autoscale`, `reload` (live configuration), `health` (the health tick), `status`,
 //! `shutdown`.
 
+mod accepting;
 mod autoscale;
 mod backoff;
 mod checks;
@@ -188,6 +189,8 @@ pub(crate) struct Supervisor {
     /// The directory of the workers' Unix sockets, once a generation uses them; removed
     /// when the supervisor ends (every worker has exited by then).
     socket_dir: Option<SocketDir>,
+    /// Shared-socket mode: the front socket the workers accept on. `None` in proxy mode.
+    shared: Option<accepting::SharedSocket>,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -207,6 +210,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) access_log: Option<crate::AccessLog>,
     /// The workers' socket directory, made at start when `upstream` is `"unix"`.
     pub(crate) socket_dir: Option<SocketDir>,
+    /// Shared-socket mode: the front socket to pass to every worker.
+    pub(crate) shared: Option<crate::spawn::SharedListener>,
 }
 
 impl Supervisor {
@@ -249,6 +254,7 @@ impl Supervisor {
             ticker: None,
             access_log: p.access_log,
             socket_dir: p.socket_dir,
+            shared: p.shared.map(accepting::SharedSocket::new),
         }
     }
 

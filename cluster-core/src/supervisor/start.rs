@@ -33,7 +33,13 @@ impl Supervisor {
         let id = self.next_id;
         self.next_id += 1;
         let recipe = self.generations.recipe(generation);
-        let endpoint = match self.endpoint_for(id, recipe.upstream) {
+        // Shared-socket mode: every worker accepts on the front socket; `HOST` and `PORT` say
+        // where that is (the `upstream` setting has no use there).
+        let endpoint = match self.shared {
+            Some(_) => Ok(Endpoint::Tcp(self.listen)),
+            None => self.endpoint_for(id, recipe.upstream),
+        };
+        let endpoint = match endpoint {
             Ok(e) => e,
             Err(e) => {
                 let reason = format!("no endpoint for the worker: {e}");
@@ -51,6 +57,7 @@ impl Supervisor {
             watchdog: notify_socket.is_some().then_some(self.spec.health.heartbeat_timeout),
             notify_socket,
             node_ipc: recipe.node_ipc,
+            listener: self.shared.as_ref().map(|s| s.listener.clone()),
         };
         let mut process = match recipe.spawner.spawn(&spec) {
             Ok(p) => p,
@@ -70,6 +77,7 @@ impl Supervisor {
             checks: Arc::clone(&self.checks),
             start_timeout: self.spec.start_timeout,
             announced: Arc::clone(&heartbeat.announced),
+            accepting: self.shared.as_ref().map(|s| s.accepting(pid)),
         };
         tokio::spawn(worker::run(process, setup, stop_rx, self.tx.clone()));
         self.workers.insert(

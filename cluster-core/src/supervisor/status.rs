@@ -54,7 +54,8 @@ impl Supervisor {
         ClusterStatus {
             rates,
             listen: self.listen,
-            strategy: self.router.strategy(),
+            mode: self.spec.mode,
+            strategy: if self.shared.is_some() { "kernel" } else { self.router.strategy() },
             desired_workers: self.target,
             ready_workers,
             generation: self.generations.current(),

@@ -7,6 +7,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep_until};
 
 use super::Msg;
+use super::accepting::Accepting;
 use super::checks::Checks;
 use super::readiness;
 use crate::endpoint::Endpoint;
@@ -25,6 +26,9 @@ pub(crate) struct Setup {
     pub(crate) start_timeout: Duration,
     /// Notified when it says it is ready (`READY=1`, `{"type":"ready"}`).
     pub(crate) announced: Arc<Notify>,
+    /// Shared-socket mode: it is ready once it accepts on the front socket (its endpoint is
+    /// the front address, which cannot be probed for one worker). `None` in proxy mode.
+    pub(crate) accepting: Option<Accepting>,
 }
 
 /// What the supervisor can ask of a worker task.
@@ -58,7 +62,7 @@ pub(crate) async fn run(
     mut stops: mpsc::UnboundedReceiver<Stop>,
     report: mpsc::UnboundedSender<Msg>,
 ) {
-    let Setup { id, endpoint, checks, start_timeout, announced } = setup;
+    let Setup { id, endpoint, checks, start_timeout, announced, accepting } = setup;
     let send = |m: WorkerMsg| {
         let _ = report.send(Msg::Worker(m));
     };
@@ -68,11 +72,11 @@ pub(crate) async fn run(
             send(WorkerMsg::Exited { id, exit: exit.map_err(|e| e.to_string()) });
             return;
         }
-        () = checks.ready(&endpoint) => {
+        () = ready(&*checks, &endpoint, accepting) => {
             send(WorkerMsg::Ready { id });
             None
         }
-        () = readiness::announced(&endpoint, &announced) => {
+        () = announced_ready(&endpoint, &announced, accepting.is_some()) => {
             send(WorkerMsg::Ready { id });
             None
         }
@@ -120,4 +124,24 @@ pub(crate) async fn run(
     }
     let exit = process.wait().await.map_err(|e| e.to_string());
     send(WorkerMsg::Exited { id, exit });
+}
+
+/// Resolves once the worker passes its readiness check: accepting on the shared socket in
+/// shared-socket mode, the configured probe of its endpoint otherwise.
+async fn ready(checks: &dyn Checks, endpoint: &Endpoint, accepting: Option<Accepting>) {
+    match accepting {
+        Some(accepting) => accepting.wait().await,
+        None => checks.ready(endpoint).await,
+    }
+}
+
+/// Resolves once the worker has said it is ready. In proxy mode its endpoint must accept a
+/// connection too; in shared-socket mode the front socket always does (the primary holds it
+/// open), so its word is enough.
+async fn announced_ready(endpoint: &Endpoint, said: &Notify, shared: bool) {
+    if shared {
+        said.notified().await;
+    } else {
+        readiness::announced(endpoint, said).await;
+    }
 }

@@ -43,6 +43,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     let ClusterSpec {
         workers,
         listen,
+        mode,
         graceful_shutdown_timeout,
         health_check_interval,
         unresponsive_timeout,
@@ -72,6 +73,7 @@ pub(super) fn walk(old: &ClusterSpec, new: &mut ClusterSpec, v: &mut impl Visit)
     key(v, "port", Restart, &old.listen.port(), &mut port, plain);
     key(v, "host", Restart, &old.listen.ip(), &mut host, plain);
     *listen = SocketAddr::new(host, port);
+    visit!(v, old.mode, "mode", Restart, plain);
     visit!(v, old.graceful_shutdown_timeout, "gracefulShutdownTimeout", Now, ms);
     visit!(v, old.health_check_interval, "healthCheckInterval", Now, ms);
     visit!(v, old.unresponsive_timeout, "unresponsiveTimeout", Now, ms);

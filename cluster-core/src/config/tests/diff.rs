@@ -30,6 +30,7 @@ const NEXT_GENERATION: &[&str] = &[
 const RESTART: &[&str] = &[
     "port",
     "host",
+    "mode",
     "enableStickySession",
     "redisUrl",
     "logLevel",
@@ -241,7 +242,7 @@ fn everything_changed(dir: &Dir) -> String {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     format!(
         r#"{{"workers": {workers}, "port": 4000, "host": "127.0.0.1",
-        "gracefulShutdownTimeout": 1000, "healthCheckInterval": 1000, "unresponsiveTimeout": 4000,
+        "mode": "shared-socket", "gracefulShutdownTimeout": 1000, "healthCheckInterval": 1000, "unresponsiveTimeout": 4000,
         "startTimeout": 5000, "healthCheckPath": "/health", "maxMemoryUsage": 1024,
         "restartOnHighMemory": false, "loadBalancingStrategy": "p2c", "enableStickySession": true,
         "redisUrl": "redis://cache", "command": "{program}", "args": ["a"], "cwd": "app",

@@ -174,3 +174,19 @@ fn request_limits() {
     dir.config(r#"{"performance": {"maxBodySize": true}}"#);
     assert!(dir.error(&no_flags(), &[]).contains("maxBodySize"));
 }
+
+#[test]
+fn mode_names_the_data_plane() {
+    let dir = Dir::new();
+    dir.config(r#"{"mode": "shared-socket"}"#);
+    let spec = dir.load(&no_flags(), &[]).unwrap().spec;
+    assert_eq!(spec.mode, crate::config::Mode::SharedSocket);
+    let spec = dir.load(&no_flags(), &[("CLUSTER_MODE", "proxy")]).unwrap().spec;
+    assert_eq!(spec.mode, crate::config::Mode::Proxy);
+
+    dir.config(r#"{"mode": "shared-sockets"}"#);
+    let err = dir.load(&no_flags(), &[]).unwrap_err().to_string();
+    assert!(err.contains("mode"), "{err}");
+    assert!(err.contains(r#"expected one of "proxy", "shared-socket""#), "{err}");
+    assert!(err.contains(r#"did you mean "shared-socket"?"#), "{err}");
+}

@@ -1,0 +1,68 @@
+//! [`SharedListener`]: the front socket handed to workers in shared-socket mode.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+/// The variables of the socket-activation protocol (`sd_listen_fds(3)`) besides `LISTEN_PID`,
+/// which the spawner writes in the child: one descriptor, fd 3, named `http`.
+pub(crate) const LISTEN_ENV: [(&str, &str); 2] = [("LISTEN_FDS", "1"), ("LISTEN_FDNAMES", "http")];
+
+/// The front listening socket, shared by the primary and every worker (`mode:
+/// "shared-socket"`): each worker finds a copy at fd 3, with `LISTEN_FDS=1`,
+/// `LISTEN_FDNAMES=http` and `LISTEN_PID` set to its own pid, and accepts on it itself.
+///
+/// The primary keeps its copy open for the cluster's life and never accepts on it, so a
+/// connection that arrives while workers are replaced waits in the kernel's queue for the
+/// next worker that accepts, instead of being refused.
+///
+/// Cheap to clone (a shared descriptor). Two values are equal when they hold the same
+/// descriptor number.
+#[derive(Debug, Clone)]
+pub struct SharedListener(Arc<OwnedFd>);
+
+impl SharedListener {
+    /// Shares `socket`, a listening stream socket.
+    pub fn new(socket: impl Into<OwnedFd>) -> Self {
+        Self(Arc::new(socket.into()))
+    }
+
+    /// The inode of the socket, which identifies it in `/proc/<pid>/fdinfo` of the workers
+    /// whatever descriptor number they hold it at.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `fstat`.
+    pub fn inode(&self) -> std::io::Result<u64> {
+        Ok(rustix::fs::fstat(&*self.0)?.st_ino)
+    }
+}
+
+/// In a worker: the listening socket the cluster passed in shared-socket mode (fd 3), when
+/// `LISTEN_FDS` is at least 1 and `LISTEN_PID` is this process's pid; `None` otherwise (serve on
+/// `HOST` and `PORT`). Only the first call can return it.
+///
+/// For a Rust server run by [`SelfExecSpawner`](super::SelfExecSpawner) or a
+/// [`ProcessSpawner`](super::ProcessSpawner): in worker role, accept on this socket when there
+/// is one. The socket is blocking, as passed; call `set_nonblocking(true)` before handing it to
+/// an async runtime.
+pub fn inherited_listener() -> Option<std::net::TcpListener> {
+    let var = |key: &str| std::env::var(key).ok().and_then(|v| v.trim().parse::<u32>().ok());
+    if var("LISTEN_PID")? != std::process::id() || var("LISTEN_FDS")? == 0 {
+        return None;
+    }
+    super::sys::take_listen_fd().map(std::net::TcpListener::from)
+}
+
+impl AsFd for SharedListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl PartialEq for SharedListener {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_raw_fd() == other.0.as_raw_fd()
+    }
+}
+
+impl Eq for SharedListener {}
