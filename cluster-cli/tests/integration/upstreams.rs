@@ -217,3 +217,13 @@ fn too_long_a_socket_path_stops_start_up_with_a_clear_error() {
     assert!(stderr.contains("longer than the 107 a Unix socket address holds"), "{stderr}");
     assert_eq!(std::fs::read_dir(&deep).unwrap().count(), 0, "nothing left behind");
 }
+
+#[tokio::test]
+async fn the_demo_worker_listens_on_its_socket_too() {
+    let c = ClusterCmd::start(&["--workers", "1"]).config(r#"{"upstream": "unix"}"#).spawn(1);
+    let (code, body) = get(c.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains("hello from cluster demo worker 0"));
+    let addr = sockets(&status(c.dir()))[0].2.clone();
+    assert!(is_socket(&addr), "{}", addr.display());
+}
