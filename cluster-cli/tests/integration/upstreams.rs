@@ -220,7 +220,10 @@ fn too_long_a_socket_path_stops_start_up_with_a_clear_error() {
 
 #[tokio::test]
 async fn the_demo_worker_listens_on_its_socket_too() {
-    let c = ClusterCmd::start(&["--workers", "1"]).config(r#"{"upstream": "unix"}"#).spawn(1);
+    let cmd = ClusterCmd::start(&["--workers", "1"]).config(r#"{"upstream": "unix"}"#);
+    // In the scratch folder: the primary is killed at the end, and leaves its directory.
+    let scratch = cmd.dir().display().to_string();
+    let c = cmd.env("XDG_RUNTIME_DIR", &scratch).spawn(1);
     let (code, body) = get(c.addr, "/").await;
     assert_eq!(code, 200);
     assert!(String::from_utf8_lossy(&body).contains("hello from cluster demo worker 0"));
