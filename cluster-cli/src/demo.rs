@@ -1,8 +1,9 @@
 //! The built-in demo worker: what `cluster start` runs when no command is given.
 //!
-//! A tiny HTTP server on `HOST`:`PORT` (or, in shared-socket mode, on the socket inherited at
-//! fd 3) that says which worker answered, so a fresh checkout shows a working cluster with
-//! nothing else installed.
+//! A tiny HTTP server on `HOST`:`PORT` (or on the Unix socket `SOCKET_PATH`, with
+//! `upstream: "unix"`, or in shared-socket mode on the socket inherited at fd 3) that says
+//! which worker answered, so a fresh checkout shows a working cluster with nothing else
+//! installed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Runs the demo server until SIGTERM or SIGINT.
@@ -37,27 +38,42 @@ pub(crate) fn run() -> ExitCode {
 }
 
 async fn serve() -> std::io::Result<()> {
+    // Shared-socket mode: accept on the socket the cluster passed (fd 3).
+    if let Some(inherited) = cluster_core::inherited_listener() {
+        inherited.set_nonblocking(true)?;
+        let listener = &TcpListener::from_std(inherited)?;
+        return serve_on(move || async move { listener.accept().await.map(|(s, _)| s) }).await;
+    }
+    if let Ok(path) = std::env::var("SOCKET_PATH") {
+        let listener = UnixListener::bind(&path)?;
+        let listener = &listener;
+        let served = serve_on(move || async move { listener.accept().await.map(|(s, _)| s) }).await;
+        let _ = std::fs::remove_file(&path);
+        return served;
+    }
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}:{port}: {e}"))
     })?;
+    let listener = &TcpListener::bind(addr).await?;
+    serve_on(move || async move { listener.accept().await.map(|(s, _)| s) }).await
+}
+
+/// Serves the connections `accept` gives until SIGTERM or SIGINT.
+async fn serve_on<S, F>(accept: impl Fn() -> F) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: std::future::Future<Output = std::io::Result<S>>,
+{
     let id = std::env::var("CLUSTER_WORKER_ID").unwrap_or_else(|_| "-".into());
     let greeting =
         Bytes::from(format!("hello from cluster demo worker {id} (pid {})\n", std::process::id()));
-    // Shared-socket mode: accept on the socket the cluster passed (fd 3).
-    let listener = match cluster_core::inherited_listener() {
-        Some(inherited) => {
-            inherited.set_nonblocking(true)?;
-            TcpListener::from_std(inherited)?
-        }
-        None => TcpListener::bind(addr).await?,
-    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
+        let stream = tokio::select! {
+            r = accept() => r?,
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         };

@@ -452,3 +452,41 @@ fn which(program: &str) -> Result<PathBuf, ()> {
     let path = std::env::var("PATH").unwrap_or_default();
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file()).ok_or(())
 }
+
+#[tokio::test]
+async fn workers_as_nobody_listen_on_unix_sockets_in_a_directory_of_theirs() {
+    if !root("workers_as_nobody_listen_on_unix_sockets_in_a_directory_of_theirs") {
+        return;
+    }
+    let cmd = ClusterCmd::start(&["--workers", "2"]);
+    open_to_all(cmd.dir());
+    let hello = copy_into(cmd.dir(), &hello_bin());
+    let config =
+        format!(r#"{{"command": "{}", "user": "nobody", "upstream": "unix"}}"#, hello.display());
+    // root's own runtime directory is closed to nobody: the sockets go to the temp directory,
+    // here the scratch folder (the primary is killed at the end, and leaves its directory).
+    let scratch = cmd.dir().to_path_buf();
+    let proc = cmd
+        .config(&config)
+        .env("XDG_RUNTIME_DIR", "/proc")
+        .env("TMPDIR", &scratch.display().to_string())
+        .spawn(2);
+    for (_, pid) in ready_workers(&proc) {
+        assert_eq!(status_field(pid, "Uid:"), format!("{NOBODY} {NOBODY} {NOBODY} {NOBODY}"));
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        let socket = environ
+            .split(|&b| b == 0)
+            .find_map(|v| v.strip_prefix(b"SOCKET_PATH="))
+            .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+            .expect("SOCKET_PATH");
+        let dir = socket.parent().unwrap();
+        assert_eq!(dir.parent(), Some(scratch.as_path()), "{}", dir.display());
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), NOBODY, "given to nobody");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    }
+    for _ in 0..4 {
+        let (status, body) = get(proc.addr, "/").await;
+        assert_eq!(status, 200, "{body:?}");
+    }
+}

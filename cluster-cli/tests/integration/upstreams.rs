@@ -217,3 +217,52 @@ fn too_long_a_socket_path_stops_start_up_with_a_clear_error() {
     assert!(stderr.contains("longer than the 107 a Unix socket address holds"), "{stderr}");
     assert_eq!(std::fs::read_dir(&deep).unwrap().count(), 0, "nothing left behind");
 }
+
+#[tokio::test]
+async fn the_demo_worker_listens_on_its_socket_too() {
+    let cmd = ClusterCmd::start(&["--workers", "1"]).config(r#"{"upstream": "unix"}"#);
+    // In the scratch folder: the primary is killed at the end, and leaves its directory.
+    let scratch = cmd.dir().display().to_string();
+    let c = cmd.env("XDG_RUNTIME_DIR", &scratch).spawn(1);
+    let (code, body) = get(c.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains("hello from cluster demo worker 0"));
+    let addr = sockets(&status(c.dir()))[0].2.clone();
+    assert!(is_socket(&addr), "{}", addr.display());
+}
+
+/// A reload that switches to Unix sockets reaches the workers with the next rolling restart:
+/// TCP and Unix-socket workers serve side by side during it, and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_workers_from_tcp_to_unix_sockets_without_losing_a_request() {
+    let cmd = ClusterCmd::workers(2, Worker::Rust);
+    let scratch = cmd.dir().to_path_buf();
+    let c = cmd.env("XDG_RUNTIME_DIR", &scratch.display().to_string()).spawn(2);
+    let dir = c.dir().to_path_buf();
+    let before = wait_status(&dir, "two ready", |s| all_ready(s, 2));
+    for w in before["workers"].as_array().unwrap() {
+        let addr = w["addr"].as_str().unwrap();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    }
+    std::fs::write(dir.join("cluster.config.json"), r#"{"upstream": "unix"}"#).unwrap();
+    c.signal(rustix::process::Signal::USR2);
+    c.wait_for_line(
+        "configuration reloaded: upstream tcp -> unix (applies from the next rolling restart)",
+        WAIT,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(c.addr, "/pid", 4, 50_000, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reload = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || cli(&dir, &["reload"])).await.unwrap()
+    };
+    assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stdout));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = traffic.await.unwrap();
+    assert!(seen.len() > 100, "too little load: {}", seen.len());
+    assert!(failures(&seen).is_empty(), "failed requests: {:?}", failures(&seen));
+    let after = sockets(&wait_status(&dir, "replaced", |s| all_ready(s, 2)));
+    assert!(after.iter().all(|w| is_socket(&w.2)), "{after:?}");
+}

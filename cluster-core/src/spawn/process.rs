@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_worker_on_a_unix_socket_gets_its_path_and_no_port() {
+        let spawner = ProcessSpawner::new(
+            "sh",
+            [
+                "-c",
+                r#"printf '%s|%s|%s|%s' "${SOCKET_PATH-unset}" "${CLUSTER_SOCKET_PATH-unset}" \
+                    "${PORT-unset}" "${HOST-unset}" >&3"#,
+            ],
+        )
+        .env("PORT", "8080")
+        .env("HOST", "0.0.0.0");
+        let mut unix = spec(Some(true));
+        unix.endpoint = crate::endpoint::Endpoint::Unix("/run/c/w1.sock".into());
+        let mut process = spawner.spawn(&unix).expect("spawn sh");
+        let mut stream = process.take_ipc_channel().expect("channel");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "/run/c/w1.sock|/run/c/w1.sock|unset|unset");
+        assert_eq!(process.wait().await.unwrap().code, Some(0));
+    }
+
+    #[tokio::test]
     async fn no_channel_unless_asked_for_or_node() {
         let script = r#"test -z "${NODE_CHANNEL_FD+set}" && ! (: >&3) 2>/dev/null"#;
         assert_eq!(channel_output(script, None).await, None);

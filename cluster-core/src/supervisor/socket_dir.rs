@@ -62,6 +62,8 @@ pub(crate) struct SocketDir {
 impl SocketDir {
     /// Creates the directory under `$XDG_RUNTIME_DIR` or the temporary directory, owned by
     /// the account `hardening` runs workers as (so that they can create their sockets).
+    /// Workers of another account could not reach into our `$XDG_RUNTIME_DIR` (0700): the
+    /// temporary directory is used for them.
     ///
     /// # Errors
     ///
@@ -70,7 +72,7 @@ impl SocketDir {
     pub(crate) fn create(hardening: &HardeningSpec) -> Result<Self, SocketDirError> {
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_dir())
+            .filter(|p| p.is_absolute() && p.is_dir() && other_account(hardening).is_none())
             .unwrap_or_else(std::env::temp_dir);
         Self::create_in(&base, hardening)
     }
@@ -103,12 +105,8 @@ impl SocketDir {
     /// account than ours: they must be able to create their sockets in it. Root, which the
     /// primary is then, still reaches them.
     pub(crate) fn give_to(&self, hardening: &HardeningSpec) -> Result<(), SocketDirError> {
-        let Some(user) = &hardening.user else { return Ok(()) };
-        if user.uid == nix::unistd::geteuid().as_raw() {
-            return Ok(());
-        }
-        let gid = hardening.group.as_ref().map_or(user.gid, |g| g.gid);
-        std::os::unix::fs::chown(&self.path, Some(user.uid), Some(gid))
+        let Some((uid, gid)) = other_account(hardening) else { return Ok(()) };
+        std::os::unix::fs::chown(&self.path, Some(uid), Some(gid))
             .map_err(|source| SocketDirError::Create { path: self.path.clone(), source })
     }
 
@@ -148,6 +146,15 @@ pub(crate) fn remove_socket(path: &Path) {
             tracing::warn!(path = %path.display(), %error, "cannot remove a worker socket");
         }
     }
+}
+
+/// The uid and gid workers run as, when `user` names another account than ours.
+fn other_account(hardening: &HardeningSpec) -> Option<(u32, u32)> {
+    let user = hardening.user.as_ref()?;
+    if user.uid == nix::unistd::geteuid().as_raw() {
+        return None;
+    }
+    Some((user.uid, hardening.group.as_ref().map_or(user.gid, |g| g.gid)))
 }
 
 fn socket_name(id: u64) -> String {
