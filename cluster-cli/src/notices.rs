@@ -42,6 +42,8 @@ pub(crate) fn inert_in_shared_socket_mode(spec: &ClusterSpec) -> Vec<&'static st
         ("loadBalancingStrategy", spec.strategy != d.strategy),
         ("enableStickySession", spec.sticky_sessions != d.sticky_sessions),
         ("redisUrl", spec.redis_url.is_some()),
+        // The workers listen on the front socket, not on endpoints of their own.
+        ("upstream", spec.upstream != d.upstream),
         // Readiness and liveness probes cannot single out a worker behind a shared socket.
         ("healthCheckPath", spec.health_check_path.is_some()),
         ("performance.maxRequestsPerWorker", p.max_requests_per_worker.is_some()),
