@@ -14,7 +14,7 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 /// Reset compressors kept per thread: enough for the compressed responses a proxy thread
 /// has in flight at once in the common case, few enough to bound the memory held idle
 /// (about 300 KiB each).
-const MAX_POOLED: usize = 16;
+const MAX_POOLED: usize = 8;
 /// Output room reserved at least before each call into the compressor.
 const MIN_OUT: usize = 8 * 1024;
 
