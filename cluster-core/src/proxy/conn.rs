@@ -101,6 +101,10 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let mut stream_grace = pin!(tokio::time::sleep(Duration::MAX));
     let mut stream_grace_armed = false;
     let mut armed = false;
+    // The idle timer is polled once after each (re)arming, which registers this task's
+    // waker with it; after that a wake-up only checks whether it fired (polling a `Sleep`
+    // at every wake-up, several per request, re-registers the waker each time).
+    let mut idle_polled = false;
     let mut draining = false;
     let mut seen = 0;
     // A hand-written select: the connection is polled on every wake-up (several per request),
@@ -131,7 +135,13 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                     continue;
                 }
             }
-            if idle_timer.as_mut().poll(cx).is_pending() {
+            let fired = if idle_polled {
+                idle_timer.is_elapsed()
+            } else {
+                idle_polled = true;
+                idle_timer.as_mut().poll(cx).is_ready()
+            };
+            if !fired {
                 return Poll::Pending;
             }
             let now = activity.ops.load(Ordering::Relaxed);
@@ -141,6 +151,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
             } else {
                 seen = now;
                 idle_timer.as_mut().reset(Instant::now() + idle);
+                idle_polled = false;
             }
         }
     })

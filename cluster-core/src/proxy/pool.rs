@@ -105,9 +105,17 @@ impl UpstreamPool {
     }
 
     /// Keeps the handle of a new connection's task, so that [`cut`](Self::cut) can end it.
+    ///
+    /// Handles of finished tasks are swept only when the list is full, so the sweep is
+    /// amortised over as many new connections as the list holds live ones.
     fn track(&self, task: AbortHandle) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
+        if tasks.len() == tasks.capacity() {
+            tasks.retain(|t| !t.is_finished());
+            // At least double the live ones, so that the next sweep is as far away.
+            let live = tasks.len();
+            tasks.reserve(live.max(4));
+        }
         tasks.push(task);
         drop(tasks);
         if self.cut.load(Ordering::SeqCst) {

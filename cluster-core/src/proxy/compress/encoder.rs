@@ -1,7 +1,8 @@
-//! One response's compressor: an `async-compression` encoder writing into memory.
+//! One response's compressor, writing into memory.
 //!
-//! The encoders are `async_compression::tokio::write` types over a `Vec<u8>`. Writing to a
-//! `Vec` never waits, so each call completes at once and is driven with a no-op waker; the
+//! gzip is our own framing over a reused deflate state ([`GzipStream`]); brotli and zstd
+//! are `async_compression::tokio::write` types over a `Vec<u8>`. Writing to a `Vec` never
+//! waits, so each call completes at once and is driven with a no-op waker; the
 //! body that owns the encoder hands out whatever compressed bytes have accumulated.
 
 use std::future::Future;
@@ -11,12 +12,13 @@ use std::task::{Context, Poll, Waker};
 
 use async_compression::Level;
 use async_compression::brotli::EncoderParams;
-use async_compression::tokio::write::{BrotliEncoder, GzipEncoder, ZstdEncoder};
+use async_compression::tokio::write::{BrotliEncoder, ZstdEncoder};
 use async_compression::zstd::CParameter;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use super::ContentCoding;
+use super::gzip::GzipStream;
 
 // One encoder lives per compressed response in flight, so its memory is bounded here
 // (measured per stream with `tests::memory_per_stream`; see docs/compression.md).
@@ -54,8 +56,8 @@ pub(super) fn codec_level(coding: ContentCoding, level: u32) -> i32 {
 /// Not `Clone` or `Sync`: it is the state of one compressed stream.
 #[derive(Debug)]
 pub(crate) enum Encoder {
-    /// gzip.
-    Gzip(GzipEncoder<Vec<u8>>),
+    /// gzip, over a deflate state reused between responses ([`GzipStream`]).
+    Gzip(GzipStream),
     /// Brotli (boxed: its state is kilobytes inline, the others' a few hundred bytes).
     Brotli(Box<BrotliEncoder<Vec<u8>>>),
     /// Zstandard.
@@ -67,9 +69,7 @@ impl Encoder {
     pub(crate) fn new(coding: ContentCoding, level: u32) -> Self {
         let level = codec_level(coding, level);
         match coding {
-            ContentCoding::Gzip => {
-                Encoder::Gzip(GzipEncoder::with_quality(Vec::new(), Level::Precise(level)))
-            }
+            ContentCoding::Gzip => Encoder::Gzip(GzipStream::new(level.unsigned_abs())),
             ContentCoding::Brotli => {
                 let params = EncoderParams::default()
                     .quality(Level::Precise(level))
@@ -96,7 +96,7 @@ impl Encoder {
     /// the end.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
-            Encoder::Gzip(e) => now(e.write_all(data)),
+            Encoder::Gzip(e) => e.write(data),
             Encoder::Brotli(e) => now(e.write_all(data)),
             Encoder::Zstd(e) => now(e.write_all(data)),
         }
@@ -106,7 +106,7 @@ impl Encoder {
     /// sync flush: the stream goes on).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match self {
-            Encoder::Gzip(e) => now(e.flush()),
+            Encoder::Gzip(e) => e.flush(),
             Encoder::Brotli(e) => now(e.flush()),
             Encoder::Zstd(e) => now(e.flush()),
         }
@@ -115,7 +115,7 @@ impl Encoder {
     /// Ends the stream (the codec's trailer); nothing may be written after.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
         match self {
-            Encoder::Gzip(e) => now(e.shutdown()),
+            Encoder::Gzip(e) => e.finish(),
             Encoder::Brotli(e) => now(e.shutdown()),
             Encoder::Zstd(e) => now(e.shutdown()),
         }
@@ -124,7 +124,7 @@ impl Encoder {
     /// The compressed bytes produced since the last call (often none).
     pub(crate) fn take(&mut self) -> Bytes {
         let out = match self {
-            Encoder::Gzip(e) => e.get_mut(),
+            Encoder::Gzip(e) => e.output(),
             Encoder::Brotli(e) => e.get_mut(),
             Encoder::Zstd(e) => e.get_mut(),
         };

@@ -7,13 +7,15 @@
 //! `compression` is `None` and the request path never looks further.
 //!
 //! Files: `negotiate` (`Accept-Encoding`, public for the admin dashboard), `rules` (what is
-//! skipped, and the header changes), `encoder` (the `async-compression` codecs), `body`
-//! (the streaming compressed body).
+//! skipped, and the header changes), `encoder` (the codecs: `gzip`, our framing over a
+//! deflate state reused between responses, and `async-compression`'s brotli and zstd),
+//! `body` (the streaming compressed body).
 //!
 //! [`ProxyConfig`]: super::ProxyConfig
 
 mod body;
 mod encoder;
+mod gzip;
 mod negotiate;
 mod rules;
 #[cfg(test)]
