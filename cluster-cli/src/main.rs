@@ -13,6 +13,7 @@ mod demo;
 mod detach;
 mod dev;
 mod event_log;
+mod import;
 mod logfile;
 mod logs;
 mod notices;
