@@ -105,8 +105,8 @@ pub(crate) fn cpu_count() -> usize {
 ///
 /// The proxy shares the machine with its workers, and forwarding a request costs the proxy
 /// about a quarter to a third of what serving it costs a typical worker (docs/benchmarks.md:
-/// measured with the CPUs restricted to 1 and 2 cores, a second proxy thread took CPU from the
-/// workers and lowered throughput). Past 16 threads the shared routing table and the kernel's
+/// measured with the CPUs restricted to 1 and 2 cores, a second proxy thread competed with
+/// the workers and raised p99 by 30 % for no gain in throughput). Past 16 threads the shared routing table and the kernel's
 /// accept queue, not the thread count, limit the proxy.
 pub(crate) fn auto_proxy_threads(cpus: usize) -> usize {
     (cpus / 4).clamp(1, 16)
