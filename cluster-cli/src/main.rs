@@ -18,6 +18,7 @@ mod logfile;
 mod logs;
 mod notices;
 mod runtime;
+mod sd_notify;
 mod start;
 mod table;
 mod target;

@@ -170,6 +170,10 @@ async fn serve(
             tracing::error!("cannot listen for signals: {e}");
         }
     });
+    // Under systemd (`Type=notify`): READY=1, STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1.
+    if let Some(notifier) = crate::sd_notify::Notifier::from_env() {
+        tokio::spawn(crate::sd_notify::run(notifier, handle.clone()));
+    }
     after_start(handle);
     let result = cluster.run().await.map_err(|e| e.to_string());
     // Let the log show the last events before saying goodbye.

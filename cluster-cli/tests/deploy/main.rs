@@ -12,3 +12,4 @@ mod compose;
 mod dockerfile;
 mod files;
 mod kubernetes;
+mod systemd;

@@ -26,6 +26,7 @@ mod shared_socket;
 mod signals;
 mod stops;
 mod streams;
+mod systemd;
 mod top;
 mod upstreams;
 mod util;
