@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use cluster_balancer::{Balancer, SlowStart, Sticky};
@@ -176,12 +177,16 @@ impl ClusterBuilder {
             Upstream::Tcp => None,
         };
         let addr = self.spec.listen;
-        let listener = if shared_socket {
-            FrontListener::Shared(
-                bind_shared(addr).map_err(|source| ClusterError::Bind { addr, source })?,
-            )
-        } else {
-            FrontListener::Proxy(bind(addr).map_err(|source| ClusterError::Bind { addr, source })?)
+        let bind_error = |source| ClusterError::Bind { addr, source };
+        // Socket activation (systemd's `ListenStream=`): the front socket is given, not bound.
+        let listener = match (activated_listener().map_err(bind_error)?, shared_socket) {
+            (Some(given), true) => FrontListener::Shared(SharedListener::new(OwnedFd::from(given))),
+            (Some(given), false) => {
+                given.set_nonblocking(true).map_err(bind_error)?;
+                FrontListener::Proxy(TcpListener::from_std(given).map_err(bind_error)?)
+            }
+            (None, true) => FrontListener::Shared(bind_shared(addr).map_err(bind_error)?),
+            (None, false) => FrontListener::Proxy(bind(addr).map_err(bind_error)?),
         };
         // Read from the socket, not the configuration: port 0 picks one.
         let local_addr =
@@ -257,6 +262,21 @@ impl FrontListener {
     }
 }
 
+/// The front socket passed by a service manager (`LISTEN_FDS`/`LISTEN_PID` naming this
+/// process, fd 3), made close-on-exec so that no worker inherits it by accident (in
+/// shared-socket mode the spawner passes it on explicitly). `None` when there is none; the
+/// address it is bound to replaces `host` and `port`, which is logged.
+fn activated_listener() -> io::Result<Option<std::net::TcpListener>> {
+    let Some(given) = crate::spawn::inherited_listener() else { return Ok(None) };
+    rustix::io::fcntl_setfd(&given, rustix::io::FdFlags::CLOEXEC)?;
+    let at = given.local_addr()?;
+    tracing::info!(
+        target: "cluster",
+        "front socket {at} from socket activation (LISTEN_FDS); `host` and `port` are not used"
+    );
+    Ok(Some(given))
+}
+
 /// Binds the shared front socket. It is not registered with the primary's runtime: the
 /// primary never accepts on it, and must not be woken by every connection.
 fn bind_shared(addr: SocketAddr) -> io::Result<SharedListener> {
@@ -268,7 +288,7 @@ fn bind_shared(addr: SocketAddr) -> io::Result<SharedListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG as i32)?;
-    Ok(SharedListener::new(std::os::fd::OwnedFd::from(socket)))
+    Ok(SharedListener::new(OwnedFd::from(socket)))
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {

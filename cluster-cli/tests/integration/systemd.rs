@@ -86,3 +86,49 @@ fn a_watchdog_meant_for_another_process_is_left_alone() {
     c.signal(Signal::TERM);
     assert!(c.wait_exit(WAIT).success());
 }
+
+/// Whether `program` runs here; in CI it must.
+fn available(program: &str) -> bool {
+    let ok = std::process::Command::new(program).arg("--help").output().is_ok();
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI needs {program} (package systemd)");
+        eprintln!("skipped: {program} is not installed");
+    }
+    ok
+}
+
+#[tokio::test]
+async fn the_front_socket_can_come_from_socket_activation() {
+    if !available("systemd-socket-activate") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    // systemd-socket-activate binds the port, waits for the first connection, then executes
+    // `cluster start` with the socket at fd 3 (LISTEN_FDS=1, LISTEN_PID its own pid).
+    let mut c = ClusterCmd::workers(2, Worker::Rust)
+        .wrap_with(&["systemd-socket-activate", "-l", &listen])
+        .launch();
+    c.wait_for_line("Listening on", WAIT);
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let mut pids = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while pids.len() < 2 && Instant::now() < deadline {
+        let (status, body) = crate::util::get(addr, "/").await;
+        if status == 503 {
+            // Workers still starting: the proxy says so rather than hold the request.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let body = String::from_utf8_lossy(&body).into_owned();
+        pids.insert(
+            body.split("pid ").nth(1).and_then(|s| s.split_whitespace().next()).map(str::to_owned),
+        );
+    }
+    assert_eq!(pids.len(), 2, "two workers behind the activated socket: {pids:?}");
+    let line = c.wait_for_line("from socket activation", WAIT);
+    assert!(line.contains(&listen), "{line}");
+    c.signal(Signal::TERM);
+    assert!(c.wait_exit(WAIT).success());
+}
