@@ -100,19 +100,27 @@ pub(crate) fn render(status: &Value) -> String {
     out
 }
 
-/// The cluster line under the table: workers, rates, strategy, generation, operation.
+/// The cluster line under the table: workers, rates, strategy, generation, operation. In
+/// shared-socket mode no request crosses the primary, so it has no rates, errors or strategy
+/// to show, and says so.
 pub(crate) fn summary(status: &Value) -> String {
     let rates = &status["rates"];
-    if status["mode"].as_str() == Some("shared-socket") {
-        return shared_socket_summary(status);
-    }
+    let balancing = if status["mode"].as_str() == Some("shared-socket") {
+        "shared socket: the kernel balances connections; per-request metrics and strategies do \
+         not apply"
+            .to_owned()
+    } else {
+        format!(
+            "{:.1} req/s · {:.2} % errors · {}",
+            rates["requestsPerSec"].as_f64().unwrap_or(0.0),
+            rates["errorRate"].as_f64().unwrap_or(0.0) * 100.0,
+            status["strategy"].as_str().unwrap_or("?"),
+        )
+    };
     let mut line = format!(
-        "{} of {} workers ready · {:.1} req/s · {:.2} % errors · {} · generation {} · listening on {}",
+        "{} of {} workers ready · {balancing} · generation {} · listening on {}",
         status["readyWorkers"].as_u64().unwrap_or(0),
         status["desiredWorkers"].as_u64().unwrap_or(0),
-        rates["requestsPerSec"].as_f64().unwrap_or(0.0),
-        rates["errorRate"].as_f64().unwrap_or(0.0) * 100.0,
-        status["strategy"].as_str().unwrap_or("?"),
         status["generation"].as_u64().unwrap_or(0),
         status["listen"].as_str().unwrap_or("?"),
     );
@@ -131,32 +139,6 @@ pub(crate) fn summary(status: &Value) -> String {
     // Lost access log lines are worth an operator's attention; written ones are not.
     if let Some(dropped) = status["accessLog"]["dropped"].as_u64().filter(|&n| n > 0) {
         line.push_str(&format!(" · {dropped} access log lines dropped"));
-    }
-    line
-}
-
-/// The cluster line in shared-socket mode: no request crosses the primary, so it has no
-/// rates, errors or strategy to show, and says so.
-fn shared_socket_summary(status: &Value) -> String {
-    let mut line = format!(
-        "{} of {} workers ready · shared socket: the kernel balances connections; per-request \
-         metrics and strategies do not apply · generation {} · listening on {}",
-        status["readyWorkers"].as_u64().unwrap_or(0),
-        status["desiredWorkers"].as_u64().unwrap_or(0),
-        status["generation"].as_u64().unwrap_or(0),
-        status["listen"].as_str().unwrap_or("?"),
-    );
-    if let Some(op) = status["operation"].as_object() {
-        line.push_str(&format!(
-            " · {} #{} {}/{}",
-            op["kind"].as_str().unwrap_or("?"),
-            op["id"],
-            op["done"],
-            op["total"]
-        ));
-    }
-    if status["shuttingDown"].as_bool() == Some(true) {
-        line.push_str(" · shutting down");
     }
     line
 }

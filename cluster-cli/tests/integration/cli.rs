@@ -11,7 +11,7 @@ use crate::util::{ClusterCmd, Worker, alive, cluster_bin, hello_bin};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `cluster <args>` run in `dir`.
-fn cli(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(dir: &Path, args: &[&str]) -> Output {
     Command::new(cluster_bin())
         .args(args)
         .current_dir(dir)

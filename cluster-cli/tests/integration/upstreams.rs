@@ -3,13 +3,14 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cli::cli;
 use crate::embedded::{failures, load};
 use crate::util::{ClusterCmd, Worker, alive, cluster_bin, get};
 
@@ -19,17 +20,6 @@ const WAIT: Duration = Duration::from_secs(30);
 /// ejected within a second.
 const CONFIG: &str = r#"{"upstream": "unix", "healthCheckPath": "/health",
     "healthCheckInterval": 300, "health": {"probeFailures": 2}}"#;
-
-/// `cluster <args>` in `dir`.
-fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(cluster_bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PORT")
-        .env_remove("HOST")
-        .output()
-        .expect("run cluster")
-}
 
 fn status(dir: &Path) -> Value {
     let out = cli(dir, &["status", "--json"]);

@@ -104,7 +104,11 @@ impl WorkerSpec {
     /// with every other worker; a worker on TCP loses `SOCKET_PATH`, which would send
     /// adapter-node to a socket that is not its own.
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
-        const ON_TCP: [&str; 12] = [
+        // One list: a worker on TCP gets the first 12 names removed, one on a Unix socket the
+        // last 12; the 10 in the middle go for both.
+        const REMOVED: [&str; 14] = [
+            "SOCKET_PATH",
+            "CLUSTER_SOCKET_PATH",
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
             "WATCHDOG_PID",
@@ -116,26 +120,12 @@ impl WorkerSpec {
             "LISTEN_PID",
             "LISTEN_FDS",
             "LISTEN_FDNAMES",
-            "SOCKET_PATH",
-            "CLUSTER_SOCKET_PATH",
-        ];
-        const ON_UNIX: [&str; 12] = [
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-            "WATCHDOG_PID",
-            "NODE_CHANNEL_FD",
-            "NODE_CHANNEL_SERIALIZATION_MODE",
-            "CLUSTER_ADMIN_TOKEN",
-            "CLUSTER_DETACHED",
-            "LISTEN_PID",
-            "LISTEN_FDS",
-            "LISTEN_FDNAMES",
             "PORT",
             "HOST",
         ];
         match self.endpoint {
-            Endpoint::Tcp(_) => &ON_TCP,
-            Endpoint::Unix(_) => &ON_UNIX,
+            Endpoint::Tcp(_) => &REMOVED[..12],
+            Endpoint::Unix(_) => &REMOVED[2..],
         }
     }
 }
