@@ -316,12 +316,17 @@ impl Drop for ClusterProc {
     }
 }
 
-/// Whether process `pid` exists (and is not a zombie).
+/// Whether process `pid` exists: it is not a zombie, or it is one whose other threads are
+/// still exiting. A killed multi-threaded process's leader turns zombie first, while the
+/// other threads still hold its files (its socket, its pid-file lock); only when they are
+/// gone is the process gone for the files it held.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    !zombie || threads > 1
 }
 
 /// A keep-alive HTTP/1.1 client connection to the cluster.
