@@ -34,7 +34,10 @@
 #   access log (JSON, to a file);
 # - gzip: compressing for real: compression on (level 6), Node workers
 #   (examples/node/server.js, whatever WORKER says), `GET /data.json?n=100` (about 5 KB of
-#   chunked JSON) with `Accept-Encoding: gzip`; fewer requests, so DURATION counts more.
+#   chunked JSON) with `Accept-Encoding: gzip`; fewer requests, so DURATION counts more;
+# - bare: not `cluster` but the floor it is measured against, the bare hyper proxy of
+#   benches/examples/bare_proxy.rs (`cargo build --release -p benches --example bare_proxy`)
+#   in front of WORKERS workers of WORKER on PORT+1.. (the worker must listen on PORT).
 # EXTRA_CONFIG (a JSON object) is merged over the configuration of every mode.
 #
 # Needs valgrind, strace, wrk, python3 and a release build
@@ -54,6 +57,7 @@ if [ -z "${WORKER:-}" ]; then
     WORKER=$TARGET_DIR/release/examples/hello
   fi
 fi
+BARE_PROXY=${BARE_PROXY:-$TARGET_DIR/release/examples/bare_proxy}
 WORKERS=${WORKERS:-2}
 MODES=${MODES:-default edge}
 DURATION=${DURATION:-10}
@@ -101,8 +105,8 @@ elif mode == "gzip":
     config["args"] = [node_server]
     config["env"] = {"WORKER_QUIET": "1"}
     merge(config, {"performance": {"enableCompression": True, "compressionLevel": 6}})
-elif mode != "default":
-    sys.exit(f"unknown mode {mode!r} (expected default, edge or gzip)")
+elif mode not in ("default", "bare"):
+    sys.exit(f"unknown mode {mode!r} (expected default, edge, gzip or bare)")
 if extra.strip():
     merge(config, json.loads(extra))
 json.dump(config, open(out, "w"), indent=2)
@@ -110,12 +114,15 @@ EOF
 }
 
 PID=""
+BARE_WORKERS=()
 stop_cluster() {
   if [ -n "$PID" ]; then
     kill -TERM "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
     PID=""
   fi
+  for w in "${BARE_WORKERS[@]}"; do kill -TERM "$w" 2>/dev/null || true; wait "$w" 2>/dev/null || true; done
+  BARE_WORKERS=()
 }
 trap stop_cluster EXIT
 
@@ -125,10 +132,24 @@ start_cluster() {
   local mode=$1 dir=$2
   shift 2
   PORT=$(( 20000 + RANDOM % 20000 ))
-  write_config "$mode" "$dir"
-  (cd "$dir" && LOG_LEVEL=warn exec "$@" "$CLUSTER" start --config cluster.config.json \
-      --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" >"$dir/stdout" 2>"$dir/stderr") &
-  PID=$!
+  if [ "$mode" = bare ]; then
+    # The floor: the bare hyper proxy in front of WORKERS workers started here.
+    local upstreams=() i wport
+    for i in $(seq "$WORKERS"); do
+      wport=$((PORT + i))
+      PORT=$wport "$WORKER" >"$dir/worker-$i.log" 2>&1 &
+      BARE_WORKERS+=($!)
+      upstreams+=("127.0.0.1:$wport")
+    done
+    (cd "$dir" && exec "$@" "$BARE_PROXY" "127.0.0.1:$PORT" "${upstreams[@]}" \
+        >"$dir/stdout" 2>"$dir/stderr") &
+    PID=$!
+  else
+    write_config "$mode" "$dir"
+    (cd "$dir" && LOG_LEVEL=warn exec "$@" "$CLUSTER" start --config cluster.config.json \
+        --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" >"$dir/stdout" 2>"$dir/stderr") &
+    PID=$!
+  fi
   for _ in $(seq 600); do
     curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && return 0
     kill -0 "$PID" 2>/dev/null || break
