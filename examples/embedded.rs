@@ -46,6 +46,7 @@ async fn serve() -> Result<(), Error> {
     let (slot, pid) = (worker::id().unwrap_or_default(), std::process::id());
     let graceful = GracefulShutdown::new();
     loop {
+        // An accept error (out of descriptors) ends this worker; the cluster starts another.
         let connection = tokio::select! {
             accepted = listener.accept() => accepted?,
             _ = &mut stop => break,

@@ -14,6 +14,21 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 /// [`accept`](Self::accept) serves both kinds with one loop; [`as_tcp`](Self::as_tcp) and
 /// [`as_unix`](Self::as_unix) give the tokio listener itself. A Unix socket the worker bound
 /// (`SOCKET_PATH`) is removed when this is dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = cluster_core::worker::listener()?.into_tokio()?;
+/// loop {
+///     let connection = listener.accept().await?;
+///     tokio::spawn(async move {
+///         // hand `hyper_util::rt::TokioIo::new(connection)` to hyper
+///         drop(connection);
+///     });
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct AsyncListener {
     inner: Inner,

@@ -21,6 +21,22 @@ const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// The socket a worker should serve on, as its environment says, bound (or taken over) and
 /// ready for [`into_tokio`](Listener::into_tokio). See [`listener`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = cluster_core::worker::listener()?;
+/// eprintln!("serving on {}", listener.source()); // e.g. `HOST:PORT 127.0.0.1:40123`
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// runtime.block_on(async move {
+///     let listener = listener.into_tokio()?;
+///     let _connection = listener.accept().await?;
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Listener {
     socket: StdSocket,
@@ -36,6 +52,22 @@ enum StdSocket {
 }
 
 /// Where a worker's socket came from: which variables chose it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::worker::{self, ListenSource};
+///
+/// # fn run() -> Result<(), worker::ListenerError> {
+/// match worker::listener()?.source() {
+///     ListenSource::Inherited => println!("shared-socket mode: the kernel balances"),
+///     ListenSource::UnixSocket(path) => println!("behind the proxy, on {}", path.display()),
+///     ListenSource::Tcp(addr) => println!("on {addr}"),
+///     _ => {}
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ListenSource {
@@ -60,6 +92,18 @@ impl fmt::Display for ListenSource {
 
 /// The worker's environment does not give a socket it can serve on. Each variant names the
 /// variable at fault.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::worker::{self, ListenerError};
+///
+/// match worker::listener() {
+///     Ok(listener) => { /* serve */ }
+///     Err(ListenerError::Unset) => eprintln!("run me under `cluster`, or set PORT"),
+///     Err(e) => eprintln!("{e}"), // `PORT="http" is not a port number (0 to 65535)`
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ListenerError {
@@ -176,6 +220,16 @@ pub fn listener() -> Result<Listener, ListenerError> {
 
 impl Listener {
     /// Which variables chose the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), cluster_core::worker::ListenerError> {
+    /// let listener = cluster_core::worker::listener()?;
+    /// println!("serving on {}", listener.source());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn source(&self) -> &ListenSource {
         &self.source
     }

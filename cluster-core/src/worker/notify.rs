@@ -10,6 +10,16 @@ use std::time::Duration;
 use super::env::{Lookup, process_var};
 
 /// A notify message could not be sent, or the variables that configure it are wrong.
+///
+/// Not fatal for most servers: the primary then judges the worker by its probe alone.
+///
+/// # Examples
+///
+/// ```no_run
+/// if let Err(e) = cluster_core::worker::ready() {
+///     eprintln!("{e}"); // cannot send "READY=1" to NOTIFY_SOCKET=@cluster/...: ...
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotifyError {
@@ -27,6 +37,15 @@ pub enum NotifyError {
     Send {
         /// What was sent.
         message: String,
+        /// The `NOTIFY_SOCKET` value.
+        socket: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No datagram socket could be created to send from (out of descriptors).
+    #[error("cannot create a socket to send to NOTIFY_SOCKET={socket}: {source}")]
+    Socket {
         /// The `NOTIFY_SOCKET` value.
         socket: String,
         /// The OS error.
@@ -206,8 +225,7 @@ impl Target {
 
 /// A non-blocking unbound datagram socket to send from.
 fn unbound(target: &Target) -> Result<UnixDatagram, NotifyError> {
-    let error =
-        |source| NotifyError::Send { message: String::new(), socket: target.value.clone(), source };
+    let error = |source| NotifyError::Socket { socket: target.value.clone(), source };
     let socket = UnixDatagram::unbound().map_err(error)?;
     socket.set_nonblocking(true).map_err(error)?;
     Ok(socket)

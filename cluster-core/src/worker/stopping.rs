@@ -10,6 +10,19 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::env::process_var;
 
 /// The signal that asked the worker to stop.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::worker::{self, Stop};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// if worker::stopping()?.await == Stop::Interrupt {
+///     eprintln!("Ctrl-C: draining");
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// SIGTERM: the cluster stops or replaces this worker (a rolling restart, a recycle,
@@ -21,6 +34,24 @@ pub enum Stop {
 
 /// A future that resolves with the first SIGTERM or SIGINT, once the primary was told
 /// `STOPPING=1`; made by [`stopping`].
+///
+/// # Examples
+///
+/// Racing it against the accept loop, as a server does:
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = cluster_core::worker::listener()?.into_tokio()?;
+/// let mut stop = cluster_core::worker::stopping()?;
+/// loop {
+///     tokio::select! {
+///         accepted = listener.accept() => drop(accepted?),
+///         _ = &mut stop => break,
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a future does nothing unless awaited"]
 pub struct Stopping(Pin<Box<dyn Future<Output = Stop> + Send>>);
 
