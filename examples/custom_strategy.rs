@@ -11,7 +11,7 @@
 //! cargo run -p examples --example custom_strategy -- node build
 //! ```
 //!
-//! runs `node build` twice behind port 3000 with this strategy. Without a command it only
+//! runs `node build` twice behind port 3000 (or `PORT`) with this strategy. Without a command it only
 //! shows the strategy at work on three simulated backends.
 
 use std::sync::Arc;
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut overrides = Overrides::default();
     overrides.workers = Some("2".into());
-    overrides.port = Some("3000".into());
+    // The port is 3000 unless `PORT` (or the configuration file) says otherwise.
     overrides.command = command;
     let loaded = config::load(&overrides, &Environment::capture())?;
     // The one line that matters: our strategy instead of the configured one.

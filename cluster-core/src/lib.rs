@@ -22,6 +22,16 @@
 //!   [`Backend`] carries the [`WorkerMetrics`] the proxy measures (requests, errors, bytes,
 //!   latency percentiles).
 //!
+//! # Embedding: the primary and its workers in one binary
+//!
+//! As with Node's `cluster.isPrimary`, a server can be its own cluster: [`is_primary`] runs
+//! the [`Cluster`] with a [`SelfExecSpawner`], which starts the same binary again as each
+//! worker; there [`is_worker`] is true and the [`worker`] helpers find the socket to serve on
+//! ([`worker::listener`]), tell the primary it is ready and alive ([`worker::ready`],
+//! [`worker::heartbeats`]) and catch the signal to drain ([`worker::stopping`]). The same
+//! helpers serve a Rust program run by `cluster start` as its command. See
+//! `examples/embedded.rs` and `docs/embedding.md`.
+//!
 //! # Examples
 //!
 //! Run a cluster of two copies of a server command on port 3000 until SIGTERM or Ctrl-C:
@@ -62,11 +72,13 @@ mod handle;
 mod metrics;
 mod proxy;
 mod ratelimit;
+mod role;
 mod routing;
 mod signals;
 mod spawn;
 mod status;
 mod supervisor;
+pub mod worker;
 
 pub use access_log::{AccessLog, AccessLogCounts, AccessLogError};
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
@@ -86,6 +98,7 @@ pub use proxy::{
     FrontFuture, FrontPeer, Proxy, ProxyConfig,
 };
 pub use ratelimit::{RateLimit, RateLimitError};
+pub use role::{is_primary, is_worker};
 pub use routing::{Backend, Router, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{

@@ -147,6 +147,9 @@ pub enum RecycleReason {
     },
     /// An operator asked for it (rolling restart).
     Requested,
+    /// A custom policy's reason (see [`HealthPolicy`](crate::HealthPolicy)): a worker past a
+    /// maximum age, one that reported itself degraded.
+    Other(String),
 }
 
 impl fmt::Display for RecycleReason {
@@ -179,6 +182,7 @@ impl fmt::Display for RecycleReason {
                 write!(f, "ejected {ejections} times in a row for its error rate")
             }
             RecycleReason::Requested => f.write_str("restart requested"),
+            RecycleReason::Other(reason) => f.write_str(reason),
         }
     }
 }
