@@ -278,32 +278,42 @@ fn env(
     config: &mut Map<String, Value>,
     report: &mut Report,
 ) -> Result<BTreeMap<String, String>, MapError> {
-    let object = |key: &str, value: &Value| -> Result<Map<String, Value>, MapError> {
+    // PM2's schema takes an object or a string; a string sets no usable variable (PM2 spreads
+    // its characters), so it is reported rather than carried over. Anything else PM2 rejects.
+    let mut mapped: Vec<(String, String)> = Vec::new();
+    let mut object = |key: &str, value: &Value| -> Result<Option<Map<String, Value>>, MapError> {
         match value {
-            Value::Object(vars) => Ok(vars.clone()),
+            Value::Object(vars) => Ok(Some(vars.clone())),
+            Value::String(_) => {
+                let text = "a string, not an object of variables: PM2 takes it but sets no usable variable; write an object";
+                report.dropped(key, text);
+                Ok(None)
+            }
             other => Err(MapError::invalid(key, format!("{}, not an object", kind(other)))),
         }
     };
     let mut vars = match o.fields.get("env") {
-        Some(f) => {
-            let vars = object(&f.written, &f.value)?;
-            report.mapped(f.written.as_str(), format!("env ({} variables)", vars.len()));
-            vars
-        }
-        None => Map::new(),
-    };
+        Some(f) => object(&f.written, &f.value)?.inspect(|vars| {
+            let text = format!("env ({} variables)", vars.len());
+            mapped.push((f.written.clone(), text));
+        }),
+        None => None,
+    }
+    .unwrap_or_default();
     if let Some(name) = env_name {
         let Some(block) = o.env_blocks.get(name) else {
             let names = o.env_blocks.keys().cloned().collect();
             return Err(MapError::UnknownEnv { wanted: name.to_owned(), names });
         };
         let key = format!("env_{name}");
-        let block = object(&key, block)?;
-        report.mapped(
-            key,
-            format!("applied over env (--env {name}), as `pm2 start --env {name}` does"),
-        );
-        vars.extend(block);
+        if let Some(block) = object(&key, block)? {
+            let text = format!("applied over env (--env {name}), as `pm2 start --env {name}` does");
+            mapped.push((key, text));
+            vars.extend(block);
+        }
+    }
+    for (key, text) in mapped {
+        report.mapped(key, text);
     }
     for name in o.env_blocks.keys().filter(|n| Some(n.as_str()) != env_name) {
         let text = format!("not applied: import with --env {name} to apply it");

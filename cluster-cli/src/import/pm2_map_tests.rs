@@ -200,7 +200,10 @@ fn env_blocks_and_the_variables_cluster_sets() {
     let port_key = map(json!({"script": "a.js", "port": 4000, "env": {"PORT": 1}}));
     assert_eq!(port_key.config["port"], json!(4000), "`port` wins over env.PORT");
     assert!(err(json!({"script": "a.js", "port": 70000})).contains("not a port number"));
-    assert!(err(json!({"script": "a.js", "env": "A=1"})).contains("a string, not an object"));
+    let string_env = map(json!({"script": "a.js", "env": "A=1"}));
+    assert!(string_env.config.get("env").is_none());
+    assert!(string_env.report.find("env")[0].text.contains("sets no usable variable"));
+    assert!(err(json!({"script": "a.js", "env": [1]})).contains("an array, not an object"));
 }
 
 #[test]
