@@ -4,7 +4,7 @@
 //! file as PM2 does and reports the values JSON cannot hold and the environment variables it
 //! read (YAML is read here); [`select`] picks the app (`--app`); [`pm2_keys`], PM2 7's
 //! options and aliases; [`pm2_values`], PM2's value forms (argument strings, memory sizes,
-//! instance counts); [`pm2_map`] (with [`pm2_command`] and [`pm2_dropped`]), the pure
+//! instance counts); [`pm2_map`] (with [`pm2_command`], [`pm2_env`], [`pm2_runtime`] and [`pm2_dropped`]), the pure
 //! mapping to our configuration and its [`report`]; [`write`], the check through the real
 //! configuration loader and the writing. docs/pm2.md is the user's version of this.
 //!
@@ -53,8 +53,10 @@
 mod evaluate;
 mod pm2_command;
 mod pm2_dropped;
+mod pm2_env;
 mod pm2_keys;
 mod pm2_map;
+mod pm2_runtime;
 mod pm2_values;
 mod report;
 mod select;
