@@ -4,9 +4,9 @@
 //! file as PM2 does and reports the values JSON cannot hold and the environment variables it
 //! read (YAML is read here); [`select`] picks the app (`--app`); [`pm2_keys`], PM2 7's
 //! options and aliases; [`pm2_values`], PM2's value forms (argument strings, memory sizes,
-//! instance counts); [`pm2_map`] (with [`pm2_command`], [`pm2_env`], [`pm2_runtime`] and [`pm2_dropped`]), the pure
-//! mapping to our configuration and its [`report`]; [`write`], the check through the real
-//! configuration loader and the writing. docs/pm2.md is the user's version of this.
+//! instance counts); [`pm2_map`] (with [`pm2_command`], [`pm2_env`], [`pm2_runtime`] and
+//! [`pm2_dropped`]), the pure mapping to our configuration and its [`report`]; [`mod@write`],
+//! the check through the real configuration loader and the writing. docs/pm2.md is the user's version of this.
 //!
 //! The mapping (PM2 7.0.4 sources checked: `lib/Common.js`, `lib/God.js`,
 //! `lib/API/schema.json`), a pure function of the app's JSON ([`pm2_map::map_app`]):
@@ -25,7 +25,7 @@
 //!   stringified as PM2 does (objects/null as JSON). `port` key, then `env.PORT` -> `port`
 //!   (the front port); `env.HOST` -> `host` if an IP/localhost; NODE_APP_INSTANCE,
 //!   CLUSTER_WORKER_ID, SOCKET_PATH... reported as set by cluster per worker.
-//! - `max_memory_restart` -> `maxMemoryUsage` ("<n>G"/"<n>M"/"<n>K") + `restartOnHighMemory:
+//! - `max_memory_restart` -> `maxMemoryUsage` (`"<n>G"`/`"<n>M"`/`"<n>K"`) + `restartOnHighMemory:
 //!   true`; absent or 0 -> `restartOnHighMemory: false`, `health.hardMemoryLimit: 0` (PM2
 //!   never restarts on memory then, and our 768 MB default hard limit would kill big apps).
 //! - `kill_timeout` -> `gracefulShutdownTimeout` (note: SIGTERM, not PM2's SIGINT);
