@@ -49,6 +49,8 @@ pub(crate) enum Command {
     Dev(DevArgs),
     /// Print the effective configuration and where each value comes from.
     Config(ConfigCmdArgs),
+    /// Write cluster.config.json from another process manager's configuration.
+    Import(ImportArgs),
     /// Run the built-in demo server (used by `start` when no command is given).
     #[command(name = "__demo-worker", hide = true)]
     DemoWorker,
@@ -137,6 +139,48 @@ pub(crate) struct ConfigCmdArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) config: ConfigArgs,
+}
+
+/// `cluster import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    #[command(subcommand)]
+    pub(crate) from: ImportFrom,
+}
+
+/// What `cluster import` reads.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportFrom {
+    /// Write cluster.config.json from a PM2 ecosystem file (ecosystem.config.js, .cjs, .mjs,
+    /// .json or .yml), evaluated with node as PM2 does; prints what was mapped, what was
+    /// approximated and what has no equivalent (see docs/pm2.md).
+    Pm2(Pm2Args),
+}
+
+/// Where `cluster import` writes by default.
+pub(crate) const DEFAULT_OUTPUT: &str = "cluster.config.json";
+
+/// `cluster import pm2`.
+#[derive(Debug, Args)]
+pub(crate) struct Pm2Args {
+    /// The ecosystem file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// The app to import (required when the file has several).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) app: Option<String>,
+    /// Apply the app's `env_NAME` variables over `env`, as `pm2 start --env NAME` does.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) env: Option<String>,
+    /// Where to write the configuration; `-` prints it (the report then goes to stderr).
+    #[arg(long, short, value_name = "PATH", default_value = DEFAULT_OUTPUT)]
+    pub(crate) output: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The node binary that evaluates the file.
+    #[arg(long, value_name = "PATH", default_value = "node")]
+    pub(crate) node: String,
 }
 
 /// Flags that override the configuration file and the environment.

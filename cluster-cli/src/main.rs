@@ -86,6 +86,9 @@ fn main() -> ExitCode {
                 Err(e) => config_error(&e),
             }
         }
+        Command::Import(args) => match args.from {
+            args::ImportFrom::Pm2(args) => import::run_pm2(args),
+        },
         Command::DemoWorker => demo::run(),
         Command::Guardian => match cluster_core::run_guardian() {
             Ok(()) => ExitCode::SUCCESS,

@@ -106,7 +106,14 @@ pub(crate) fn canonical(key: &str) -> Option<&'static str> {
     })
 }
 
+/// Every option's canonical name, in PM2's schema order.
+#[cfg(test)]
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().map(|&(name, _)| name)
+}
+
 /// Whether `key` is a known option or an `env_<name>` block.
+#[cfg(test)]
 pub(crate) fn is_known(key: &str) -> bool {
     canonical(key).is_some() || env_block_name(key).is_some()
 }

@@ -16,6 +16,7 @@ mod embedded;
 mod hardening;
 mod health;
 mod heartbeat;
+mod import_pm2;
 mod lifecycle;
 mod limits;
 mod operations;
