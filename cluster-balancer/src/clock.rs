@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A source of "now" for time-aware strategies ([`PeakEwma`](crate::PeakEwma),
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 ///
 /// The timestamps a [`BackendLoad`](crate::BackendLoad) stores must come from the same clock
 /// the strategy reads: the proxy uses [`SystemClock`] for both (the `*_at`-less methods of
-/// `BackendLoad` do so), tests and simulations use a [`ManualClock`] for both.
+/// `BackendLoad` do so), tests and simulations use a `ManualClock` (the `test-util` feature) for both.
 ///
 /// # Contract
 ///
@@ -34,43 +33,6 @@ impl Clock for SystemClock {
     fn now(&self) -> u64 {
         // +1: 0 is reserved in `BackendLoad` for "never stamped".
         nanos(epoch().elapsed()).saturating_add(1)
-    }
-}
-
-/// A clock that moves only when told to: for tests and the tail-latency simulation.
-///
-/// Starts at 1 ns (0 means "never" in [`BackendLoad`](crate::BackendLoad) timestamps).
-#[derive(Debug)]
-pub struct ManualClock {
-    now: AtomicU64,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self { now: AtomicU64::new(1) }
-    }
-}
-
-impl ManualClock {
-    /// A clock reading 1 ns.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the time to `nanos` (callers keep it monotonic).
-    pub fn set(&self, nanos: u64) {
-        self.now.store(nanos.max(1), Ordering::Relaxed);
-    }
-
-    /// Moves the time forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(nanos(by), Ordering::Relaxed);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
-        self.now.load(Ordering::Relaxed)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 ///   time constant (default 10 s, [`BackendLoad::set_rtt_decay`]); it also decays toward
 ///   zero while no sample arrives, so a backend that was slow is tried again later.
 /// - The proxy feeds it with [`BackendLoad::observe_latency`]; the estimate is read at this
-///   balancer's [`Clock`] (inject a [`ManualClock`](crate::ManualClock) to test or simulate).
+///   balancer's [`Clock`] (inject a `ManualClock`, the `test-util` feature, to test or simulate).
 /// - A backend with no sample yet is costed with the other candidate's estimate (compared on
 ///   in-flight alone), neither favoured nor starved; tower instead assumes a default RTT,
 ///   which with a high default starves a new worker at low load and with a low one sends it

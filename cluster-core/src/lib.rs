@@ -68,7 +68,9 @@ mod spawn;
 mod status;
 mod supervisor;
 
-pub use access_log::{AccessLog, AccessLogCounts, AccessLogError};
+#[cfg(feature = "test-util")]
+pub use access_log::AccessLog;
+pub use access_log::{AccessLogCounts, AccessLogError};
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
 pub use control::{
     ConfigReport, ControlError, Operation, OperationError, OperationKind, OperationReport, Scaled,
@@ -82,11 +84,17 @@ pub use metrics::{
     WorkerMetrics,
 };
 pub use proxy::{
-    AcceptEncoding, BoxError, Compression, ContentCoding, EndsOnDrain, FrontBody, FrontDoor,
-    FrontFuture, FrontPeer, Proxy, ProxyConfig,
+    AcceptEncoding, BoxError, ContentCoding, EndsOnDrain, FrontBody, FrontDoor, FrontFuture,
+    FrontPeer,
 };
-pub use ratelimit::{RateLimit, RateLimitError};
-pub use routing::{Backend, Router, RoutingTable};
+#[cfg(feature = "test-util")]
+pub use proxy::{Compression, Proxy, ProxyConfig};
+#[cfg(feature = "test-util")]
+pub use ratelimit::RateLimit;
+pub use ratelimit::RateLimitError;
+#[cfg(feature = "test-util")]
+pub use routing::Router;
+pub use routing::{Backend, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
     Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SharedListener, SpawnError, Spawner,

@@ -14,6 +14,19 @@ use crate::endpoint::Endpoint;
 use crate::metrics::WorkerMetrics;
 use crate::proxy::UpstreamPool;
 
+/// Declares a method `pub` with the `test-util` feature and `pub(crate)` without it: the
+/// routing table's writers, which only the supervisor and the standalone proxy's tests call.
+macro_rules! test_util_pub {
+    ($(#[$attr:meta])* fn $($rest:tt)*) => {
+        #[cfg(feature = "test-util")]
+        $(#[$attr])*
+        pub fn $($rest)*
+        #[cfg(not(feature = "test-util"))]
+        $(#[$attr])*
+        pub(crate) fn $($rest)*
+    };
+}
+
 /// One ready worker as the proxy sees it: where to reach it and how loaded it is.
 #[derive(Debug)]
 pub struct Backend {
@@ -27,43 +40,51 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
-    /// (a TCP address or an [`Endpoint`]).
-    pub fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
-        let addr = addr.into();
-        Self {
-            id,
-            slot,
-            pid: None,
-            pool: UpstreamPool::new(addr.clone()),
-            addr,
-            // Sticky clients follow the slot, so they stay with a worker's replacement.
-            load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
-            metrics: WorkerMetrics::default(),
+    test_util_pub! {
+        /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
+        /// (a TCP address or an [`Endpoint`]).
+        fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
+            let addr = addr.into();
+            Self {
+                id,
+                slot,
+                pid: None,
+                pool: UpstreamPool::new(addr.clone()),
+                addr,
+                // Sticky clients follow the slot, so they stay with a worker's replacement.
+                load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
+                metrics: WorkerMetrics::default(),
+            }
         }
     }
 
-    /// The same backend, recording the worker's process id (for the access log's lines).
-    #[must_use]
-    pub fn with_pid(mut self, pid: u32) -> Self {
-        self.pid = Some(pid);
-        self
+    test_util_pub! {
+        /// The same backend, recording the worker's process id (for the access log's lines).
+        #[must_use]
+        fn with_pid(mut self, pid: u32) -> Self {
+            self.pid = Some(pid);
+            self
+        }
     }
 
-    /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
-    /// loop). Its connections are closed, so the requests waiting on it fail at once: those
-    /// that may be repeated safely (idempotent, without a body) go to another worker, the
-    /// others get 502 instead of waiting for the request timeout (HAProxy's
-    /// `on-marked-down shutdown-sessions`). No new connection opens until
-    /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
-    /// per request: each connection task watches one token.
-    pub fn abandon(&self) {
-        self.pool.cut();
+    test_util_pub! {
+        /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
+        /// loop). Its connections are closed, so the requests waiting on it fail at once: those
+        /// that may be repeated safely (idempotent, without a body) go to another worker, the
+        /// others get 502 instead of waiting for the request timeout (HAProxy's
+        /// `on-marked-down shutdown-sessions`). No new connection opens until
+        /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
+        /// per request: each connection task watches one token.
+        fn abandon(&self) {
+            self.pool.cut();
+        }
     }
 
-    /// The worker answers again: connections to it may open again.
-    pub fn resume(&self) {
-        self.pool.restore();
+    test_util_pub! {
+        /// The worker answers again: connections to it may open again.
+        fn resume(&self) {
+            self.pool.restore();
+        }
     }
 
     /// The worker's unique id.
@@ -139,6 +160,7 @@ impl RoutingTable {
 /// [`remove`](Self::remove). In a [`Cluster`](crate::Cluster) the supervisor alone writes the
 /// table, deriving it from its worker records; nothing outside `cluster-core` can reach that
 /// router, only read it through [`ClusterHandle::routes`](crate::ClusterHandle::routes).
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Router {
     table: ArcSwap<RoutingTable>,
 }
@@ -153,6 +175,7 @@ impl fmt::Debug for Router {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Router {
     /// An empty router using `balancer`.
     pub fn new(balancer: Arc<dyn Balancer>) -> Self {

@@ -105,6 +105,7 @@ pub(crate) enum Msg {
 ///
 /// Cheap to clone (one `Arc`); clones feed the same queue.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct AccessLog {
     inner: Arc<Inner>,
 }
@@ -125,6 +126,7 @@ impl fmt::Debug for AccessLog {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl AccessLog {
     /// Opens the destination of `spec` (a file is created with its directory, and appended
     /// to) and starts the writer thread.

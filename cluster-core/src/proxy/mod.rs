@@ -42,13 +42,16 @@ use crate::config::{ClusterSpec, RequestLimits};
 use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
-pub use compress::{AcceptEncoding, Compression, ContentCoding};
+pub use compress::{AcceptEncoding, ContentCoding};
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
+pub use compress::Compression;
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
 /// Settings of the proxy, taken from the [`ClusterSpec`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct ProxyConfig {
     /// Time a worker has to send response headers; then the client gets 504.
     pub request_timeout: Duration,
@@ -80,6 +83,7 @@ pub struct ProxyConfig {
     pub compression: Option<Compression>,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl ProxyConfig {
     /// The proxy settings of a cluster; the front door and the rate limit are set by the
     /// caller (they need the cluster's handle and its events).
@@ -125,6 +129,7 @@ impl Default for ProxyConfig {
 ///
 /// Cheap to clone (one `Arc`); clones share the router, settings and counters.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Proxy {
     shared: Arc<Shared>,
 }
@@ -140,6 +145,7 @@ pub(crate) struct Shared {
     connections: limits::ConnectionLimit,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Proxy {
     /// A proxy routing through `router`.
     pub fn new(router: Arc<Router>, cfg: ProxyConfig) -> Self {

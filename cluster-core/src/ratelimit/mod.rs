@@ -58,6 +58,7 @@ pub enum RateLimitError {
 
 /// The rate limit of a proxy: its policy, exempt paths and store. Shared by every proxy
 /// thread through an `Arc`; see the module doc.
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct RateLimit {
     policy: Policy,
     /// `RateLimit-Policy`, formatted once.
@@ -80,6 +81,7 @@ impl fmt::Debug for RateLimit {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl RateLimit {
     /// The rate limit `spec` asks for, or `None` when `security.enableRateLimit` is off.
     /// `events` receives the Redis store's down and up events.

@@ -69,12 +69,12 @@ impl Guardian {
     }
 
     /// Asks the guardian to kill process group `pgid` if the primary dies.
-    pub fn watch(&self, pgid: u32) {
+    pub(crate) fn watch(&self, pgid: u32) {
         self.send('+', pgid);
     }
 
     /// Tells the guardian that process group `pgid` is gone.
-    pub fn unwatch(&self, pgid: u32) {
+    pub(crate) fn unwatch(&self, pgid: u32) {
         self.send('-', pgid);
     }
 

@@ -22,7 +22,7 @@ pub struct SharedListener(Arc<OwnedFd>);
 
 impl SharedListener {
     /// Shares `socket`, a listening stream socket.
-    pub fn new(socket: impl Into<OwnedFd>) -> Self {
+    pub(crate) fn new(socket: impl Into<OwnedFd>) -> Self {
         Self(Arc::new(socket.into()))
     }
 
@@ -32,7 +32,7 @@ impl SharedListener {
     /// # Errors
     ///
     /// The OS error of `fstat`.
-    pub fn inode(&self) -> std::io::Result<u64> {
+    pub(crate) fn inode(&self) -> std::io::Result<u64> {
         Ok(rustix::fs::fstat(&*self.0)?.st_ino)
     }
 }

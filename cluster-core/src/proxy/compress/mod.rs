@@ -32,6 +32,7 @@ use crate::config::PerformanceSpec;
 /// Settings of the compression stage, taken once from the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Compression {
     /// `compressionLevel`, 1-9 (each codec's own level is derived from it).
     pub level: u32,
@@ -39,6 +40,7 @@ pub struct Compression {
     pub min_size: u64,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Compression {
     /// The stage's settings, `None` when `performance.enableCompression` is off.
     pub fn from_spec(performance: &PerformanceSpec) -> Option<Self> {
