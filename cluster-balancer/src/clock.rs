@@ -14,6 +14,29 @@ use std::time::{Duration, Instant};
 /// # Contract
 ///
 /// `now` never goes backwards and is cheap (it is called once per pick).
+///
+/// # Examples
+///
+/// A clock of your own, for a time-aware strategy:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use cluster_balancer::{Clock, LeastConnections, SlowStart, SystemClock};
+///
+/// #[derive(Debug, Default)]
+/// struct Ticks(AtomicU64);
+///
+/// impl Clock for Ticks {
+///     fn now(&self) -> u64 {
+///         self.0.fetch_add(1, Ordering::Relaxed) + 1
+///     }
+/// }
+///
+/// let lb = SlowStart::with_clock(LeastConnections::new(), Duration::from_secs(30), Ticks::default());
+/// assert!(SystemClock.now() > 0);
+/// # let _ = lb;
+/// ```
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Nanoseconds since this clock's epoch.
     fn now(&self) -> u64;
@@ -21,6 +44,15 @@ pub trait Clock: Send + Sync + fmt::Debug {
 
 /// The monotonic system clock, counted from a process-wide epoch (the first time any
 /// `SystemClock` is read), so a `u64` of nanoseconds lasts 584 years.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::{Clock, SystemClock};
+///
+/// let (a, b) = (SystemClock.now(), SystemClock.now());
+/// assert!(0 < a && a <= b);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 

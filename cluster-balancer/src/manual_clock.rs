@@ -9,6 +9,23 @@ use crate::clock::{Clock, nanos};
 /// `test-util` feature).
 ///
 /// Starts at 1 ns (0 means "never" in [`BackendLoad`](crate::BackendLoad) timestamps).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::{BackendLoad, Clock, LeastConnections, ManualClock, SlowStart};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let lb = SlowStart::with_clock(LeastConnections::new(), Duration::from_secs(10), Arc::clone(&clock));
+/// let load = BackendLoad::new(1);
+/// load.mark_ready_at(clock.now());
+/// clock.advance(Duration::from_secs(5)); // half-way through the ramp
+/// assert!(lb.share(&load) < 1.0);
+/// clock.set(Duration::from_secs(60).as_nanos() as u64);
+/// assert_eq!(lb.share(&load), 1.0);
+/// ```
 #[derive(Debug)]
 pub struct ManualClock {
     now: AtomicU64,

@@ -26,6 +26,23 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 ///   a burst.
 ///
 /// Cost: one random draw, one clock read and two `exp` per pick, whatever the pool size.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::{BackendLoad, Balancer, PeakEwma, RequestCtx, SystemClock};
+///
+/// let backends: Vec<_> = (0..2).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// backends[0].observe_latency(Duration::from_millis(500)); // slow
+/// backends[1].observe_latency(Duration::from_millis(5)); // fast
+/// let lb = PeakEwma::new();
+/// assert_eq!(lb.pick(&backends, &RequestCtx::default()), Some(1));
+/// // The same with an explicit clock and a fixed seed.
+/// let lb = PeakEwma::with_clock(SystemClock).seed(1);
+/// assert_eq!(lb.pick(&backends, &RequestCtx::default()), Some(1));
+/// ```
 #[derive(Debug)]
 pub struct PeakEwma<C: Clock = SystemClock> {
     rng: SharedRng,

@@ -257,11 +257,8 @@ fn missing(krate: &str) -> (Vec<String>, usize) {
         let owner = p.owner.as_deref().unwrap_or("");
         if p.kind == Kind::Member {
             let code = owners.get(owner).copied().unwrap_or("");
-            let called = if p.takes_self {
-                format!(".{}(", p.name)
-            } else {
-                format!("{owner}::{}", p.name)
-            };
+            let called =
+                if p.takes_self { format!(".{}(", p.name) } else { format!("{owner}::{}", p.name) };
             if code.contains(&called) || code.contains(&format!("{owner}::{}", p.name)) {
                 continue;
             }

@@ -42,9 +42,9 @@ use crate::config::{ClusterSpec, RequestLimits};
 use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
-pub use compress::{AcceptEncoding, ContentCoding};
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub use compress::Compression;
+pub use compress::{AcceptEncoding, ContentCoding};
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
