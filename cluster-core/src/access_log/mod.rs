@@ -52,6 +52,23 @@ use crate::config::{AccessLogPath, AccessLogSpec};
 pub(crate) use record::{End, Record, WorkerRef};
 
 /// The access log could not be started.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, AccessLogError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::AccessLog(AccessLogError::Open { path, source, .. })) => {
+///         eprintln!("cannot write the access log to {path}: {source}")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessLogError {

@@ -43,6 +43,23 @@ use local::LocalStore;
 use policy::Policy;
 
 /// Why the rate limit could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, RateLimitError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::RateLimit(RateLimitError::NoRedisSupport)) => {
+///         eprintln!("build cluster-core with its `redis` feature for a shared rate limit")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RateLimitError {

@@ -53,6 +53,23 @@ pub struct WorkerHardening {
 }
 
 /// The hardening settings cannot be applied.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, HardeningError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::Hardening(HardeningError::NotRoot { key, .. })) => {
+///         eprintln!("`{key}` needs the primary to run as root")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HardeningError {
