@@ -364,8 +364,10 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// use cluster_core::{Cluster, ShutdownMode};
 ///
 /// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// # let front_door: std::sync::Arc<dyn cluster_core::FrontDoor> = unimplemented!();
 /// let cluster = Cluster::builder(spec).build().await?; // binds the front port
 /// println!("listening on {}", cluster.local_addr());
+/// let cluster = cluster.with_front_door(front_door); // e.g. cluster-admin's API
 /// let handle = cluster.handle();
 /// tokio::spawn(async move {
 ///     tokio::signal::ctrl_c().await.ok();

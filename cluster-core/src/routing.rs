@@ -28,6 +28,26 @@ macro_rules! test_util_pub {
 }
 
 /// One ready worker as the proxy sees it: where to reach it and how loaded it is.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # fn example(handle: ClusterHandle) {
+/// for backend in handle.routes().backends() {
+///     println!(
+///         "worker {} (slot {}, pid {:?}) on {}: {} requests, {} in flight",
+///         backend.id(),
+///         backend.slot(),
+///         backend.pid(),
+///         backend.addr(),
+///         backend.metrics().snapshot().requests,
+///         backend.load().in_flight(),
+///     );
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Backend {
     id: u64,
@@ -43,6 +63,16 @@ impl Backend {
     test_util_pub! {
         /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
         /// (a TCP address or an [`Endpoint`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap()).with_pid(4242);
+        /// assert_eq!((backend.id(), backend.slot(), backend.pid()), (1, 0, Some(4242)));
+        /// ```
         fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
             let addr = addr.into();
             Self {
@@ -60,6 +90,15 @@ impl Backend {
 
     test_util_pub! {
         /// The same backend, recording the worker's process id (for the access log's lines).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use cluster_core::{Backend, Endpoint};
+        ///
+        /// let backend = Backend::new(7, 2, Endpoint::Unix("/run/app/w2.sock".into())).with_pid(31337);
+        /// assert_eq!(backend.pid(), Some(31337));
+        /// ```
         #[must_use]
         fn with_pid(mut self, pid: u32) -> Self {
             self.pid = Some(pid);
@@ -75,6 +114,17 @@ impl Backend {
         /// `on-marked-down shutdown-sessions`). No new connection opens until
         /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
         /// per request: each connection task watches one token.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap());
+        /// backend.abandon(); // frozen: cut its connections, fail or retry what waits on it
+        /// backend.resume(); // it answers again
+        /// ```
         fn abandon(&self) {
             self.pool.cut();
         }
@@ -82,6 +132,17 @@ impl Backend {
 
     test_util_pub! {
         /// The worker answers again: connections to it may open again.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap());
+        /// backend.abandon();
+        /// backend.resume();
+        /// ```
         fn resume(&self) {
             self.pool.restore();
         }
@@ -122,6 +183,21 @@ impl Backend {
 /// An immutable set of ready backends, with their load records in a parallel slice for the
 /// balancer, and the strategy that picks from them: swapping the table swaps both at once, so
 /// a strategy changed by a configuration reload never sees another strategy's table.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::RequestCtx;
+/// use cluster_core::ClusterHandle;
+///
+/// # fn example(handle: ClusterHandle) {
+/// let table = handle.routes(); // a snapshot: it does not change under you
+/// println!("{} ready workers, picked by {}", table.backends().len(), table.strategy());
+/// if let Some(backend) = table.pick(&RequestCtx::default()) {
+///     println!("the next request would go to worker {}", backend.id());
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct RoutingTable {
     backends: Vec<Arc<Backend>>,
@@ -160,6 +236,33 @@ impl RoutingTable {
 /// [`remove`](Self::remove). In a [`Cluster`](crate::Cluster) the supervisor alone writes the
 /// table, deriving it from its worker records; nothing outside `cluster-core` can reach that
 /// router, only read it through [`ClusterHandle::routes`](crate::ClusterHandle::routes).
+///
+/// # Examples
+///
+/// A standalone proxy over two servers (the `test-util` feature):
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_balancer::{RequestCtx, Strategy};
+/// use cluster_core::{Backend, Proxy, ProxyConfig, Router};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn example() -> std::io::Result<()> {
+/// let router = Arc::new(Router::new(Strategy::LeastConnections.build()));
+/// router.add(Arc::new(Backend::new(1, 0, "127.0.0.1:4001".parse::<std::net::SocketAddr>().unwrap())));
+/// router.add(Arc::new(Backend::new(2, 1, "127.0.0.1:4002".parse::<std::net::SocketAddr>().unwrap())));
+/// assert_eq!(router.strategy(), "least-connections");
+/// assert_eq!(router.snapshot().backends().len(), 2);
+/// assert!(router.pick(&RequestCtx::default()).is_some());
+/// router.remove(2); // out of rotation; requests already on it finish
+///
+/// let proxy = Proxy::new(Arc::clone(&router), ProxyConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let stop = CancellationToken::new();
+/// proxy.serve(listener, stop).await; // until `stop` is cancelled, then drains
+/// # Ok(())
+/// # }
+/// ```
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Router {
     table: ArcSwap<RoutingTable>,

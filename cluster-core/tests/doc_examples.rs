@@ -6,7 +6,8 @@
 //! module is part of the public API, and everything else is `pub(crate)` or private. Each
 //! public type, trait, free function and constant needs a code block of its own. A method,
 //! associated constant or trait method needs one too, unless its type's (or trait's) example
-//! already calls it: `Type::name` or `.name(`, the way an accessor shares its type's example.
+//! already calls it (`Type::name` or `.name(`), the way an accessor shares its type's example,
+//! or implements it (`fn name(`, a trait method).
 //!
 //! A code block counts when rustdoc compiles it: a plain fence, or `rust`, `no_run` and
 //! `should_panic` ones; not `text`, `ignore` or `compile_fail`.
@@ -259,7 +260,12 @@ fn missing(krate: &str) -> (Vec<String>, usize) {
             let code = owners.get(owner).copied().unwrap_or("");
             let called =
                 if p.takes_self { format!(".{}(", p.name) } else { format!("{owner}::{}", p.name) };
-            if code.contains(&called) || code.contains(&format!("{owner}::{}", p.name)) {
+            // An implementation in the trait's example shows a trait method too.
+            let implemented = format!("fn {}(", p.name);
+            if code.contains(&called)
+                || code.contains(&format!("{owner}::{}", p.name))
+                || code.contains(&implemented)
+            {
                 continue;
             }
         }

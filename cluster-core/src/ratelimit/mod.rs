@@ -75,6 +75,29 @@ pub enum RateLimitError {
 
 /// The rate limit of a proxy: its policy, exempt paths and store. Shared by every proxy
 /// thread through an `Arc`; see the module doc.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{ProxyConfig, RateLimit};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn example() -> Result<(), cluster_core::RateLimitError> {
+/// let mut spec = ClusterSpec::default();
+/// spec.security.enable_rate_limit = true;
+/// let (events, _) = tokio::sync::broadcast::channel(16);
+/// let limit = RateLimit::from_spec(&spec, events)?.expect("enabled");
+/// let stop = CancellationToken::new();
+/// tokio::spawn({
+///     let limit = limit.clone();
+///     async move { limit.run_background(stop).await } // expiry, Redis health
+/// });
+/// let mut config = ProxyConfig::default();
+/// config.rate_limit = Some(limit);
+/// # Ok(())
+/// # }
+/// ```
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct RateLimit {
     policy: Policy,

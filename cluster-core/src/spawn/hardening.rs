@@ -38,6 +38,10 @@ use crate::config::{HardeningSpec, LimitValue, WorkerUser};
 /// for notice in hardening.notices() {
 ///     eprintln!("{notice}");
 /// }
+/// if let Some(cpu) = hardening.cpu_for_slot(0) {
+///     println!("worker slot 0 runs on CPU {cpu}");
+/// }
+/// assert_eq!(hardening.spec(), &spec.hardening);
 /// let spawner = ProcessSpawner::new("./server", ["--port-from-env"]).hardening(Arc::new(hardening));
 /// # Ok::<(), cluster_core::HardeningError>(())
 /// ```

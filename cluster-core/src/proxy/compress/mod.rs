@@ -30,6 +30,19 @@ pub use negotiate::{AcceptEncoding, ContentCoding};
 use crate::config::PerformanceSpec;
 
 /// Settings of the compression stage, taken once from the spec.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::Compression;
+/// use cluster_core::config::ClusterSpec;
+///
+/// let mut spec = ClusterSpec::default();
+/// assert_eq!(Compression::from_spec(&spec.performance), None); // off by default
+/// spec.performance.enable_compression = true;
+/// let stage = Compression::from_spec(&spec.performance).unwrap();
+/// assert_eq!(stage.level, spec.performance.compression_level);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
