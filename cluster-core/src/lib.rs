@@ -18,9 +18,19 @@
 //!   Workers may also report readiness and liveness themselves, over the systemd notify
 //!   protocol (`NOTIFY_SOCKET`) or a Node IPC channel (`NODE_CHANNEL_FD`); a worker that
 //!   announced heartbeats and falls silent is replaced the same way.
-//! - [`Router`]: the lock-free routing table the proxy picks ready workers from; each
-//!   [`Backend`] carries the [`WorkerMetrics`] the proxy measures (requests, errors, bytes,
-//!   latency percentiles).
+//! - [`RoutingTable`]: the lock-free routing table the proxy picks ready workers from, read
+//!   with [`ClusterHandle::routes`]; each [`Backend`] carries the [`WorkerMetrics`] the proxy
+//!   measures (requests, errors, bytes, latency percentiles).
+//! - [`FrontDoor`]: a service of your own in front of the proxy, answering some requests on
+//!   the front port before they reach a worker (`cluster-admin` serves its API this way).
+//!
+//! # Features
+//!
+//! - `redis`: the shared rate limit store (`security.rateLimitStore: "redis"`).
+//! - `test-util`: the standalone proxy (`Proxy`, `ProxyConfig`), the routing table's writers
+//!   (`Router`, `Backend::new`, `Backend::abandon`) and the stages a `Cluster` builds from its
+//!   spec (`AccessLog`, `RateLimit`, `Compression`), for tests that drive a proxy without a
+//!   supervisor.
 //!
 //! # Examples
 //!

@@ -158,7 +158,7 @@ impl Backend {
         self.slot
     }
 
-    /// The worker's process id, when it was given ([`with_pid`](Self::with_pid)); a
+    /// The worker's process id, when it was given (`with_pid`, the `test-util` feature); a
     /// cluster's own backends always have it.
     pub fn pid(&self) -> Option<u32> {
         self.pid

@@ -23,7 +23,7 @@
 //!   stringified as PM2 does (objects/null as JSON). `port` key, then `env.PORT` -> `port`
 //!   (the front port); `env.HOST` -> `host` if an IP/localhost; NODE_APP_INSTANCE,
 //!   CLUSTER_WORKER_ID, SOCKET_PATH... reported as set by cluster per worker.
-//! - `max_memory_restart` -> `maxMemoryUsage` ("<n>G"/"<n>M"/"<n>K") + `restartOnHighMemory:
+//! - `max_memory_restart` -> `maxMemoryUsage` (`"<n>G"`/`"<n>M"`/`"<n>K"`) + `restartOnHighMemory:
 //!   true`; absent or 0 -> `restartOnHighMemory: false`, `health.hardMemoryLimit: 0` (PM2
 //!   never restarts on memory then, and our 768 MB default hard limit would kill big apps).
 //! - `kill_timeout` -> `gracefulShutdownTimeout` (note: SIGTERM, not PM2's SIGINT);
