@@ -250,6 +250,13 @@ fn missing(krate: &str) -> (Vec<String>, usize) {
         .filter(|p| p.kind == Kind::Item)
         .map(|p| (p.name.as_str(), p.examples.as_str()))
         .collect();
+    if std::env::var_os("DOC_EXAMPLES_LIST").is_some() {
+        // The public items as this scan sees them, to compare with rustdoc's own list.
+        for p in &items {
+            let owner = p.owner.as_deref().map(|o| format!("{o}::")).unwrap_or_default();
+            eprintln!("{krate} {owner}{}", p.name);
+        }
+    }
     let mut missing = Vec::new();
     for p in &items {
         if !p.examples.is_empty() {
