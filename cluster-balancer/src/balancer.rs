@@ -21,6 +21,38 @@ use crate::{BackendLoad, RequestCtx};
 ///   other backend exists (the proxy uses this to retry a failed request elsewhere).
 /// - The slice may change length between calls (workers join and leave); a strategy must
 ///   not assume indices are stable across calls.
+///
+/// # Examples
+///
+/// A strategy of your own: the backend with the fewest requests in flight, skipping the one a
+/// retried request just failed on.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::{BackendLoad, Balancer, RequestCtx};
+///
+/// #[derive(Debug)]
+/// struct Fewest;
+///
+/// impl Balancer for Fewest {
+///     fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize> {
+///         (0..backends.len())
+///             .filter(|&i| Some(backends[i].id()) != ctx.avoid || backends.len() == 1)
+///             .min_by_key(|&i| backends[i].in_flight())
+///     }
+///
+///     fn name(&self) -> &'static str {
+///         "fewest"
+///     }
+/// }
+///
+/// let backends: Vec<_> = (1..=2).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// let _busy = backends[0].start();
+/// assert_eq!(Fewest.pick(&backends, &RequestCtx::default()), Some(1));
+/// let retry = RequestCtx { avoid: Some(2), ..RequestCtx::default() };
+/// assert_eq!(Fewest.pick(&backends, &retry), Some(0));
+/// assert_eq!(Fewest.name(), "fewest");
+/// ```
 pub trait Balancer: Send + Sync + fmt::Debug {
     /// Picks the backend for one request; see the trait documentation for the contract.
     fn pick(&self, backends: &[Arc<BackendLoad>], ctx: &RequestCtx) -> Option<usize>;

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A source of "now" for time-aware strategies ([`PeakEwma`](crate::PeakEwma),
@@ -10,11 +9,34 @@ use std::time::{Duration, Instant};
 ///
 /// The timestamps a [`BackendLoad`](crate::BackendLoad) stores must come from the same clock
 /// the strategy reads: the proxy uses [`SystemClock`] for both (the `*_at`-less methods of
-/// `BackendLoad` do so), tests and simulations use a [`ManualClock`] for both.
+/// `BackendLoad` do so), tests and simulations use a `ManualClock` (the `test-util` feature) for both.
 ///
 /// # Contract
 ///
 /// `now` never goes backwards and is cheap (it is called once per pick).
+///
+/// # Examples
+///
+/// A clock of your own, for a time-aware strategy:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use cluster_balancer::{Clock, LeastConnections, SlowStart, SystemClock};
+///
+/// #[derive(Debug, Default)]
+/// struct Ticks(AtomicU64);
+///
+/// impl Clock for Ticks {
+///     fn now(&self) -> u64 {
+///         self.0.fetch_add(1, Ordering::Relaxed) + 1
+///     }
+/// }
+///
+/// let lb = SlowStart::with_clock(LeastConnections::new(), Duration::from_secs(30), Ticks::default());
+/// assert!(SystemClock.now() > 0);
+/// # let _ = lb;
+/// ```
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Nanoseconds since this clock's epoch.
     fn now(&self) -> u64;
@@ -22,6 +44,15 @@ pub trait Clock: Send + Sync + fmt::Debug {
 
 /// The monotonic system clock, counted from a process-wide epoch (the first time any
 /// `SystemClock` is read), so a `u64` of nanoseconds lasts 584 years.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::{Clock, SystemClock};
+///
+/// let (a, b) = (SystemClock.now(), SystemClock.now());
+/// assert!(0 < a && a <= b);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -34,43 +65,6 @@ impl Clock for SystemClock {
     fn now(&self) -> u64 {
         // +1: 0 is reserved in `BackendLoad` for "never stamped".
         nanos(epoch().elapsed()).saturating_add(1)
-    }
-}
-
-/// A clock that moves only when told to: for tests and the tail-latency simulation.
-///
-/// Starts at 1 ns (0 means "never" in [`BackendLoad`](crate::BackendLoad) timestamps).
-#[derive(Debug)]
-pub struct ManualClock {
-    now: AtomicU64,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self { now: AtomicU64::new(1) }
-    }
-}
-
-impl ManualClock {
-    /// A clock reading 1 ns.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the time to `nanos` (callers keep it monotonic).
-    pub fn set(&self, nanos: u64) {
-        self.now.store(nanos.max(1), Ordering::Relaxed);
-    }
-
-    /// Moves the time forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(nanos(by), Ordering::Relaxed);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
-        self.now.load(Ordering::Relaxed)
     }
 }
 

@@ -7,6 +7,18 @@ use crate::rng::mix64;
 /// The little a strategy may know about a request.
 ///
 /// Built by the proxy for every request; cheap to construct (no allocation).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::RequestCtx;
+///
+/// let ctx = RequestCtx { client: Some("192.0.2.7".parse().unwrap()), ..RequestCtx::default() };
+/// assert!(ctx.sticky_key().is_some()); // a hash of the client address
+/// let cookie = RequestCtx { affinity: Some(42), ..ctx };
+/// assert_eq!(cookie.sticky_key(), Some(42)); // the proxy's affinity key wins
+/// assert_eq!(RequestCtx::default().sticky_key(), None);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestCtx {
     /// The client's address, when known (used by address-based affinity, see

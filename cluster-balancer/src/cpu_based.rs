@@ -32,6 +32,19 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// thousandths, so the cost compared is `(in_flight + 1) × (1000 + milli-cores)`, the formula
 /// above times 1000, exact (in-flight counts are 32-bit, so it fits in 64 bits). About 60 ns
 /// at 64 backends, 0.71 of the time of the single loop before (`docs/balancing.md`).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::{BackendLoad, Balancer, RequestCtx, CpuBased};
+///
+/// let backends: Vec<_> = (0..3).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// let lb = CpuBased::new();
+/// assert_eq!(lb.name(), "cpu-based");
+/// let pick = lb.pick(&backends, &RequestCtx::default()).unwrap();
+/// assert!(pick < backends.len());
+/// ```
 #[derive(Debug, Default)]
 pub struct CpuBased {
     start: AtomicUsize,

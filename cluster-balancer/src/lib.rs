@@ -51,6 +51,8 @@ mod cpu_based;
 mod least_connections;
 mod least_cost;
 mod load;
+#[cfg(any(test, feature = "test-util"))]
+mod manual_clock;
 mod p2c;
 mod peak_ewma;
 mod rng;
@@ -60,11 +62,13 @@ mod sticky;
 mod strategy;
 
 pub use balancer::Balancer;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use context::RequestCtx;
 pub use cpu_based::CpuBased;
 pub use least_connections::LeastConnections;
 pub use load::{BackendLoad, DEFAULT_RTT_DECAY, InFlight};
+#[cfg(any(test, feature = "test-util"))]
+pub use manual_clock::ManualClock;
 pub use p2c::P2c;
 pub use peak_ewma::PeakEwma;
 pub use round_robin::RoundRobin;

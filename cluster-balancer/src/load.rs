@@ -8,6 +8,17 @@ use crate::clock::{Clock, SystemClock, nanos};
 use crate::rng::mix64;
 
 /// Peak-EWMA decay when none is set: linkerd2-proxy's default (10 s).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_balancer::{BackendLoad, DEFAULT_RTT_DECAY};
+///
+/// let load = BackendLoad::new(1);
+/// load.set_rtt_decay(DEFAULT_RTT_DECAY / 2); // forget latency peaks twice as fast
+/// assert_eq!(DEFAULT_RTT_DECAY, Duration::from_secs(10));
+/// ```
 pub const DEFAULT_RTT_DECAY: Duration = Duration::from_secs(10);
 
 /// The CPU cost factor of a backend at zero cores (1 core = 1000).
@@ -31,6 +42,42 @@ const _: () = assert!(size_of::<BackendLoad>() == 64 && align_of::<BackendLoad>(
 /// | CPU share | [`set_cpu_share`](Self::set_cpu_share) | [`CpuBased`](crate::CpuBased) |
 /// | weight, ready time | [`set_weight`](Self::set_weight), [`mark_ready`](Self::mark_ready) | [`SlowStart`](crate::SlowStart) |
 /// | affinity key | [`with_affinity`](Self::with_affinity) | [`Sticky`](crate::Sticky) |
+///
+/// # Examples
+///
+/// The signals as the proxy and the health sampler write them, and as a strategy reads them:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::BackendLoad;
+///
+/// // Worker 7 in slot 2: sticky clients follow the slot to the worker's replacement.
+/// let load = Arc::new(BackendLoad::with_affinity(7, 2));
+/// assert_eq!(load.id(), 7);
+///
+/// let request = load.start(); // one request in flight until the guard drops
+/// assert_eq!(load.in_flight(), 1);
+/// assert_eq!(request.backend().id(), 7);
+/// drop(request);
+/// assert_eq!(load.in_flight(), 0);
+///
+/// load.observe_latency(Duration::from_millis(20)); // stamped with the system clock
+/// load.observe_latency_at(Duration::from_millis(40), 1_000); // or with a clock of your own
+/// assert!(load.rtt_estimate_at(1_000).is_some());
+/// load.set_rtt_decay(Duration::from_secs(5)); // forget peaks faster than the 10 s default
+///
+/// load.set_cpu_share(0.5); // half a core over the last sample
+/// assert_eq!(load.cpu_share(), 0.5);
+/// load.set_weight(50); // half the traffic of a full backend
+/// assert_eq!(load.weight(), 50);
+///
+/// let fresh = BackendLoad::new(8);
+/// assert_eq!(fresh.ready_at(), None);
+/// fresh.mark_ready_at(5_000); // its slow start begins
+/// assert_eq!(fresh.ready_at(), Some(5_000));
+/// fresh.mark_ready(); // the same, now by the system clock
+/// ```
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct BackendLoad {
@@ -224,6 +271,19 @@ impl BackendLoad {
 /// Counts one request as in flight on a backend for as long as it lives.
 ///
 /// Deliberately not `Clone`: one guard is one request.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::BackendLoad;
+///
+/// let load = Arc::new(BackendLoad::new(1));
+/// let guard = load.start();
+/// assert!(Arc::ptr_eq(guard.backend(), &load));
+/// drop(guard); // the response has been sent
+/// assert_eq!(load.in_flight(), 0);
+/// ```
 #[derive(Debug)]
 #[must_use = "the request stops counting as in flight when the guard is dropped"]
 pub struct InFlight {

@@ -15,6 +15,22 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// ([`LeastConnections`](crate::LeastConnections)) balances at least as well; P2C is the
 /// choice when the pool is large or the pick must stay O(1). The busiest backend never
 /// receives a new request until it is no busier than some other one.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::{BackendLoad, Balancer, P2c, RequestCtx};
+///
+/// let backends: Vec<_> = (0..4).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// let _busy: Vec<_> = (0..3).map(|i| backends[i].start()).collect();
+/// let lb = P2c::new();
+/// assert!(lb.pick(&backends, &RequestCtx::default()).is_some());
+/// // A fixed seed makes the random choices repeatable (tests, simulations).
+/// let (a, b) = (P2c::with_seed(7), P2c::with_seed(7));
+/// let picks = |lb: &P2c| (0..10).map(|_| lb.pick(&backends, &RequestCtx::default())).collect::<Vec<_>>();
+/// assert_eq!(picks(&a), picks(&b));
+/// ```
 #[derive(Debug)]
 pub struct P2c {
     rng: SharedRng,

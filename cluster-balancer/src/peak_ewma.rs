@@ -19,13 +19,30 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 ///   time constant (default 10 s, [`BackendLoad::set_rtt_decay`]); it also decays toward
 ///   zero while no sample arrives, so a backend that was slow is tried again later.
 /// - The proxy feeds it with [`BackendLoad::observe_latency`]; the estimate is read at this
-///   balancer's [`Clock`] (inject a [`ManualClock`](crate::ManualClock) to test or simulate).
+///   balancer's [`Clock`] (inject a `ManualClock`, the `test-util` feature, to test or simulate).
 /// - A backend with no sample yet is costed with the other candidate's estimate (compared on
 ///   in-flight alone), neither favoured nor starved; tower instead assumes a default RTT,
 ///   which with a high default starves a new worker at low load and with a low one sends it
 ///   a burst.
 ///
 /// Cost: one random draw, one clock read and two `exp` per pick, whatever the pool size.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::{BackendLoad, Balancer, PeakEwma, RequestCtx, SystemClock};
+///
+/// let backends: Vec<_> = (0..2).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// backends[0].observe_latency(Duration::from_millis(500)); // slow
+/// backends[1].observe_latency(Duration::from_millis(5)); // fast
+/// let lb = PeakEwma::new();
+/// assert_eq!(lb.pick(&backends, &RequestCtx::default()), Some(1));
+/// // The same with an explicit clock and a fixed seed.
+/// let lb = PeakEwma::with_clock(SystemClock).seed(1);
+/// assert_eq!(lb.pick(&backends, &RequestCtx::default()), Some(1));
+/// ```
 #[derive(Debug)]
 pub struct PeakEwma<C: Clock = SystemClock> {
     rng: SharedRng,

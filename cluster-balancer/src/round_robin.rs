@@ -11,6 +11,19 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// One relaxed atomic increment per pick. Ignores load: a slow backend gets the same share
 /// as a fast one, which is why [`LeastConnections`](crate::LeastConnections) is usually the
 /// better default.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::{BackendLoad, Balancer, RequestCtx, RoundRobin};
+///
+/// let backends: Vec<_> = (0..3).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// let lb = RoundRobin::new();
+/// assert_eq!(lb.name(), "round-robin");
+/// let pick = lb.pick(&backends, &RequestCtx::default()).unwrap();
+/// assert!(pick < backends.len());
+/// ```
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     next: AtomicUsize,

@@ -30,6 +30,26 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// the whole pool restarts.
 ///
 /// Cost when no backend is ramping or weighted: two relaxed loads on top of the inner pick.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::{BackendLoad, Balancer, RequestCtx, RoundRobin, SlowStart, SystemClock};
+///
+/// let lb = SlowStart::new(RoundRobin::new(), Duration::from_secs(30)).min_share(0.1).seed(3);
+/// let backends: Vec<_> = (0..2).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// backends[1].mark_ready(); // just started: its share ramps up from 10 % over 30 s
+/// assert!(lb.share(&backends[1]) < 0.5);
+/// assert_eq!(lb.share(&backends[0]), 1.0); // never marked ready: a full share
+/// backends[0].set_weight(50); // and weights apply at all times
+/// assert!(lb.pick(&backends, &RequestCtx::default()).is_some());
+///
+/// // The same ramp read from a clock of your own.
+/// let lb = SlowStart::with_clock(RoundRobin::new(), Duration::from_secs(30), SystemClock);
+/// assert_eq!(lb.share(&backends[0]), 0.5); // its weight
+/// ```
 #[derive(Debug)]
 pub struct SlowStart<B, C: Clock = SystemClock> {
     inner: B,

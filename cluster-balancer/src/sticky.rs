@@ -28,6 +28,20 @@ use crate::{BackendLoad, Balancer, RequestCtx};
 /// [`name`](Balancer::name) is the inner strategy's name (stickiness is a separate switch
 /// in the configuration). Cost: one hash per backend per pick (two scans when the home is
 /// full).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_balancer::{BackendLoad, Balancer, LeastConnections, RequestCtx, Sticky};
+///
+/// let backends: Vec<_> = (0..4).map(|id| Arc::new(BackendLoad::new(id))).collect();
+/// let lb = Sticky::new(LeastConnections::new()).balance_factor(1.25).min_capacity(2);
+/// let ctx = RequestCtx { affinity: Some(99), ..RequestCtx::default() };
+/// let home = lb.pick(&backends, &ctx);
+/// assert_eq!(lb.pick_key(&backends, 99, None), home); // the same key, the same backend
+/// assert_eq!(lb.inner().name(), "least-connections"); // keyless requests go there
+/// ```
 #[derive(Debug)]
 pub struct Sticky<B> {
     inner: B,

@@ -10,6 +10,18 @@ use crate::{Balancer, CpuBased, LeastConnections, P2c, PeakEwma, RoundRobin};
 ///
 /// Sticky sessions ([`Sticky`](crate::Sticky)) and slow start
 /// ([`SlowStart`](crate::SlowStart)) are separate switches that wrap any of these.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::Strategy;
+///
+/// let strategy: Strategy = "p2c".parse().unwrap();
+/// assert_eq!(strategy.name(), "p2c");
+/// assert_eq!(strategy.build().name(), "p2c");
+/// assert!(Strategy::ALL.contains(&Strategy::PeakEwma));
+/// assert!("fastest".parse::<Strategy>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
@@ -65,6 +77,16 @@ impl fmt::Display for Strategy {
 }
 
 /// The name given is not a built-in strategy.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::{Strategy, UnknownStrategy};
+///
+/// let err = "fastest".parse::<Strategy>().unwrap_err();
+/// assert_eq!(err, UnknownStrategy("fastest".into()));
+/// assert!(err.to_string().starts_with("unknown strategy \"fastest\"; expected one of: round-robin"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownStrategy(pub String);
 

@@ -81,7 +81,7 @@ pub(crate) struct TargetArgs {
     /// The cluster's runtime directory (default: `runtimeDir`, else ./.cluster).
     #[arg(long, value_name = "DIR")]
     pub(crate) runtime_dir: Option<PathBuf>,
-    /// The cluster's control socket (default: <runtime-dir>/cluster.sock).
+    /// The cluster's control socket (default: `<runtime-dir>/cluster.sock`).
     #[arg(long, value_name = "PATH")]
     pub(crate) socket: Option<PathBuf>,
 }
@@ -196,7 +196,7 @@ pub(crate) struct ConfigArgs {
     /// ./.cluster).
     #[arg(long, value_name = "DIR")]
     pub(crate) runtime_dir: Option<PathBuf>,
-    /// The control socket (default: <runtime-dir>/cluster.sock).
+    /// The control socket (default: `<runtime-dir>/cluster.sock`).
     #[arg(long, value_name = "PATH")]
     pub(crate) socket: Option<PathBuf>,
     /// Number of workers, or "max" for one per CPU.

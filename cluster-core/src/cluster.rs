@@ -27,6 +27,22 @@ const EVENT_BUFFER: usize = 1024;
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// A cluster could not start or failed while running.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError};
+///
+/// # async fn example() {
+/// let spec = ClusterSpec::default(); // no command to run
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::NoCommand) => eprintln!("give the cluster a command"),
+///     Err(e) => eprintln!("cannot start: {e}"),
+///     Ok(cluster) => cluster.run().await.unwrap(),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
@@ -64,6 +80,47 @@ pub enum ClusterError {
 }
 
 /// Builds a [`Cluster`]; see [`Cluster::builder`].
+///
+/// # Examples
+///
+/// A cluster with its own balancer and health rule, reloading its configuration from a file:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_balancer::P2c;
+/// use cluster_core::config::{self, Environment, Overrides};
+/// use cluster_core::{Cluster, ProcessSpawner};
+/// use cluster_health::{HealthPolicy, ProcfsSampler, RecycleReason, Verdict, WorkerSnapshot};
+///
+/// #[derive(Debug)]
+/// struct RecycleAfter(u64);
+///
+/// impl HealthPolicy for RecycleAfter {
+///     fn evaluate(&self, worker: &WorkerSnapshot) -> Verdict {
+///         if worker.requests_served >= self.0 {
+///             Verdict::Recycle(RecycleReason::Requested)
+///         } else {
+///             Verdict::Healthy
+///         }
+///     }
+/// }
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut overrides = Overrides::default();
+/// overrides.config_path = Some("cluster.config.json".into());
+/// let spec = config::load(&overrides, &Environment::capture())?.spec;
+/// let cluster = Cluster::builder(spec)
+///     .spawner(ProcessSpawner::new("node", ["build/index.js"]))
+///     .balancer(Arc::new(P2c::new()))
+///     .health_policy(RecycleAfter(100_000))
+///     .sampler(ProcfsSampler::new())
+///     .config_source(move || Ok(config::load(&overrides, &Environment::capture())?.spec))
+///     .build()
+///     .await?;
+/// cluster.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct ClusterBuilder {
     spec: ClusterSpec,
     spawner: Option<Arc<dyn Spawner>>,
@@ -299,6 +356,30 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// A cluster with its front port bound, ready to [`run`](Cluster::run).
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ShutdownMode};
+///
+/// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// # let front_door: std::sync::Arc<dyn cluster_core::FrontDoor> = unimplemented!();
+/// let cluster = Cluster::builder(spec).build().await?; // binds the front port
+/// println!("listening on {}", cluster.local_addr());
+/// let cluster = cluster.with_front_door(front_door); // e.g. cluster-admin's API
+/// let handle = cluster.handle();
+/// tokio::spawn(async move {
+///     tokio::signal::ctrl_c().await.ok();
+///     handle.shutdown(ShutdownMode::Graceful).ok();
+/// });
+/// cluster.run().await?; // starts the workers, returns once they have all stopped
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`with_front_door`](Self::with_front_door) answers some requests before they reach a
+/// worker; see [`FrontDoor`](crate::FrontDoor).
 pub struct Cluster {
     spec: Arc<ClusterSpec>,
     hooks: HealthHooks,

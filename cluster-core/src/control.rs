@@ -11,6 +11,18 @@ use tokio::sync::oneshot;
 use crate::config::ConfigChange;
 
 /// How shutdown should proceed.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, ShutdownMode};
+///
+/// # fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// handle.shutdown(ShutdownMode::Graceful)?; // drain, then stop the workers
+/// handle.shutdown(ShutdownMode::Immediate)?; // a second Ctrl-C: stop now
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ShutdownMode {
@@ -22,6 +34,21 @@ pub enum ShutdownMode {
 }
 
 /// An operation was refused. Nothing changed.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, ControlError};
+///
+/// # async fn example(handle: ClusterHandle) {
+/// match handle.scale(64).await {
+///     Ok(scaled) => println!("{} -> {} workers", scaled.from, scaled.to),
+///     Err(ControlError::OutOfRange { min, max, .. }) => eprintln!("between {min} and {max}"),
+///     Err(ControlError::Busy { operation }) => eprintln!("later: {operation} is under way"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ControlError {
@@ -77,6 +104,18 @@ pub enum ControlError {
 }
 
 /// The worker count changed (see [`ClusterHandle::scale`](crate::ClusterHandle::scale)).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, Scaled};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let Scaled { from, to, .. } = handle.scale_by(2).await?;
+/// assert_eq!(to, from + 2);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Scaled {
@@ -88,6 +127,19 @@ pub struct Scaled {
 }
 
 /// Which kind of operation replaces the workers.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, OperationKind};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let operation = handle.rolling_restart().await?;
+/// assert_eq!(operation.kind(), OperationKind::RollingRestart);
+/// assert_eq!(OperationKind::RollingRestart.to_string(), "rolling restart");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -114,6 +166,25 @@ impl fmt::Display for OperationKind {
 /// An operation under way, as returned when it starts. Its progress comes as
 /// [`ClusterEvent`](crate::ClusterEvent)s carrying its [`id`](Self::id); its outcome from
 /// [`finished`](Self::finished).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, OperationError};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let operation = handle.rolling_restart().await?; // accepted: it runs in the background
+/// println!("operation {} ({}) over {} workers", operation.id(), operation.kind(), operation.workers());
+/// match operation.finished().await {
+///     Ok(report) => println!("{} replaced in {:?}", report.replaced, report.took),
+///     Err(OperationError::Failed { reason, rolled_back, .. }) => {
+///         eprintln!("failed: {reason}; {rolled_back} workers rolled back")
+///     }
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Operation {
     pub(crate) id: u64,
@@ -150,6 +221,25 @@ impl Operation {
 }
 
 /// A completed operation.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, OperationError};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let operation = handle.rolling_restart().await?; // accepted: it runs in the background
+/// println!("operation {} ({}) over {} workers", operation.id(), operation.kind(), operation.workers());
+/// match operation.finished().await {
+///     Ok(report) => println!("{} replaced in {:?}", report.replaced, report.took),
+///     Err(OperationError::Failed { reason, rolled_back, .. }) => {
+///         eprintln!("failed: {reason}; {rolled_back} workers rolled back")
+///     }
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -164,6 +254,25 @@ pub struct OperationReport {
 }
 
 /// An operation that did not complete.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, OperationError};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let operation = handle.rolling_restart().await?; // accepted: it runs in the background
+/// println!("operation {} ({}) over {} workers", operation.id(), operation.kind(), operation.workers());
+/// match operation.finished().await {
+///     Ok(report) => println!("{} replaced in {:?}", report.replaced, report.took),
+///     Err(OperationError::Failed { reason, rolled_back, .. }) => {
+///         eprintln!("failed: {reason}; {rolled_back} workers rolled back")
+///     }
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OperationError {
@@ -193,6 +302,21 @@ fn rolled_back_note(rolled_back: usize) -> String {
 }
 
 /// What a configuration reload changed.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::Applies;
+/// use cluster_core::{ClusterHandle, ConfigReport};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ControlError> {
+/// let ConfigReport { changes, .. } = handle.reload_config().await?;
+/// for change in changes.iter().filter(|c| c.applies == Applies::Restart) {
+///     println!("{} takes effect at the next restart", change.key);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

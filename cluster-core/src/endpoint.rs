@@ -16,6 +16,20 @@ use serde::{Serialize, Serializer};
 ///
 /// Shown (and serialized) as `127.0.0.1:40123` for TCP and as `unix:/path/to/w3.sock` for a
 /// Unix socket, the notation nginx uses for an upstream server.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use cluster_core::Endpoint;
+///
+/// let tcp = Endpoint::Tcp("127.0.0.1:40123".parse::<SocketAddr>().unwrap());
+/// assert_eq!(tcp.tcp().map(|a| a.port()), Some(40123));
+/// assert_eq!(tcp.to_string(), "127.0.0.1:40123");
+/// let unix = Endpoint::Unix("/run/cluster/w3.sock".into());
+/// assert_eq!(unix.unix().map(|p| p.ends_with("w3.sock")), Some(true));
+/// assert_eq!(unix.to_string(), "unix:/run/cluster/w3.sock");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Endpoint {

@@ -12,6 +12,25 @@ use crate::supervisor::WorkerState;
 
 /// Something that happened in the cluster. Published on a broadcast channel; see
 /// [`ClusterHandle::subscribe`](crate::ClusterHandle::subscribe).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterEvent, ClusterHandle};
+///
+/// # async fn example(handle: ClusterHandle) {
+/// let mut events = handle.subscribe();
+/// while let Ok(event) = events.recv().await {
+///     match event {
+///         ClusterEvent::WorkerStarted { worker_id, pid, .. } => println!("worker {worker_id}: pid {pid}"),
+///         ClusterEvent::WorkerExited { worker_id, code, expected: false, .. } => {
+///             eprintln!("worker {worker_id} died (code {code:?})")
+///         }
+///         other => println!("{}", serde_json::to_string(&other).unwrap()),
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 #[non_exhaustive]

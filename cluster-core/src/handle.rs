@@ -14,12 +14,71 @@ use crate::status::ClusterStatus;
 use crate::supervisor::{Control, Count, Msg};
 
 /// Loads the configuration again, for [`ClusterHandle::reload_config`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_core::ConfigSource;
+/// use cluster_core::config::{self, Environment, Overrides};
+///
+/// let source: ConfigSource = Arc::new(|| {
+///     let mut overrides = Overrides::default();
+///     overrides.config_path = Some("cluster.config.json".into());
+///     config::load(&overrides, &Environment::capture()).map(|loaded| loaded.spec)
+/// });
+/// # let _ = source;
+/// ```
 pub type ConfigSource = Arc<dyn Fn() -> Result<ClusterSpec, ConfigError> + Send + Sync>;
 
 /// Controls a running cluster. Cheap to clone; every way of operating the cluster (signals,
 /// the CLI, the admin API, the dashboard, autoscaling, dev mode) goes through these methods
 /// and nothing else. Each operation answers with a typed result; operations are serialized by
 /// the supervisor, so concurrent callers cannot interleave them.
+///
+/// # Examples
+///
+/// Every operation of a running cluster, as an embedder calls them:
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{ClusterEvent, ClusterHandle, ShutdownMode};
+///
+/// # async fn example(handle: ClusterHandle, edited: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = handle.on_behalf_of("deploy-bot"); // named in the events' `by`
+/// println!("serving on {}", handle.local_addr());
+/// let status = handle.status().await?;
+/// println!("{} of {} workers ready", status.ready_workers, status.desired_workers);
+/// for backend in handle.routes().backends() {
+///     println!("worker {} in rotation", backend.id());
+/// }
+///
+/// let mut events = handle.subscribe();
+/// handle.scale(4).await?; // exactly four workers
+/// handle.scale_by(-1).await?; // one fewer
+/// let deploy = handle.rolling_restart().await?; // one by one, no request lost
+/// deploy.finished().await?;
+/// handle.restart().await?.finished().await?; // every worker at once
+/// let id = status.workers[0].worker_id;
+/// handle.recycle(id, "suspected leak").await?; // replaced before it is stopped
+/// handle.restart_worker(id).await.ok(); // stopped, then started again (it may be gone by now)
+/// let report = handle.apply_config(edited).await?; // or `reload_config()` from its source
+/// for change in &report.changes {
+///     println!("{} = {} ({:?})", change.key, change.to, change.applies);
+/// }
+/// if handle.reload_config().await.is_err() {
+///     // No configuration source, or the file does not load.
+/// }
+/// handle.reopen_logs()?; // after logrotate moved the access log
+/// while let Ok(event) = events.try_recv() {
+///     if let ClusterEvent::Scaled { from, to, .. } = event {
+///         println!("scaled {from} -> {to}");
+///     }
+/// }
+/// handle.shutdown(ShutdownMode::Graceful)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ClusterHandle {
     tx: mpsc::UnboundedSender<Msg>,
@@ -42,6 +101,17 @@ impl fmt::Debug for ClusterHandle {
 }
 
 /// The cluster has finished running; its handle can no longer reach it.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterGone, ClusterHandle};
+///
+/// async fn ready_workers(handle: &ClusterHandle) -> Result<usize, ClusterGone> {
+///     Ok(handle.status().await?.ready_workers)
+/// }
+/// assert_eq!(ClusterGone.to_string(), "the cluster is no longer running");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the cluster is no longer running")]
 pub struct ClusterGone;

@@ -18,9 +18,19 @@
 //!   Workers may also report readiness and liveness themselves, over the systemd notify
 //!   protocol (`NOTIFY_SOCKET`) or a Node IPC channel (`NODE_CHANNEL_FD`); a worker that
 //!   announced heartbeats and falls silent is replaced the same way.
-//! - [`Router`]: the lock-free routing table the proxy picks ready workers from; each
-//!   [`Backend`] carries the [`WorkerMetrics`] the proxy measures (requests, errors, bytes,
-//!   latency percentiles).
+//! - [`RoutingTable`]: the lock-free routing table the proxy picks ready workers from, read
+//!   with [`ClusterHandle::routes`]; each [`Backend`] carries the [`WorkerMetrics`] the proxy
+//!   measures (requests, errors, bytes, latency percentiles).
+//! - [`FrontDoor`]: a service of your own in front of the proxy, answering some requests on
+//!   the front port before they reach a worker (`cluster-admin` serves its API this way).
+//!
+//! # Features
+//!
+//! - `redis`: the shared rate limit store (`security.rateLimitStore: "redis"`).
+//! - `test-util`: the standalone proxy (`Proxy`, `ProxyConfig`), the routing table's writers
+//!   (`Router`, `Backend::new`, `Backend::abandon`) and the stages a `Cluster` builds from its
+//!   spec (`AccessLog`, `RateLimit`, `Compression`), for tests that drive a proxy without a
+//!   supervisor.
 //!
 //! # Embedding: the primary and its workers in one binary
 //!
@@ -80,7 +90,9 @@ mod status;
 mod supervisor;
 pub mod worker;
 
-pub use access_log::{AccessLog, AccessLogCounts, AccessLogError};
+#[cfg(feature = "test-util")]
+pub use access_log::AccessLog;
+pub use access_log::{AccessLogCounts, AccessLogError};
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};
 pub use control::{
     ConfigReport, ControlError, Operation, OperationError, OperationKind, OperationReport, Scaled,
@@ -94,12 +106,18 @@ pub use metrics::{
     WorkerMetrics,
 };
 pub use proxy::{
-    AcceptEncoding, BoxError, Compression, ContentCoding, EndsOnDrain, FrontBody, FrontDoor,
-    FrontFuture, FrontPeer, Proxy, ProxyConfig,
+    AcceptEncoding, BoxError, ContentCoding, EndsOnDrain, FrontBody, FrontDoor, FrontFuture,
+    FrontPeer,
 };
-pub use ratelimit::{RateLimit, RateLimitError};
+#[cfg(feature = "test-util")]
+pub use proxy::{Compression, Proxy, ProxyConfig};
+#[cfg(feature = "test-util")]
+pub use ratelimit::RateLimit;
+pub use ratelimit::RateLimitError;
 pub use role::{is_primary, is_worker};
-pub use routing::{Backend, Router, RoutingTable};
+#[cfg(feature = "test-util")]
+pub use routing::Router;
+pub use routing::{Backend, RoutingTable};
 pub use signals::forward_signals;
 pub use spawn::{
     Guardian, HardeningError, ProcessSpawner, SelfExecSpawner, SharedListener, SpawnError, Spawner,

@@ -14,7 +14,40 @@ use crate::endpoint::Endpoint;
 use crate::metrics::WorkerMetrics;
 use crate::proxy::UpstreamPool;
 
+/// Declares a method `pub` with the `test-util` feature and `pub(crate)` without it: the
+/// routing table's writers, which only the supervisor and the standalone proxy's tests call.
+macro_rules! test_util_pub {
+    ($(#[$attr:meta])* fn $($rest:tt)*) => {
+        #[cfg(feature = "test-util")]
+        $(#[$attr])*
+        pub fn $($rest)*
+        #[cfg(not(feature = "test-util"))]
+        $(#[$attr])*
+        pub(crate) fn $($rest)*
+    };
+}
+
 /// One ready worker as the proxy sees it: where to reach it and how loaded it is.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # fn example(handle: ClusterHandle) {
+/// for backend in handle.routes().backends() {
+///     println!(
+///         "worker {} (slot {}, pid {:?}) on {}: {} requests, {} in flight",
+///         backend.id(),
+///         backend.slot(),
+///         backend.pid(),
+///         backend.addr(),
+///         backend.metrics().snapshot().requests,
+///         backend.load().in_flight(),
+///     );
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Backend {
     id: u64,
@@ -27,43 +60,92 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
-    /// (a TCP address or an [`Endpoint`]).
-    pub fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
-        let addr = addr.into();
-        Self {
-            id,
-            slot,
-            pid: None,
-            pool: UpstreamPool::new(addr.clone()),
-            addr,
-            // Sticky clients follow the slot, so they stay with a worker's replacement.
-            load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
-            metrics: WorkerMetrics::default(),
+    test_util_pub! {
+        /// Describes worker `id` (unique over the cluster's life) in `slot`, listening on `addr`
+        /// (a TCP address or an [`Endpoint`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap()).with_pid(4242);
+        /// assert_eq!((backend.id(), backend.slot(), backend.pid()), (1, 0, Some(4242)));
+        /// ```
+        fn new(id: u64, slot: usize, addr: impl Into<Endpoint>) -> Self {
+            let addr = addr.into();
+            Self {
+                id,
+                slot,
+                pid: None,
+                pool: UpstreamPool::new(addr.clone()),
+                addr,
+                // Sticky clients follow the slot, so they stay with a worker's replacement.
+                load: Arc::new(BackendLoad::with_affinity(id, slot as u64)),
+                metrics: WorkerMetrics::default(),
+            }
         }
     }
 
-    /// The same backend, recording the worker's process id (for the access log's lines).
-    #[must_use]
-    pub fn with_pid(mut self, pid: u32) -> Self {
-        self.pid = Some(pid);
-        self
+    test_util_pub! {
+        /// The same backend, recording the worker's process id (for the access log's lines).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use cluster_core::{Backend, Endpoint};
+        ///
+        /// let backend = Backend::new(7, 2, Endpoint::Unix("/run/app/w2.sock".into())).with_pid(31337);
+        /// assert_eq!(backend.pid(), Some(31337));
+        /// ```
+        #[must_use]
+        fn with_pid(mut self, pid: u32) -> Self {
+            self.pid = Some(pid);
+            self
+        }
     }
 
-    /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
-    /// loop). Its connections are closed, so the requests waiting on it fail at once: those
-    /// that may be repeated safely (idempotent, without a body) go to another worker, the
-    /// others get 502 instead of waiting for the request timeout (HAProxy's
-    /// `on-marked-down shutdown-sessions`). No new connection opens until
-    /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
-    /// per request: each connection task watches one token.
-    pub fn abandon(&self) {
-        self.pool.cut();
+    test_util_pub! {
+        /// Gives up on the worker: it stopped answering (a frozen process, a deadlocked event
+        /// loop). Its connections are closed, so the requests waiting on it fail at once: those
+        /// that may be repeated safely (idempotent, without a body) go to another worker, the
+        /// others get 502 instead of waiting for the request timeout (HAProxy's
+        /// `on-marked-down shutdown-sessions`). No new connection opens until
+        /// [`resume`](Self::resume). Call it on a worker already out of rotation. Costs nothing
+        /// per request: each connection task watches one token.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap());
+        /// backend.abandon(); // frozen: cut its connections, fail or retry what waits on it
+        /// backend.resume(); // it answers again
+        /// ```
+        fn abandon(&self) {
+            self.pool.cut();
+        }
     }
 
-    /// The worker answers again: connections to it may open again.
-    pub fn resume(&self) {
-        self.pool.restore();
+    test_util_pub! {
+        /// The worker answers again: connections to it may open again.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::net::SocketAddr;
+        /// use cluster_core::Backend;
+        ///
+        /// let backend = Backend::new(1, 0, "127.0.0.1:4001".parse::<SocketAddr>().unwrap());
+        /// backend.abandon();
+        /// backend.resume();
+        /// ```
+        fn resume(&self) {
+            self.pool.restore();
+        }
     }
 
     /// The worker's unique id.
@@ -76,7 +158,7 @@ impl Backend {
         self.slot
     }
 
-    /// The worker's process id, when it was given ([`with_pid`](Self::with_pid)); a
+    /// The worker's process id, when it was given (`with_pid`, the `test-util` feature); a
     /// cluster's own backends always have it.
     pub fn pid(&self) -> Option<u32> {
         self.pid
@@ -101,6 +183,21 @@ impl Backend {
 /// An immutable set of ready backends, with their load records in a parallel slice for the
 /// balancer, and the strategy that picks from them: swapping the table swaps both at once, so
 /// a strategy changed by a configuration reload never sees another strategy's table.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_balancer::RequestCtx;
+/// use cluster_core::ClusterHandle;
+///
+/// # fn example(handle: ClusterHandle) {
+/// let table = handle.routes(); // a snapshot: it does not change under you
+/// println!("{} ready workers, picked by {}", table.backends().len(), table.strategy());
+/// if let Some(backend) = table.pick(&RequestCtx::default()) {
+///     println!("the next request would go to worker {}", backend.id());
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct RoutingTable {
     backends: Vec<Arc<Backend>>,
@@ -139,6 +236,34 @@ impl RoutingTable {
 /// [`remove`](Self::remove). In a [`Cluster`](crate::Cluster) the supervisor alone writes the
 /// table, deriving it from its worker records; nothing outside `cluster-core` can reach that
 /// router, only read it through [`ClusterHandle::routes`](crate::ClusterHandle::routes).
+///
+/// # Examples
+///
+/// A standalone proxy over two servers (the `test-util` feature):
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_balancer::{RequestCtx, Strategy};
+/// use cluster_core::{Backend, Proxy, ProxyConfig, Router};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn example() -> std::io::Result<()> {
+/// let router = Arc::new(Router::new(Strategy::LeastConnections.build()));
+/// router.add(Arc::new(Backend::new(1, 0, "127.0.0.1:4001".parse::<std::net::SocketAddr>().unwrap())));
+/// router.add(Arc::new(Backend::new(2, 1, "127.0.0.1:4002".parse::<std::net::SocketAddr>().unwrap())));
+/// assert_eq!(router.strategy(), "least-connections");
+/// assert_eq!(router.snapshot().backends().len(), 2);
+/// assert!(router.pick(&RequestCtx::default()).is_some());
+/// router.remove(2); // out of rotation; requests already on it finish
+///
+/// let proxy = Proxy::new(Arc::clone(&router), ProxyConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let stop = CancellationToken::new();
+/// proxy.serve(listener, stop).await; // until `stop` is cancelled, then drains
+/// # Ok(())
+/// # }
+/// ```
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Router {
     table: ArcSwap<RoutingTable>,
 }
@@ -153,6 +278,7 @@ impl fmt::Debug for Router {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Router {
     /// An empty router using `balancer`.
     pub fn new(balancer: Arc<dyn Balancer>) -> Self {

@@ -34,6 +34,20 @@ enum Command {
 /// # Errors
 ///
 /// The OS error if a signal handler cannot be installed.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, forward_signals};
+///
+/// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = Cluster::builder(spec).build().await?;
+/// tokio::spawn(forward_signals(cluster.handle())); // SIGHUP rolls, SIGTERM drains, ...
+/// cluster.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -12,6 +12,19 @@ use crate::{
 };
 
 /// The cluster as the supervisor sees it at one moment.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// println!("{} on {} ({}): {}/{} ready", status.mode.name(), status.listen, status.strategy, status.ready_workers, status.desired_workers);
+/// println!("{}", serde_json::to_string_pretty(&status).unwrap()); // the admin API's JSON
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -58,6 +71,20 @@ pub struct ClusterStatus {
 }
 
 /// An operation under way.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// if let Some(op) = &status.operation {
+///     println!("{} {}: {}/{} workers replaced", op.kind, op.id, op.done, op.total);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -76,6 +103,20 @@ pub struct OperationStatus {
 
 /// The control plane's counters since the cluster started (the Prometheus counters of the
 /// control plane).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// let counters = &status.counters;
+/// println!("{} recycles for memory", counters.recycles.get("memory").copied().unwrap_or(0));
+/// println!("{} scale changes, {} by the autoscaler", counters.scale_changes, counters.autoscale_up + counters.autoscale_down);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -98,6 +139,20 @@ pub struct ControlCounters {
 }
 
 /// How many operations of one kind started, finished and failed.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// if let Some(rolls) = status.counters.operations.get("rolling-restart") {
+///     println!("{} started, {} finished, {} failed", rolls.started, rolls.finished, rolls.failed);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct OperationCounts {
@@ -110,6 +165,19 @@ pub struct OperationCounts {
 }
 
 /// The scaling bounds.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// let scaling = &status.scaling;
+/// println!("{}..={} workers, autoscale {}", scaling.min_workers, scaling.max_workers, scaling.auto_scale);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -124,6 +192,19 @@ pub struct ScalingStatus {
 
 /// The `health` block of the original design's status: totals and averages over the live
 /// workers. Memory in MB, CPU in percent of one core.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// let health = &status.health;
+/// println!("{}/{} healthy, {:.0} MB in all", health.healthy_workers, health.total_workers, health.memory_usage.total);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -145,6 +226,20 @@ pub struct HealthSummary {
 }
 
 /// Total, average and peak of one figure over the sampled workers.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// let memory = &status.health.memory_usage;
+/// println!("memory: {:.0} MB in all, {:.0} on average, {:.0} at most", memory.total, memory.average, memory.peak);
+/// println!("CPU: {:.0} % at most", status.health.cpu_usage.peak);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Spread {
@@ -169,6 +264,19 @@ impl Spread {
 }
 
 /// Error totals.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// let errors = &status.health.errors;
+/// println!("{} errors, {:.2} per second", errors.total, errors.rate);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ErrorSummary {
@@ -204,6 +312,20 @@ impl HealthSummary {
 }
 
 /// One worker process.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let status = handle.status().await?;
+/// for w in &status.workers {
+///     println!("{} (slot {}, pid {}) {} {}: {} in flight", w.worker_id, w.slot, w.pid, w.status.as_str(), w.rotation.as_str(), w.in_flight);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -40,6 +40,28 @@ use std::time::{Duration, Instant};
 /// conservative by design, since removing a worker never frees memory the others hold. A
 /// `memory_threshold` of 100 makes memory matter only past the limit; a `memory_limit_bytes`
 /// of 0 leaves it out.
+///
+/// # Examples
+///
+/// Two to eight workers, one more after 15 s above 80 % CPU:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample, Trigger};
+///
+/// let policy = AutoscalePolicy { min_workers: 2, max_workers: 8, ..AutoscalePolicy::default() };
+/// let mut state = AutoscaleState::default();
+/// let busy = LoadSample { workers: 2, ready: 2, avg_cpu_percent: Some(95.0), avg_rss_bytes: None };
+/// let start = Instant::now();
+/// assert_eq!(policy.decide(&mut state, &busy, start), AutoscaleDecision::Hold); // not sustained yet
+/// match policy.decide(&mut state, &busy, start + Duration::from_secs(16)) {
+///     AutoscaleDecision::ScaleUp { from: 2, to: 3, reason } => {
+///         assert_eq!(reason.trigger, Trigger::Cpu);
+///         assert!(reason.sustained >= Duration::from_secs(15));
+///     }
+///     other => panic!("expected one more worker, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoscalePolicy {
     /// Fewest workers.
@@ -87,6 +109,22 @@ impl Default for AutoscalePolicy {
 /// What an [`AutoscalePolicy`] remembers between samples: since when the load has been above
 /// a threshold, since when it has been low, and when the worker count last changed. Owned by
 /// the caller; one per cluster.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample};
+///
+/// let policy = AutoscalePolicy { min_workers: 1, max_workers: 4, ..AutoscalePolicy::default() };
+/// let mut state = AutoscaleState::default();
+/// let now = Instant::now();
+/// state.note_change(now); // an operator scaled by hand: the cooldown starts now
+/// let busy = LoadSample { workers: 2, ready: 2, avg_cpu_percent: Some(99.0), avg_rss_bytes: None };
+/// let soon = now + Duration::from_secs(20); // sustained, but within the 30 s cooldown
+/// policy.decide(&mut state, &busy, now);
+/// assert_eq!(policy.decide(&mut state, &busy, soon), AutoscaleDecision::Hold);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct AutoscaleState {
     above_since: Option<Instant>,
@@ -104,6 +142,19 @@ impl AutoscaleState {
 }
 
 /// One sample of the cluster's load, taken on the health tick.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample};
+///
+/// let policy = AutoscalePolicy { min_workers: 2, max_workers: 4, ..AutoscalePolicy::default() };
+/// // Four workers at 10 % CPU, 200 MB each: low, but not for 60 s yet.
+/// let sample = LoadSample { workers: 4, ready: 4, avg_cpu_percent: Some(10.0), avg_rss_bytes: Some(200 << 20) };
+/// let decision = policy.decide(&mut AutoscaleState::default(), &sample, Instant::now());
+/// assert!(matches!(decision, AutoscaleDecision::Hold));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LoadSample {
     /// The current target worker count.
@@ -117,6 +168,19 @@ pub struct LoadSample {
 }
 
 /// What [`AutoscalePolicy::decide`] wants done.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample};
+///
+/// let policy = AutoscalePolicy { min_workers: 2, max_workers: 4, ..AutoscalePolicy::default() };
+/// // Four workers at 10 % CPU, 200 MB each: low, but not for 60 s yet.
+/// let sample = LoadSample { workers: 4, ready: 4, avg_cpu_percent: Some(10.0), avg_rss_bytes: Some(200 << 20) };
+/// let decision = policy.decide(&mut AutoscaleState::default(), &sample, Instant::now());
+/// assert!(matches!(decision, AutoscaleDecision::Hold));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AutoscaleDecision {
@@ -143,6 +207,21 @@ pub enum AutoscaleDecision {
 }
 
 /// What set off a scaling decision.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample, Trigger};
+///
+/// let policy = AutoscalePolicy { min_workers: 3, max_workers: 6, ..AutoscalePolicy::default() };
+/// // Below the minimum (a crash, a manual scale): back up at once, whatever the load.
+/// let sample = LoadSample { workers: 2, ready: 2, avg_cpu_percent: None, avg_rss_bytes: None };
+/// let decision = policy.decide(&mut AutoscaleState::default(), &sample, Instant::now());
+/// let AutoscaleDecision::ScaleUp { reason, .. } = decision else { panic!("{decision:?}") };
+/// assert!(matches!(reason.trigger, Trigger::Bounds { .. }));
+/// assert_eq!(reason.sustained, Duration::ZERO);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Trigger {
@@ -162,6 +241,21 @@ pub enum Trigger {
 }
 
 /// The figures behind a scaling decision, for the event log; its `Display` is for people.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{AutoscaleDecision, AutoscalePolicy, AutoscaleState, LoadSample, Trigger};
+///
+/// let policy = AutoscalePolicy { min_workers: 3, max_workers: 6, ..AutoscalePolicy::default() };
+/// // Below the minimum (a crash, a manual scale): back up at once, whatever the load.
+/// let sample = LoadSample { workers: 2, ready: 2, avg_cpu_percent: None, avg_rss_bytes: None };
+/// let decision = policy.decide(&mut AutoscaleState::default(), &sample, Instant::now());
+/// let AutoscaleDecision::ScaleUp { reason, .. } = decision else { panic!("{decision:?}") };
+/// assert!(matches!(reason.trigger, Trigger::Bounds { .. }));
+/// assert_eq!(reason.sustained, Duration::ZERO);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScaleReason {
     /// What set it off.

@@ -3,6 +3,20 @@
 use std::time::{Duration, Instant};
 
 /// One CPU figure for a worker, from a [`CpuTracker`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::CpuTracker;
+///
+/// let mut cpu = CpuTracker::new(Duration::from_secs(10));
+/// let t0 = Instant::now();
+/// assert!(cpu.update(Duration::from_secs(1), t0).is_none()); // the first figure is the baseline
+/// let reading = cpu.update(Duration::from_millis(1500), t0 + Duration::from_secs(1)).unwrap();
+/// assert!((reading.percent - 50.0).abs() < 1e-6); // half a core over that second
+/// assert_eq!(cpu.smoothed(), Some(reading.smoothed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CpuReading {
     /// CPU used over the last interval, in percent of one core (over 100 for a tree that
@@ -32,6 +46,7 @@ pub struct CpuReading {
 /// assert_eq!(cpu.update(Duration::from_millis(100), t0), None); // first sample: baseline
 /// let r = cpu.update(Duration::from_millis(600), t0 + Duration::from_secs(1)).unwrap();
 /// assert!((r.percent - 50.0).abs() < 1e-9);
+/// assert_eq!(cpu.smoothed(), Some(r.smoothed)); // the first reading is its own average
 /// ```
 #[derive(Debug, Clone)]
 pub struct CpuTracker {

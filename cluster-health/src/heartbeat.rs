@@ -3,10 +3,30 @@
 use serde_json::Value;
 
 /// Longest notify datagram accepted, in bytes (systemd reads at most a page).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{MAX_NOTIFY_DATAGRAM, HeartbeatError, parse_ipc_line, parse_notify};
+///
+/// let long = vec![b'x'; MAX_NOTIFY_DATAGRAM + 1];
+/// let err = if "MAX_NOTIFY_DATAGRAM" == "MAX_IPC_LINE" { parse_ipc_line(&long).unwrap_err() } else { parse_notify(&long).unwrap_err() };
+/// assert_eq!(err, HeartbeatError::TooLong { len: MAX_NOTIFY_DATAGRAM + 1, max: MAX_NOTIFY_DATAGRAM });
+/// ```
 pub const MAX_NOTIFY_DATAGRAM: usize = 4096;
 
 /// Longest IPC line accepted, in bytes, without its newline. A reader must stop buffering at
 /// this length too, or a worker that never sends `\n` grows the supervisor's memory.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{MAX_IPC_LINE, HeartbeatError, parse_ipc_line, parse_notify};
+///
+/// let long = vec![b'x'; MAX_IPC_LINE + 1];
+/// let err = if "MAX_IPC_LINE" == "MAX_IPC_LINE" { parse_ipc_line(&long).unwrap_err() } else { parse_notify(&long).unwrap_err() };
+/// assert_eq!(err, HeartbeatError::TooLong { len: MAX_IPC_LINE + 1, max: MAX_IPC_LINE });
+/// ```
 pub const MAX_IPC_LINE: usize = 64 * 1024;
 
 /// One thing a worker reported about itself.
@@ -15,6 +35,15 @@ pub const MAX_IPC_LINE: usize = 64 * 1024;
 /// heartbeat lets a worker say it is ready (instead of the supervisor guessing, PM2's
 /// `listen_timeout` forces workers online, pm2#1875) and that it is alive (a hung event loop
 /// stops sending them, gunicorn#3136's worker hang, without killing on a slow request).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{Heartbeat, parse_notify};
+///
+/// let beats = parse_notify(b"READY=1\nSTATUS=warming caches\nWATCHDOG=1").unwrap();
+/// assert_eq!(beats, [Heartbeat::Ready, Heartbeat::Status("warming caches".into()), Heartbeat::Alive]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Heartbeat {
@@ -38,6 +67,15 @@ pub enum Heartbeat {
 }
 
 /// A datagram or line that cannot be parsed.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{HeartbeatError, parse_ipc_line, parse_notify};
+///
+/// assert_eq!(parse_notify(&[0xff, 0xfe]), Err(HeartbeatError::NotUtf8));
+/// assert!(matches!(parse_ipc_line(b"not json"), Err(HeartbeatError::InvalidJson(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeartbeatError {
@@ -63,6 +101,16 @@ pub enum HeartbeatError {
 /// # Errors
 ///
 /// [`HeartbeatError::TooLong`] over [`MAX_NOTIFY_DATAGRAM`]; [`HeartbeatError::NotUtf8`].
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{Heartbeat, parse_notify};
+///
+/// // Unknown keys are skipped, as systemd does.
+/// assert_eq!(parse_notify(b"MAINPID=42\nSTOPPING=1").unwrap(), [Heartbeat::Stopping]);
+/// assert_eq!(parse_notify(b"WATCHDOG=trigger").unwrap(), [Heartbeat::WatchdogTrigger]);
+/// ```
 pub fn parse_notify(datagram: &[u8]) -> Result<Vec<Heartbeat>, HeartbeatError> {
     if datagram.len() > MAX_NOTIFY_DATAGRAM {
         return Err(HeartbeatError::TooLong { len: datagram.len(), max: MAX_NOTIFY_DATAGRAM });

@@ -36,6 +36,30 @@ const MAX_SAMPLES: usize = 512;
 /// between two samples (a slow leak sampled often on a noisy heap) lowers it and hides the
 /// leak. Samples closer than `window / 512` to the previous one are not kept, which bounds
 /// that effect only at very high rates; lower `min_rising_share` for noisy workers.
+///
+/// # Examples
+///
+/// A worker that grows 2 MB a minute, sampled every 30 s:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{LeakDetector, LeakState};
+///
+/// let detector = LeakDetector::default(); // 5 min window, 1 MB/min at least
+/// let mut state = LeakState::default();
+/// let start = Instant::now();
+/// let mut warnings = Vec::new();
+/// for i in 0..20u64 {
+///     let at = start + Duration::from_secs(30 * i);
+///     let rss = (100 << 20) + i * (1 << 20); // +1 MB per 30 s
+///     warnings.extend(detector.observe(&mut state, at, rss, Some(1 << 30)));
+/// }
+/// assert_eq!(warnings.len(), 1, "one warning, not one per sample");
+/// assert!(state.warned());
+/// let warning = &warnings[0];
+/// assert!((warning.slope_mb_per_min - 2.0).abs() < 0.1);
+/// assert!(warning.minutes_to_limit.is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeakDetector {
     /// How far back the samples are judged.
@@ -66,6 +90,23 @@ impl Default for LeakDetector {
 /// What a [`LeakDetector`] remembers about one worker: its samples inside the window (at most
 /// 512 of them, at least `window / 512` apart) and whether a warning is out. Owned by the
 /// caller; a replaced worker starts with a new one.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{LeakDetector, LeakState};
+///
+/// let detector = LeakDetector::default();
+/// let mut state = LeakState::default();
+/// let start = Instant::now();
+/// // A step (a cache filled once) is not a leak.
+/// for i in 0..20u64 {
+///     let rss = if i < 10 { 100 << 20 } else { 300 << 20 };
+///     assert!(detector.observe(&mut state, start + Duration::from_secs(30 * i), rss, None).is_none());
+/// }
+/// assert!(!state.warned());
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct LeakState {
     samples: VecDeque<(Instant, u64)>,
@@ -80,6 +121,23 @@ impl LeakState {
 }
 
 /// A worker's memory grows steadily; its `Display` is for people.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{LeakDetector, LeakState};
+///
+/// let detector = LeakDetector::default();
+/// let mut state = LeakState::default();
+/// let start = Instant::now();
+/// // A step (a cache filled once) is not a leak.
+/// for i in 0..20u64 {
+///     let rss = if i < 10 { 100 << 20 } else { 300 << 20 };
+///     assert!(detector.observe(&mut state, start + Duration::from_secs(30 * i), rss, None).is_none());
+/// }
+/// assert!(!state.warned());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeakWarning {
     /// The least-squares slope over the window, in MiB per minute.

@@ -12,6 +12,21 @@ use crate::{HealthPolicy, RecycleReason, Verdict, WorkerSnapshot};
 /// `max_requests_jitter` was added (gunicorn PR #862, #3427). Deterministic (unlike gunicorn's
 /// random jitter) so that the limit of a worker can be shown and tested; a replacement gets a
 /// new id and so a new limit. The supervisor still runs at most one recycle at a time.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{HealthPolicy, MaxRequestsPolicy, RecycleReason, Verdict, WorkerSnapshot};
+///
+/// let policy = MaxRequestsPolicy::new(10_000); // ±10 %, fixed per worker id
+/// let limit = policy.limit_for(7);
+/// assert!((9_000..=11_000).contains(&limit));
+/// let worker = WorkerSnapshot { worker_id: 7, requests_served: limit, ..WorkerSnapshot::default() };
+/// assert_eq!(
+///     policy.evaluate(&worker),
+///     Verdict::Recycle(RecycleReason::MaxRequests { served: limit, limit })
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaxRequestsPolicy {
     /// The configured maximum before jitter (at least 1).

@@ -22,6 +22,24 @@ use crate::{RecycleReason, Verdict, WorkerSnapshot};
 /// Hysteresis needs memory between ticks; it is carried in a [`MemoryState`] per worker that
 /// the caller owns (or that [`Policies`](crate::Policies) keeps), so `evaluate` stays a pure
 /// function of (configuration, snapshot, state).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{MemoryPolicy, MemoryState, RecycleReason, Verdict, WorkerSnapshot};
+///
+/// let policy = MemoryPolicy::new(512); // 512 MB soft, 768 MB hard, 3 samples in a row
+/// let mut state = MemoryState::default();
+/// let worker = WorkerSnapshot {
+///     worker_id: 1,
+///     age: Duration::from_secs(600),
+///     rss_bytes: Some(800 << 20),
+///     ..WorkerSnapshot::default()
+/// };
+/// // Over the hard limit: stopped at once, no hysteresis.
+/// assert!(matches!(policy.evaluate(&worker, &mut state), Verdict::Kill(RecycleReason::MemoryHardLimit { .. })));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryPolicy {
     /// The soft limit, in bytes.
@@ -38,6 +56,19 @@ pub struct MemoryPolicy {
 }
 
 /// Per-worker memory of a [`MemoryPolicy`]: how many samples in a row were over the soft limit.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{MemoryPolicy, MemoryState, Verdict, WorkerSnapshot};
+///
+/// let policy = MemoryPolicy::new(100);
+/// let mut state = MemoryState::default();
+/// let worker = WorkerSnapshot { age: Duration::from_secs(600), rss_bytes: Some(120 << 20), ..WorkerSnapshot::default() };
+/// assert_eq!(policy.evaluate(&worker, &mut state), Verdict::Healthy); // 1 of 3 samples over
+/// assert_eq!(state.over_soft_limit, 1);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryState {
     /// Consecutive samples over the soft limit (0 after a sample under it).

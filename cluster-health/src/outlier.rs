@@ -31,6 +31,32 @@ use crate::{RecycleReason, UnhealthyReason, Verdict, WorkerSnapshot};
 ///
 /// The window should be time-based and not much longer than `base_ejection`: an ejected worker
 /// gets no traffic, so its window empties and it is judged again only on fresh requests.
+///
+/// # Examples
+///
+/// Worker 3 fails half its requests while its peers fail none: it is ejected for 30 s.
+///
+/// ```
+/// use std::time::Instant;
+/// use cluster_health::{OutlierPolicy, OutlierState, UnhealthyReason, Verdict, WorkerSnapshot};
+///
+/// let worker = |id, error_rate| WorkerSnapshot {
+///     worker_id: id,
+///     window_requests: 100,
+///     error_rate,
+///     ..WorkerSnapshot::default()
+/// };
+/// let workers = [worker(1, 0.0), worker(2, 0.0), worker(3, 0.5)];
+/// let policy = OutlierPolicy::default();
+/// let mut state = OutlierState::default();
+/// let now = Instant::now();
+/// let verdicts = policy.evaluate_all(&workers, &mut state, now);
+/// assert_eq!(verdicts[0], Verdict::Healthy);
+/// assert!(matches!(verdicts[2], Verdict::Unhealthy(UnhealthyReason::Ejected { .. })));
+/// assert!(state.is_ejected(3, now));
+/// assert_eq!(state.ejections(3), 1);
+/// assert!(!state.on_probation(3, now)); // probation starts when the ejection ends
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutlierPolicy {
     /// How far above the peers' median error rate an outlier stands (0 to 1).
@@ -74,6 +100,18 @@ impl Default for OutlierPolicy {
 /// What an [`OutlierPolicy`] remembers between ticks: who is ejected until when, who is on
 /// probation, and how many ejections in a row each worker has had. Owned by the caller (or by
 /// [`Policies`](crate::Policies)); workers absent from a call are forgotten.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use cluster_health::OutlierState;
+///
+/// let state = OutlierState::default();
+/// assert!(!state.is_ejected(1, Instant::now()));
+/// assert_eq!(state.ejections(1), 0);
+/// assert!(!state.on_probation(1, Instant::now()));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct OutlierState {
     workers: BTreeMap<u64, Entry>,

@@ -17,6 +17,38 @@ use crate::{
 ///
 /// Not `Clone`: custom policies are trait objects. Build it once from the validated
 /// configuration and share it behind an `Arc` if needed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{
+///     HealthPolicy, HealthState, MemoryPolicy, Policies, ProbePolicy, UnhealthyReason, Verdict,
+///     WorkerSnapshot,
+/// };
+///
+/// /// Out of rotation while the worker reports more than 10 % errors.
+/// #[derive(Debug)]
+/// struct ErrorBudget;
+///
+/// impl HealthPolicy for ErrorBudget {
+///     fn evaluate(&self, worker: &WorkerSnapshot) -> Verdict {
+///         if worker.error_rate > 0.1 {
+///             Verdict::Unhealthy(UnhealthyReason::Other("over the error budget".into()))
+///         } else {
+///             Verdict::Healthy
+///         }
+///     }
+/// }
+///
+/// let mut policies = Policies::new().with_custom(ErrorBudget);
+/// policies.memory = Some(MemoryPolicy::new(512));
+/// policies.probe = Some(ProbePolicy::new(Duration::from_secs(30)));
+/// let mut state = HealthState::default();
+/// let worker = WorkerSnapshot { worker_id: 1, error_rate: 0.5, ..WorkerSnapshot::default() };
+/// let verdicts = policies.evaluate_all(&[worker], &mut state, Instant::now());
+/// assert!(!verdicts[0].routable());
+/// ```
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Policies {
@@ -39,6 +71,21 @@ pub struct Policies {
 /// Owned by the supervisor and passed to every [`Policies::evaluate_all`] call, which forgets
 /// workers absent from the call; keeping it outside the policies keeps them pure and lets a
 /// test replay a sequence of ticks.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cluster_health::{HealthState, MemoryPolicy, Policies, WorkerSnapshot};
+///
+/// let mut policies = Policies::new();
+/// policies.memory = Some(MemoryPolicy::new(100));
+/// let mut state = HealthState::default();
+/// let worker = WorkerSnapshot { worker_id: 4, age: Duration::from_secs(600), rss_bytes: Some(150 << 20), ..WorkerSnapshot::default() };
+/// policies.evaluate_all(&[worker], &mut state, Instant::now());
+/// assert_eq!(state.memory(4).over_soft_limit, 1); // what the memory policy remembers of worker 4
+/// assert!(!state.outlier().is_ejected(4, Instant::now()));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct HealthState {
     memory: BTreeMap<u64, MemoryState>,

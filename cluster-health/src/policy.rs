@@ -18,6 +18,29 @@ use crate::{Verdict, WorkerSnapshot};
 /// - It returns [`Verdict::Healthy`] when it has nothing to say; the caller combines the
 ///   verdicts of all policies and acts on the most severe one.
 /// - It is called on every health tick for every worker: keep it cheap.
+///
+/// # Examples
+///
+/// A rule of your own: replace a worker after an hour, whatever its health.
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{HealthPolicy, Policies, RecycleReason, Verdict, WorkerSnapshot};
+///
+/// #[derive(Debug)]
+/// struct MaxAge(Duration);
+///
+/// impl HealthPolicy for MaxAge {
+///     fn evaluate(&self, worker: &WorkerSnapshot) -> Verdict {
+///         if worker.age > self.0 { Verdict::Recycle(RecycleReason::Requested) } else { Verdict::Healthy }
+///     }
+/// }
+///
+/// let policy = MaxAge(Duration::from_secs(3600));
+/// let old = WorkerSnapshot { age: Duration::from_secs(4000), ..WorkerSnapshot::default() };
+/// assert_eq!(policy.evaluate(&old), Verdict::Recycle(RecycleReason::Requested));
+/// let _policies = Policies::new().with_custom(policy);
+/// ```
 pub trait HealthPolicy: Send + Sync + fmt::Debug {
     /// Judges one worker.
     fn evaluate(&self, worker: &WorkerSnapshot) -> Verdict;

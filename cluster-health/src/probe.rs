@@ -16,6 +16,26 @@ use crate::{HealthPolicy, RecycleReason, UnhealthyReason, Verdict, WorkerSnapsho
 /// gunicorn's timeout kills the whole worker with no graceful path (gunicorn#3136). Here a hung
 /// worker first stops getting traffic, then is replaced through the graceful path, whose stop
 /// deadline ends in SIGKILL if it is truly frozen.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{HealthPolicy, ProbePolicy, RecycleReason, UnhealthyReason, Verdict, WorkerSnapshot};
+///
+/// let policy = ProbePolicy::new(Duration::from_secs(30)); // out after 2 failures, replaced after 30 s
+/// let failing = WorkerSnapshot {
+///     consecutive_probe_failures: 2,
+///     since_last_probe_ok: Some(Duration::from_secs(5)),
+///     ..WorkerSnapshot::default()
+/// };
+/// assert_eq!(
+///     policy.evaluate(&failing),
+///     Verdict::Unhealthy(UnhealthyReason::ProbeFailing { consecutive_failures: 2 })
+/// );
+/// let silent = WorkerSnapshot { since_last_probe_ok: Some(Duration::from_secs(31)), ..failing };
+/// assert!(matches!(policy.evaluate(&silent), Verdict::Recycle(RecycleReason::Unresponsive { .. })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePolicy {
     /// Failed probes in a row that take the worker out of rotation (at least 1).
@@ -52,6 +72,19 @@ impl HealthPolicy for ProbePolicy {
 /// Replaces a worker that announced heartbeats and then stopped sending them, like systemd's
 /// `WatchdogSec=` for `WATCHDOG=1`. Workers that never sent a heartbeat are left alone:
 /// heartbeats are optional, and such workers are covered by the [`ProbePolicy`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{HealthPolicy, RecycleReason, Verdict, WatchdogPolicy, WorkerSnapshot};
+///
+/// let policy = WatchdogPolicy { timeout: Duration::from_secs(10) };
+/// let quiet = WorkerSnapshot { since_last_heartbeat: Some(Duration::from_secs(12)), ..WorkerSnapshot::default() };
+/// assert!(matches!(policy.evaluate(&quiet), Verdict::Recycle(RecycleReason::Unresponsive { .. })));
+/// // A worker that never sent a heartbeat is left to the probe.
+/// assert_eq!(policy.evaluate(&WorkerSnapshot::default()), Verdict::Healthy);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchdogPolicy {
     /// Time without a heartbeat after which the worker is replaced.

@@ -6,6 +6,26 @@ use std::time::Duration;
 use crate::ResourceSample;
 
 /// One process as read from the system (or made up by a test).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{ProcessEntry, ProcessTable};
+///
+/// let entry = |pid, ppid, mb: u64| ProcessEntry { pid, ppid, rss_bytes: mb << 20, cpu_time: Duration::from_secs(1) };
+/// // A worker (100) with a child (101) and a grandchild (102); 200 is unrelated.
+/// let table = ProcessTable::from_entries([entry(100, 1, 50), entry(101, 100, 20), entry(102, 101, 10), entry(200, 1, 5)]);
+/// assert_eq!(table.len(), 4);
+/// assert!(!table.is_empty());
+/// assert_eq!(table.get(101).map(|e| e.ppid), Some(100));
+/// let mut tree = table.tree_pids(100);
+/// tree.sort();
+/// assert_eq!(tree, [100, 101, 102]);
+/// let sum = table.tree(100).unwrap();
+/// assert_eq!((sum.rss_bytes, sum.processes), (80 << 20, 3u32));
+/// assert_eq!(sum.cpu_time, Duration::from_secs(3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessEntry {
     /// Its pid.
@@ -30,6 +50,26 @@ pub struct ProcessEntry {
 /// Descendants are found through the parent pid. A grandchild whose parent exited is
 /// re-parented to init (or a subreaper) and leaves the tree; workers that daemonize children
 /// escape the sums. Spawning each worker in its own process group keeps them killable.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{ProcessEntry, ProcessTable};
+///
+/// let entry = |pid, ppid, mb: u64| ProcessEntry { pid, ppid, rss_bytes: mb << 20, cpu_time: Duration::from_secs(1) };
+/// // A worker (100) with a child (101) and a grandchild (102); 200 is unrelated.
+/// let table = ProcessTable::from_entries([entry(100, 1, 50), entry(101, 100, 20), entry(102, 101, 10), entry(200, 1, 5)]);
+/// assert_eq!(table.len(), 4);
+/// assert!(!table.is_empty());
+/// assert_eq!(table.get(101).map(|e| e.ppid), Some(100));
+/// let mut tree = table.tree_pids(100);
+/// tree.sort();
+/// assert_eq!(tree, [100, 101, 102]);
+/// let sum = table.tree(100).unwrap();
+/// assert_eq!((sum.rss_bytes, sum.processes), (80 << 20, 3u32));
+/// assert_eq!(sum.cpu_time, Duration::from_secs(3));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ProcessTable {
     entries: HashMap<u32, ProcessEntry>,

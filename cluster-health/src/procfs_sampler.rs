@@ -20,6 +20,21 @@ use crate::{ProcessTable, ResourceSample, ResourceSampler, SampleError};
 /// The figures are blocking file reads: run them on a blocking thread, not on the async
 /// runtime. RSS counts shared pages once per process, so a tree that shares memory (a
 /// pre-forking parent and its children) over-counts; PM2 and gunicorn have the same view.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{ProcfsSampler, ResourceSampler};
+///
+/// let sampler = ProcfsSampler::new();
+/// if cfg!(target_os = "linux") {
+///     let me = std::process::id();
+///     let sample = sampler.sample(me).unwrap(); // this process and its children
+///     assert!(sample.rss_bytes > 0 && sample.processes >= 1);
+///     let table = sampler.scan().unwrap(); // every process, in one pass over /proc
+///     assert!(table.get(me).is_some());
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProcfsSampler {
     #[cfg(target_os = "linux")]

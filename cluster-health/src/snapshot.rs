@@ -7,6 +7,27 @@ use std::time::Duration;
 /// Plain data, cheap to clone; the supervisor builds one per worker on every health tick from
 /// the sampler ([`ResourceSampler`](crate::ResourceSampler)), the proxy's counters, the prober
 /// and the heartbeat channel. Ages are durations, not instants, so that policies need no clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_health::{MaxRequestsPolicy, Policies, WorkerSnapshot};
+///
+/// // What the supervisor knows of worker 3 on one tick.
+/// let worker = WorkerSnapshot {
+///     worker_id: 3,
+///     age: Duration::from_secs(120),
+///     rss_bytes: Some(90 << 20),
+///     cpu_percent: Some(35.0),
+///     requests_served: 1_200,
+///     ..WorkerSnapshot::default()
+/// };
+/// let mut policies = Policies::new();
+/// policies.max_requests = Some(MaxRequestsPolicy::new(1_000_000));
+/// let verdicts = policies.evaluate_all(&[worker], &mut Default::default(), std::time::Instant::now());
+/// assert!(verdicts[0].routable());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerSnapshot {
     /// The worker's unique id (a replacement gets a new one). Per-worker jitter derives from it.

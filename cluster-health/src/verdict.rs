@@ -8,6 +8,19 @@ use std::time::Duration;
 /// The actions are separate on purpose (PEER-LESSONS theme 6, gunicorn#3136): taking a worker out
 /// of rotation, replacing it gracefully and killing it are three different answers, so that a
 /// slow worker is not killed with its in-flight requests when a drain would do.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{RecycleReason, Severity, UnhealthyReason, Verdict};
+///
+/// let out = Verdict::Unhealthy(UnhealthyReason::Other("maintenance".into()));
+/// let recycle = Verdict::Recycle(RecycleReason::Requested);
+/// assert!(Verdict::Healthy.routable() && !out.routable());
+/// assert_eq!(out.severity(), Severity::Unhealthy);
+/// // Several policies: the most severe verdict wins.
+/// assert_eq!(Verdict::Healthy.max(recycle.clone()).max(out), recycle);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -24,6 +37,15 @@ pub enum Verdict {
 }
 
 /// How severe a [`Verdict`] is; the composition acts on the most severe one.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::{RecycleReason, Severity, Verdict};
+///
+/// assert!(Severity::Healthy < Severity::Unhealthy && Severity::Recycle < Severity::Kill);
+/// assert_eq!(Verdict::Kill(RecycleReason::Requested).severity(), Severity::Kill);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// [`Verdict::Healthy`].
@@ -71,6 +93,15 @@ impl fmt::Display for Verdict {
 }
 
 /// Why a worker is out of rotation while it keeps running.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::UnhealthyReason;
+///
+/// let reason = UnhealthyReason::ProbeFailing { consecutive_failures: 3 };
+/// assert_eq!(reason.to_string(), "3 probes failed in a row");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum UnhealthyReason {
@@ -111,6 +142,15 @@ impl fmt::Display for UnhealthyReason {
 }
 
 /// Why a worker is being replaced; every recycle is published as an event with its reason.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_health::RecycleReason;
+///
+/// let reason = RecycleReason::MaxRequests { served: 10_000, limit: 10_000 };
+/// println!("recycling: {reason}"); // the event log's wording
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RecycleReason {

@@ -52,6 +52,23 @@ use crate::config::{AccessLogPath, AccessLogSpec};
 pub(crate) use record::{End, Record, WorkerRef};
 
 /// The access log could not be started.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, AccessLogError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::AccessLog(AccessLogError::Open { path, source, .. })) => {
+///         eprintln!("cannot write the access log to {path}: {source}")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessLogError {
@@ -70,6 +87,19 @@ pub enum AccessLogError {
 }
 
 /// Lines of the access log since it started.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// if let Some(counts) = handle.status().await?.access_log {
+///     println!("{} lines written, {} dropped", counts.written, counts.dropped);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -104,7 +134,27 @@ pub(crate) enum Msg {
 /// A running access log: the queue into its writer thread, and its counters.
 ///
 /// Cheap to clone (one `Arc`); clones feed the same queue.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::AccessLog;
+/// use cluster_core::config::{AccessLogPath, ClusterSpec};
+///
+/// let dir = std::env::temp_dir().join(format!("access-log-doc-{}", std::process::id()));
+/// let mut spec = ClusterSpec::default().access_log;
+/// spec.path = AccessLogPath::File(dir.join("access.log"));
+/// let log = AccessLog::start(&spec)?; // opens the file, starts the writer thread
+/// assert_eq!(log.destination(), &spec.path);
+/// log.reopen(); // after logrotate moved it
+/// assert_eq!(log.counts().written, 0);
+/// assert!(log.close(Duration::from_secs(1))); // flushed within a second
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct AccessLog {
     inner: Arc<Inner>,
 }
@@ -125,6 +175,7 @@ impl fmt::Debug for AccessLog {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl AccessLog {
     /// Opens the destination of `spec` (a file is created with its directory, and appended
     /// to) and starts the writer thread.

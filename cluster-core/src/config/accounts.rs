@@ -25,6 +25,17 @@ impl<'de> Deserialize<'de> for AccountName {
 }
 
 /// The user the workers run as (`user`), resolved.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+///
+/// let spec = ClusterSpec::default();
+/// if let Some(user) = &spec.hardening.user {
+///     println!("workers run as {user} (uid {}, gid {})", user.uid, user.gid);
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerUser {
@@ -37,6 +48,18 @@ pub struct WorkerUser {
 }
 
 /// The group the workers run as (`group`), resolved.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+///
+/// let spec = ClusterSpec::default();
+/// assert!(spec.hardening.group.is_none()); // the user's primary group, or the primary's own
+/// if let Some(group) = &spec.hardening.group {
+///     println!("workers run in group {group} ({})", group.gid);
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerGroup {

@@ -12,6 +12,18 @@ use super::ClusterSpec;
 use walk::walk;
 
 /// When a changed key takes effect.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Applies, ClusterSpec};
+///
+/// let old = ClusterSpec::default();
+/// let mut new = old.clone();
+/// new.workers = old.workers + 1;
+/// let change = &config::changes(&old, &new)[0];
+/// assert_eq!((change.key, change.applies), ("workers", Applies::Now));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -30,6 +42,20 @@ pub enum Applies {
 }
 
 /// One key whose value differs between two specs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::{self, ClusterSpec};
+///
+/// let old = ClusterSpec::default();
+/// let mut new = old.clone();
+/// new.performance.request_timeout = Duration::from_secs(90);
+/// for change in config::changes(&old, &new) {
+///     println!("{}: {} -> {} ({:?})", change.key, change.from, change.to, change.applies);
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -124,6 +150,19 @@ fn without_password(url: &str) -> String {
 ///
 /// The result is valid when both specs are: no check relates a key that applies at a
 /// restart to one that does not.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, ClusterSpec};
+///
+/// let old = ClusterSpec::default();
+/// let mut new = old.clone();
+/// new.listen.set_port(4000); // needs a restart
+/// new.workers = old.workers + 2; // applied at once
+/// let live = config::live_spec(&old, &new);
+/// assert_eq!((live.listen.port(), live.workers), (old.listen.port(), new.workers));
+/// ```
 pub fn live_spec(old: &ClusterSpec, new: &ClusterSpec) -> ClusterSpec {
     let mut live = new.clone();
     walk(old, &mut live, &mut KeepUntilRestart);

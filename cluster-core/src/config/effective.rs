@@ -16,12 +16,39 @@ use super::{ClusterSpec, Provenance, Source};
 /// computed is shown resolved: `scaling.maxWorkers`, the largest of the CPU count, the
 /// resolved `workers` and `scaling.minWorkers`. A secret (`admin.token`) is shown as `"***"`
 /// when set, with its source.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Environment, Overrides, Source};
+///
+/// let env = Environment::from_vars([("CLUSTER_WORKERS", "3")]);
+/// let effective = config::load(&Overrides::default(), &env)?.effective;
+/// let workers = effective.get("workers").unwrap();
+/// assert_eq!((workers.value.as_u64(), &workers.source), (Some(3), &Source::Env("CLUSTER_WORKERS".into())));
+/// assert!(effective.entries().iter().any(|e| e.key == "scaling.minWorkers"));
+/// println!("{}", effective.render()); // what `cluster config` prints
+/// assert_eq!(effective.to_json()["workers"]["value"], 3); // and `cluster config --json`
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectiveConfig {
     entries: Vec<EffectiveEntry>,
 }
 
 /// One key of an [`EffectiveConfig`].
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Environment, Overrides, Source};
+///
+/// let loaded = config::load(&Overrides::default(), &Environment::default())?;
+/// for entry in loaded.effective.entries().iter().filter(|e| e.source != Source::Default) {
+///     println!("{} = {} (from {})", entry.key, entry.value, entry.source);
+/// }
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EffectiveEntry {

@@ -12,6 +12,25 @@ use super::Source;
 /// [`Source`] it came from (the `origin` fields). Loading reports every problem it finds, not just the first:
 /// several problems come as [`Multiple`](ConfigError::Multiple), whose `Display` prints one
 /// per line; [`problems`](ConfigError::problems) iterates them in both cases.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, ConfigError, Environment, Overrides};
+///
+/// let env = Environment::from_vars([("PORT", "99999"), ("CLUSTER_WORKERS", "lots")]);
+/// let err = config::load(&Overrides::default(), &env).unwrap_err();
+/// let keys: Vec<_> = err
+///     .problems()
+///     .map(|p| match p {
+///         ConfigError::InvalidValue { key, .. } => key.as_str(),
+///         _ => "other",
+///     })
+///     .collect();
+/// assert_eq!(keys.len(), 2); // every problem, not just the first
+/// assert!(keys.contains(&"port") && keys.contains(&"workers"));
+/// eprintln!("{err}"); // one problem per line, each with its source
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -92,6 +111,27 @@ pub enum ConfigError {
 }
 
 /// The other side of a [`ConfigError::Conflict`].
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, ConfigError, Environment, Overrides};
+///
+/// let mut overrides = Overrides::default();
+/// overrides.workers = Some("1".into());
+/// let dir = std::env::temp_dir().join(format!("other-value-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let file = dir.join("cluster.config.json");
+/// std::fs::write(&file, r#"{"scaling": {"minWorkers": 4, "maxWorkers": 2}}"#).unwrap();
+/// overrides.config_path = Some(file);
+/// let err = config::load(&overrides, &Environment::default()).unwrap_err();
+/// let conflict = err.problems().find_map(|p| match p {
+///     ConfigError::Conflict { key, other, .. } => Some((key.clone(), other.key.clone())),
+///     _ => None,
+/// });
+/// println!("{conflict:?}"); // e.g. `scaling.minWorkers` greater than `scaling.maxWorkers`
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OtherValue {

@@ -44,6 +44,16 @@ impl<'de> Deserialize<'de> for CoreValue {
 }
 
 /// A resource limit's value: a number, or no limit.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::LimitValue;
+///
+/// assert_eq!(LimitValue::Max(1 << 20).as_rlim(), 1 << 20);
+/// assert_eq!(LimitValue::Unlimited.to_string(), "unlimited");
+/// assert_eq!(LimitValue::Unlimited.as_rlim(), u64::MAX); // RLIM_INFINITY on Linux
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitValue {
     /// At most this many (bytes for `core`).
@@ -76,6 +86,19 @@ impl fmt::Display for LimitValue {
 ///
 /// Every setting applies to workers started after it is set: a reload takes them to the next
 /// generation (a rolling restart), as the worker command is.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{ClusterSpec, LimitValue};
+///
+/// let mut spec = ClusterSpec::default();
+/// assert!(!spec.hardening.is_active()); // nothing asked for
+/// spec.hardening.nofile = Some(65_536);
+/// spec.hardening.core = Some(LimitValue::Max(0)); // no core dumps
+/// spec.hardening.cpu_affinity = true; // one CPU per slot
+/// assert!(spec.hardening.is_active());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HardeningSpec {

@@ -19,6 +19,17 @@ const MAX_CONNECTIONS: i128 = 10_000_000;
 
 /// What the proxy accepts from clients (`performance` keys); checked before a request is
 /// forwarded, so that a worker never sees a request over a limit.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+///
+/// let mut spec = ClusterSpec::default();
+/// let limits = &mut spec.performance.limits;
+/// limits.max_body_size = Some(10 << 20); // 413 above 10 MiB
+/// assert!(limits.max_header_size >= 8 * 1024);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestLimits {

@@ -9,6 +9,18 @@ use super::validate::validate;
 use super::{ClusterSpec, ConfigError, Environment, Overrides};
 
 /// A loaded configuration: the checked spec, and the report of where each value came from.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Environment, Overrides};
+///
+/// let loaded = config::load(&Overrides::default(), &Environment::default())?;
+/// let (spec, effective) = (loaded.spec, loaded.effective);
+/// let configured = &effective.get("workers").unwrap().value; // as written, e.g. "max"
+/// println!("workers: {configured} -> {}", spec.workers); // resolved to a count
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LoadedConfig {

@@ -70,6 +70,20 @@ use source::Provenance;
 ///
 /// Values are kept as the user typed them so that a bad one is reported with the flag's name
 /// and the same wording as a bad value from the file or the environment.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Environment, Overrides};
+///
+/// let mut overrides = Overrides::default(); // what `cluster start` flags would give
+/// overrides.workers = Some("max".into()); // one per CPU
+/// overrides.port = Some("8080".into());
+/// // `overrides.command` (after `--`) would replace the worker command; it must be on the PATH.
+/// let spec = config::load(&overrides, &Environment::default())?.spec;
+/// assert_eq!(spec.listen.port(), 8080);
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Overrides {
@@ -93,6 +107,18 @@ pub struct Overrides {
 
 /// A snapshot of the process environment, so that loading is a pure function of its inputs
 /// (tests pass their own; we never change our own process environment).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::Environment;
+///
+/// let env = Environment::from_vars([("PORT", "8080"), ("HOST", "127.0.0.1")]);
+/// assert_eq!(env.get("PORT"), Some("8080"));
+/// assert_eq!(env.get("REDIS_URL"), None);
+/// let real = Environment::capture(); // the process environment, as it is now
+/// # let _ = real;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: BTreeMap<String, String>,

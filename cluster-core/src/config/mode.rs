@@ -9,6 +9,18 @@ use super::validate::Validator;
 /// Which data plane serves the front port (`mode` / `CLUSTER_MODE`).
 ///
 /// See `docs/shared-socket.md` for when to choose which.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{ClusterSpec, Mode};
+///
+/// let mut spec = ClusterSpec::default();
+/// assert_eq!(spec.mode, Mode::Proxy);
+/// spec.mode = "shared-socket".parse().unwrap(); // the workers accept on the front socket
+/// assert!(spec.mode.is_shared_socket());
+/// assert_eq!(Mode::ALL.map(Mode::name), ["proxy", "shared-socket"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -50,6 +62,14 @@ impl fmt::Display for Mode {
 }
 
 /// A name that is not a [`Mode`].
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{Mode, UnknownMode};
+///
+/// assert_eq!("cluster".parse::<Mode>(), Err(UnknownMode("cluster".into())));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown mode {0:?}")]
 pub struct UnknownMode(pub String);

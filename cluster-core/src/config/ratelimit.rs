@@ -16,6 +16,15 @@ use super::validate::Validator;
 
 /// The exempt path prefixes when `security.rateLimitExempt` is not set, besides the
 /// health-check path: the admin API and the dashboard.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{ClusterSpec, DEFAULT_EXEMPT};
+///
+/// let spec = ClusterSpec::default();
+/// assert!(DEFAULT_EXEMPT.iter().all(|p| spec.security.rate_limit_exempt.iter().any(|e| e == p)));
+/// ```
 pub const DEFAULT_EXEMPT: [&str; 2] = ["/api/admin/", "/admin/cluster"];
 
 /// Longest accepted `security.rateLimitRedisTimeout`, ms: a Redis call is on the request
@@ -23,6 +32,18 @@ pub const DEFAULT_EXEMPT: [&str; 2] = ["/api/admin/", "/admin/cluster"];
 const MAX_REDIS_TIMEOUT_MS: i128 = 10_000;
 
 /// Where the rate limit's counters live (`security.rateLimitStore`).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{ClusterSpec, RateLimitStore};
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.security.enable_rate_limit = true;
+/// spec.security.rate_limit_store = RateLimitStore::Redis; // one limit shared by every instance
+/// spec.redis_url = Some("redis://127.0.0.1:6379".into());
+/// assert_eq!(RateLimitStore::ALL.map(|(name, _)| name), ["local", "redis"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -39,6 +60,16 @@ impl RateLimitStore {
 }
 
 /// What the rate limit does while Redis is unreachable (`security.rateLimitRedisFallback`).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{ClusterSpec, RateLimitFallback};
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.security.rate_limit_redis_fallback = RateLimitFallback::Allow; // fail open while Redis is down
+/// assert_eq!(RateLimitFallback::ALL.len(), 3);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]

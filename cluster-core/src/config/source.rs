@@ -14,6 +14,19 @@ use figment::Figment;
 use figment::value::Value;
 
 /// Where a configuration value came from.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::{self, Environment, Overrides, Source};
+///
+/// let env = Environment::from_vars([("PORT", "8080")]);
+/// let loaded = config::load(&Overrides::default(), &env)?;
+/// let port = loaded.effective.get("port").unwrap();
+/// assert_eq!(port.source, Source::Env("PORT".into()));
+/// assert_eq!(port.source.to_string(), "environment variable PORT");
+/// # Ok::<(), config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Source {

@@ -21,6 +21,23 @@ use super::raw::MASK;
 pub(crate) const CONTROL_SOCKET: &str = "cluster.sock";
 
 /// The validated configuration of one cluster.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// // The defaults, then what this embedder cares about.
+/// spec.workers = 4;
+/// spec.listen = "127.0.0.1:8080".parse().unwrap();
+/// spec.command.program = Some("node".into());
+/// spec.command.args = vec!["build".into()];
+/// spec.health_check_path = Some("/healthz".into());
+/// assert_eq!(spec.host().to_string(), "127.0.0.1");
+/// assert!(spec.control_socket().ends_with("cluster.sock"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ClusterSpec {
@@ -98,6 +115,18 @@ pub struct ClusterSpec {
 ///
 /// Decided when each worker is started: a reload that changes it reaches the workers of the
 /// next generation (a rolling restart); running workers keep their endpoint.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.upstream = Upstream::Unix; // workers listen on Unix sockets (`SOCKET_PATH`)
+/// assert_eq!(Upstream::ALL[1], ("unix", Upstream::Unix));
+/// assert_eq!(spec.upstream.to_string(), "unix");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -126,6 +155,18 @@ impl fmt::Display for Upstream {
 /// The admin API and the control socket (`admin` in the file).
 ///
 /// `Debug` shows [`token`](Self::token) as `"***"`, so a logged spec carries no secret.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.admin.listen = Some("127.0.0.1:9090".parse().unwrap()); // the admin API on a port
+/// spec.admin.token = Some("s3cret".into()); // required off the control socket
+/// spec.admin.public_health = true; // `/api/admin/cluster/health` without the token
+/// ```
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AdminSpec {
@@ -168,6 +209,20 @@ impl fmt::Debug for AdminSpec {
 }
 
 /// Autoscaling settings (`scaling` in the file).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.scaling.auto_scale = true;
+/// spec.scaling.min_workers = 2;
+/// spec.scaling.max_workers = 8;
+/// spec.scaling.cpu_threshold = 75.0;
+/// spec.scaling.scale_up_after = Duration::from_secs(10);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScalingSpec {
@@ -196,6 +251,19 @@ pub struct ScalingSpec {
 }
 
 /// Proxy and recycling settings (`performance` in the file).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.performance.request_timeout = Duration::from_secs(60);
+/// spec.performance.max_requests_per_worker = Some(100_000); // recycle after that many
+/// spec.performance.enable_compression = true;
+/// spec.performance.proxy_threads = 2;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PerformanceSpec {
@@ -233,6 +301,19 @@ pub struct PerformanceSpec {
 }
 
 /// Health-policy settings (`health` in the file): how workers are probed, judged and replaced.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.health.probe_failures = 3; // out of rotation after 3 failed probes
+/// spec.health.hard_memory_bytes = Some(1 << 30); // stopped at once above 1 GiB
+/// spec.health.outlier_detection = true;
+/// spec.health.leak_detection = true;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HealthSpec {
@@ -291,6 +372,17 @@ pub struct HealthSpec {
 }
 
 /// Rolling-restart settings (`rollingRestart` in the file).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.rolling_restart.max_surge = 2; // two replacements at a time
+/// spec.rolling_restart.min_ready = Duration::from_secs(5); // each ready for 5 s before the next
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RollingRestartSpec {
@@ -305,6 +397,20 @@ pub struct RollingRestartSpec {
 }
 
 /// Front-door settings (`security` in the file).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.security.enable_rate_limit = true;
+/// spec.security.rate_limit_max = 100; // per client and window
+/// spec.security.rate_limit_window = Duration::from_secs(60);
+/// spec.security.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+/// spec.security.enable_request_logging = true;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SecuritySpec {
@@ -334,6 +440,19 @@ pub struct SecuritySpec {
 
 /// The access log's settings (`accessLog` in the file). The log itself is on only when
 /// [`SecuritySpec::enable_request_logging`] is (`security.enableRequestLogging`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.security.enable_request_logging = true;
+/// spec.access_log.format = AccessLogFormat::Json;
+/// spec.access_log.path = AccessLogPath::Stdout;
+/// spec.access_log.queue = 65_536;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessLogSpec {
@@ -348,6 +467,18 @@ pub struct AccessLogSpec {
 }
 
 /// The format of access log lines.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.access_log.format = AccessLogFormat::Json;
+/// assert_eq!(spec.access_log.format.name(), "json");
+/// assert_eq!(AccessLogFormat::ALL.map(AccessLogFormat::name), ["combined", "json"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AccessLogFormat {
@@ -377,6 +508,18 @@ impl fmt::Display for AccessLogFormat {
 }
 
 /// Where access log lines go.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.access_log.path = AccessLogPath::File("/var/log/app/access.log".into());
+/// assert_eq!(spec.access_log.path.to_string(), "/var/log/app/access.log");
+/// assert_eq!(AccessLogPath::Stdout.to_string(), "stdout");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AccessLogPath {
@@ -396,6 +539,20 @@ impl fmt::Display for AccessLogPath {
 }
 
 /// What each worker process runs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::*;
+///
+/// let mut spec = ClusterSpec::default();
+/// let command = &mut spec.command;
+/// command.program = Some("node".into());
+/// command.args = vec!["build/index.js".into()];
+/// command.cwd = Some("/srv/app".into());
+/// command.env.insert("ORIGIN".into(), "https://app.example.com".into());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerCommand {

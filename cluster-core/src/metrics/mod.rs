@@ -17,6 +17,19 @@ pub use self::window::WindowRates;
 /// What the proxy has measured of one worker: requests, errors, bytes and latency.
 ///
 /// Updated from the request path with relaxed atomics only (no lock), read by status.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # fn example(handle: ClusterHandle) {
+/// for backend in handle.routes().backends() {
+///     let snapshot = backend.metrics().snapshot();
+///     println!("worker {}: {} requests", backend.id(), snapshot.requests);
+/// }
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
     requests: AtomicU64,
@@ -44,6 +57,15 @@ pub(crate) enum FailureKind {
 }
 
 /// The upper bounds of the latency buckets given to Prometheus, in seconds.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::LATENCY_BUCKETS;
+///
+/// assert_eq!(LATENCY_BUCKETS.first(), Some(&0.001)); // 1 ms
+/// assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+/// ```
 pub const LATENCY_BUCKETS: [f64; 14] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -126,6 +148,20 @@ fn ms(us: u64) -> f64 {
 
 /// A worker's metrics at one moment. Latencies are times to the response head, in
 /// milliseconds, to within 6.25 %; `None` before the first response.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// for worker in handle.status().await?.workers {
+///     let m = &worker.metrics;
+///     println!("{}: {} requests, {} errors, p99 {:?} ms", worker.worker_id, m.requests, m.errors, m.latency_p99_ms);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -159,6 +195,20 @@ pub struct MetricsSnapshot {
 }
 
 /// Responses by status class.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// for worker in handle.status().await?.workers {
+///     let r = &worker.metrics.responses;
+///     println!("2xx {} 4xx {} 5xx {}", r.success, r.client_error, r.server_error);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ResponseClasses {
@@ -180,6 +230,20 @@ pub struct ResponseClasses {
 }
 
 /// Requests that got no response from a worker, by kind.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// for worker in handle.status().await?.workers {
+///     let f = &worker.metrics.failures;
+///     println!("unreachable {} timeout {}", f.unreachable, f.timeout);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -196,6 +260,23 @@ pub struct FailureCounts {
 
 /// Time to response head, as a Prometheus histogram: cumulative counts at the bounds of
 /// [`LATENCY_BUCKETS`] (to within one internal bucket, 6.25 %), the count and the sum.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// for worker in handle.status().await?.workers {
+///     let h = &worker.metrics.latency_histogram; // cumulative, Prometheus style
+///     for (le, n) in cluster_core::LATENCY_BUCKETS.iter().zip(&h.cumulative) {
+///         println!("le={le} {n}");
+///     }
+///     println!("count {} sum {:.3} s", h.count, h.sum_seconds);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct LatencyBuckets {

@@ -66,6 +66,20 @@ pub(crate) struct RateWindow {
 
 /// Rates and latency percentiles over the sliding window
 /// ([`health.metricsWindow`](crate::config::HealthSpec)), per worker or for the cluster.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ClusterHandle;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// for worker in handle.status().await?.workers {
+///     let r = &worker.rates; // over the last minute
+///     println!("{:.1} req/s, error rate {:.3}, p50 {:?} ms", r.requests_per_sec, r.error_rate, r.latency_p50_ms);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -42,13 +42,31 @@ use crate::config::{ClusterSpec, RequestLimits};
 use crate::ratelimit::RateLimit;
 use crate::routing::Router;
 
-pub use compress::{AcceptEncoding, Compression, ContentCoding};
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
+pub use compress::Compression;
+pub use compress::{AcceptEncoding, ContentCoding};
 pub use front::{BoxError, EndsOnDrain, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 pub(crate) use pool::UpstreamPool;
 
 /// Settings of the proxy, taken from the [`ClusterSpec`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Compression, ProxyConfig};
+///
+/// let mut spec = ClusterSpec::default();
+/// spec.performance.enable_compression = true;
+/// let mut config = ProxyConfig::from_spec(&spec); // or ProxyConfig::default()
+/// config.request_timeout = Duration::from_secs(5);
+/// config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+/// assert_eq!(config.compression, Compression::from_spec(&spec.performance));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct ProxyConfig {
     /// Time a worker has to send response headers; then the client gets 504.
     pub request_timeout: Duration,
@@ -80,6 +98,7 @@ pub struct ProxyConfig {
     pub compression: Option<Compression>,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl ProxyConfig {
     /// The proxy settings of a cluster; the front door and the rate limit are set by the
     /// caller (they need the cluster's handle and its events).
@@ -124,7 +143,42 @@ impl Default for ProxyConfig {
 /// The reverse proxy.
 ///
 /// Cheap to clone (one `Arc`); clones share the router, settings and counters.
+///
+/// # Examples
+///
+/// Serve on up to two threads, stop after a minute, and report what was still in flight:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cluster_balancer::RoundRobin;
+/// use cluster_core::{Proxy, ProxyConfig, Router};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn example() -> std::io::Result<()> {
+/// let router = Arc::new(Router::new(Arc::new(RoundRobin::new())));
+/// let proxy = Proxy::new(router, ProxyConfig::default());
+/// let stop = CancellationToken::new();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let serving = tokio::spawn({
+///     let (proxy, stop) = (proxy.clone(), stop.clone());
+///     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+///     async move {
+///         match threads {
+///             1 => proxy.serve(listener, stop).await, // on the caller's runtime
+///             n => proxy.serve_threads(listener, n, stop).await,
+///         }
+///     }
+/// });
+/// tokio::time::sleep(Duration::from_secs(60)).await;
+/// println!("{} requests, {} tunnels open", proxy.in_flight(), proxy.open_tunnels());
+/// stop.cancel();
+/// serving.await.ok();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Proxy {
     shared: Arc<Shared>,
 }
@@ -140,6 +194,7 @@ pub(crate) struct Shared {
     connections: limits::ConnectionLimit,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Proxy {
     /// A proxy routing through `router`.
     pub fn new(router: Arc<Router>, cfg: ProxyConfig) -> Self {

@@ -43,6 +43,23 @@ use local::LocalStore;
 use policy::Policy;
 
 /// Why the rate limit could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, RateLimitError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::RateLimit(RateLimitError::NoRedisSupport)) => {
+///         eprintln!("build cluster-core with its `redis` feature for a shared rate limit")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RateLimitError {
@@ -58,6 +75,30 @@ pub enum RateLimitError {
 
 /// The rate limit of a proxy: its policy, exempt paths and store. Shared by every proxy
 /// thread through an `Arc`; see the module doc.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{ProxyConfig, RateLimit};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn example() -> Result<(), cluster_core::RateLimitError> {
+/// let mut spec = ClusterSpec::default();
+/// spec.security.enable_rate_limit = true;
+/// let (events, _) = tokio::sync::broadcast::channel(16);
+/// let limit = RateLimit::from_spec(&spec, events)?.expect("enabled");
+/// let stop = CancellationToken::new();
+/// tokio::spawn({
+///     let limit = limit.clone();
+///     async move { limit.run_background(stop).await } // expiry, Redis health
+/// });
+/// let mut config = ProxyConfig::default();
+/// config.rate_limit = Some(limit);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct RateLimit {
     policy: Policy,
     /// `RateLimit-Policy`, formatted once.
@@ -80,6 +121,7 @@ impl fmt::Debug for RateLimit {
     }
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl RateLimit {
     /// The rate limit `spec` asks for, or `None` when `security.enableRateLimit` is off.
     /// `events` receives the Redis store's down and up events.

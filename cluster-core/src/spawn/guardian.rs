@@ -23,6 +23,26 @@ use super::sys;
 ///
 /// Deliberately not `Clone`: share it in an `Arc`; the pipe must close exactly once, when the
 /// primary exits or calls [`finish`](Self::finish).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_core::{Guardian, ProcessSpawner, run_guardian};
+///
+/// # fn example() -> std::io::Result<()> {
+/// if std::env::args().nth(1).as_deref() == Some("__guardian") {
+///     return run_guardian(); // this copy of the binary is the guardian
+/// }
+/// let guardian = Arc::new(Guardian::start(&std::env::current_exe()?, &["__guardian"])?);
+/// println!("guardian pid {}", guardian.pid());
+/// let spawner = ProcessSpawner::new("node", ["build"]).guardian(Arc::clone(&guardian));
+/// // ... run the cluster with `spawner` ...
+/// # drop(spawner);
+/// guardian.finish()?; // every worker has exited: nothing left to guard
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Guardian {
     pipe: Mutex<Option<ChildStdin>>,
@@ -69,12 +89,12 @@ impl Guardian {
     }
 
     /// Asks the guardian to kill process group `pgid` if the primary dies.
-    pub fn watch(&self, pgid: u32) {
+    pub(crate) fn watch(&self, pgid: u32) {
         self.send('+', pgid);
     }
 
     /// Tells the guardian that process group `pgid` is gone.
-    pub fn unwatch(&self, pgid: u32) {
+    pub(crate) fn unwatch(&self, pgid: u32) {
         self.send('-', pgid);
     }
 
@@ -99,6 +119,18 @@ impl Guardian {
 /// # Errors
 ///
 /// The OS error if stdin cannot be read.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     if std::env::args().nth(1).as_deref() == Some("__guardian") {
+///         return cluster_core::run_guardian();
+///     }
+///     // ... the primary: `Guardian::start(&current_exe, &["__guardian"])` ...
+///     Ok(())
+/// }
+/// ```
 pub fn run_guardian() -> io::Result<()> {
     let mut groups = BTreeSet::new();
     let stdin = io::stdin();

@@ -38,6 +38,10 @@ use crate::config::{HardeningSpec, LimitValue, WorkerUser};
 /// for notice in hardening.notices() {
 ///     eprintln!("{notice}");
 /// }
+/// if let Some(cpu) = hardening.cpu_for_slot(0) {
+///     println!("worker slot 0 runs on CPU {cpu}");
+/// }
+/// assert_eq!(hardening.spec(), &spec.hardening);
 /// let spawner = ProcessSpawner::new("./server", ["--port-from-env"]).hardening(Arc::new(hardening));
 /// # Ok::<(), cluster_core::HardeningError>(())
 /// ```
@@ -53,6 +57,23 @@ pub struct WorkerHardening {
 }
 
 /// The hardening settings cannot be applied.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, HardeningError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::Hardening(HardeningError::NotRoot { key, .. })) => {
+///         eprintln!("`{key}` needs the primary to run as root")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HardeningError {

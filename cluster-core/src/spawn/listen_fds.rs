@@ -17,12 +17,27 @@ pub(crate) const LISTEN_ENV: [(&str, &str); 2] = [("LISTEN_FDS", "1"), ("LISTEN_
 ///
 /// Cheap to clone (a shared descriptor). Two values are equal when they hold the same
 /// descriptor number.
+///
+/// # Examples
+///
+/// In a spawner of your own: pass the socket as the worker's fd 3 when there is one.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use cluster_core::WorkerSpec;
+///
+/// fn listener_fd(spec: &WorkerSpec) -> Option<std::os::fd::BorrowedFd<'_>> {
+///     // Duplicate it onto fd 3 between fork and exec, with LISTEN_FDS=1 and LISTEN_PID.
+///     spec.listener.as_ref().map(|shared| shared.as_fd())
+/// }
+/// # let _ = listener_fd;
+/// ```
 #[derive(Debug, Clone)]
 pub struct SharedListener(Arc<OwnedFd>);
 
 impl SharedListener {
     /// Shares `socket`, a listening stream socket.
-    pub fn new(socket: impl Into<OwnedFd>) -> Self {
+    pub(crate) fn new(socket: impl Into<OwnedFd>) -> Self {
         Self(Arc::new(socket.into()))
     }
 
@@ -32,7 +47,7 @@ impl SharedListener {
     /// # Errors
     ///
     /// The OS error of `fstat`.
-    pub fn inode(&self) -> std::io::Result<u64> {
+    pub(crate) fn inode(&self) -> std::io::Result<u64> {
         Ok(rustix::fs::fstat(&*self.0)?.st_ino)
     }
 }
@@ -45,6 +60,28 @@ impl SharedListener {
 /// [`ProcessSpawner`](super::ProcessSpawner): in worker role, accept on this socket when there
 /// is one. The socket is blocking, as passed; call `set_nonblocking(true)` before handing it to
 /// an async runtime.
+///
+/// # Examples
+///
+/// A worker that serves on the socket the cluster passed, or else on its own port:
+///
+/// ```no_run
+/// use std::net::TcpListener;
+///
+/// # fn example() -> std::io::Result<()> {
+/// let listener = match cluster_core::inherited_listener() {
+///     Some(shared) => shared, // shared-socket mode, or systemd socket activation
+///     None => {
+///         let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+///         TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap_or(3000)))?
+///     }
+/// };
+/// listener.set_nonblocking(true)?;
+/// let listener = tokio::net::TcpListener::from_std(listener)?;
+/// # drop(listener);
+/// # Ok(())
+/// # }
+/// ```
 pub fn inherited_listener() -> Option<std::net::TcpListener> {
     let var = |key: &str| std::env::var(key).ok().and_then(|v| v.trim().parse::<u32>().ok());
     if var("LISTEN_PID")? != std::process::id() || var("LISTEN_FDS")? == 0 {

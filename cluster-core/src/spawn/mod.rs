@@ -28,6 +28,25 @@ pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;
 
 /// Everything a spawner needs to start one worker.
+///
+/// # Examples
+///
+/// What a spawner of your own passes to the worker it starts:
+///
+/// ```
+/// use std::process::Command;
+/// use cluster_core::WorkerSpec;
+///
+/// fn command_for(spec: &WorkerSpec) -> Command {
+///     let mut command = Command::new("./server");
+///     for name in spec.inherited_env_to_remove() {
+///         command.env_remove(name); // the primary's own PORT, NOTIFY_SOCKET, LISTEN_FDS...
+///     }
+///     command.envs(spec.cluster_env()); // PORT and HOST (or SOCKET_PATH), CLUSTER_WORKER_ID...
+///     command
+/// }
+/// # let _ = command_for;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerSpec {
@@ -131,6 +150,16 @@ impl WorkerSpec {
 }
 
 /// How a worker process ended.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::WorkerExit;
+///
+/// let exit = WorkerExit { code: None, signal: Some(9) };
+/// assert_eq!(exit.to_string(), "signal 9");
+/// assert_eq!(WorkerExit { code: Some(0), signal: None }.to_string(), "exit code 0");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerExit {
     /// The exit code, when it exited by itself.
@@ -150,6 +179,17 @@ impl fmt::Display for WorkerExit {
 }
 
 /// A signal the supervisor sends to a worker's whole process group.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{StopSignal, WorkerProcess};
+///
+/// fn stop(worker: &dyn WorkerProcess, graceful: bool) -> std::io::Result<()> {
+///     worker.signal(if graceful { StopSignal::Terminate } else { StopSignal::Kill })
+/// }
+/// # let _ = stop;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
     /// SIGTERM: finish in-flight work and exit.
@@ -172,6 +212,40 @@ pub enum StopSignal {
 ///   arrange for it to be killed if the primary dies.
 /// - Spawning happens on a long-lived runtime thread (Linux ties the parent-death signal to
 ///   the thread that forked), never from `spawn_blocking`.
+///
+/// # Examples
+///
+/// A spawner of your own that wraps another one (here to log each start; one that runs each
+/// worker under `systemd-run` or in a container would build its own command from the spec):
+///
+/// ```
+/// use std::sync::Arc;
+/// use cluster_core::config::WorkerCommand;
+/// use cluster_core::{ProcessSpawner, SpawnError, Spawner, WorkerHardening, WorkerProcess, WorkerSpec};
+///
+/// #[derive(Debug)]
+/// struct Logged(Arc<dyn Spawner>);
+///
+/// impl Spawner for Logged {
+///     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
+///         let worker = self.0.spawn(spec)?;
+///         println!("worker {} (slot {}) is pid {} on {}", spec.id, spec.slot, worker.pid(), spec.endpoint);
+///         Ok(worker)
+///     }
+///
+///     // A configuration reload that changes the command or the hardening keeps the wrapper.
+///     fn with_command(&self, command: &WorkerCommand) -> Option<Arc<dyn Spawner>> {
+///         Some(Arc::new(Logged(self.0.with_command(command)?)))
+///     }
+///
+///     fn with_hardening(&self, hardening: Arc<WorkerHardening>) -> Option<Arc<dyn Spawner>> {
+///         Some(Arc::new(Logged(self.0.with_hardening(hardening)?)))
+///     }
+/// }
+///
+/// let spawner = Logged(Arc::new(ProcessSpawner::new("node", ["build"])));
+/// # let _ = spawner;
+/// ```
 pub trait Spawner: Send + Sync + fmt::Debug {
     /// Starts the worker described by `spec`.
     ///
@@ -203,6 +277,47 @@ pub trait Spawner: Send + Sync + fmt::Debug {
 }
 
 /// A running worker process, as the supervisor controls it.
+///
+/// # Examples
+///
+/// A process of your own, here wrapping the one another spawner started (a spawner that runs
+/// workers in containers would signal and wait through the container runtime):
+///
+/// ```
+/// use std::io;
+/// use std::os::unix::net::UnixStream;
+/// use cluster_core::{StopSignal, WorkerExit, WorkerProcess};
+///
+/// #[derive(Debug)]
+/// struct Wrapped(Box<dyn WorkerProcess>);
+///
+/// #[async_trait::async_trait]
+/// impl WorkerProcess for Wrapped {
+///     fn pid(&self) -> u32 {
+///         self.0.pid()
+///     }
+///
+///     fn signal(&self, signal: StopSignal) -> io::Result<()> {
+///         if signal == StopSignal::Kill {
+///             eprintln!("killing worker {}", self.0.pid());
+///         }
+///         self.0.signal(signal)
+///     }
+///
+///     async fn wait(&mut self) -> io::Result<WorkerExit> {
+///         let exit = self.0.wait().await?;
+///         println!("worker {} ended: {exit}", self.0.pid());
+///         Ok(exit)
+///     }
+///
+///     fn take_ipc_channel(&mut self) -> Option<UnixStream> {
+///         self.0.take_ipc_channel()
+///     }
+/// }
+/// ```
+///
+/// (`WorkerProcess` is an [`async_trait`](https://docs.rs/async-trait): implementations use
+/// the `async-trait` crate's attribute.)
 #[async_trait]
 pub trait WorkerProcess: Send + fmt::Debug {
     /// The process id (also its process group id).
@@ -234,6 +349,22 @@ pub trait WorkerProcess: Send + fmt::Debug {
 }
 
 /// A worker process could not be started.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterEvent, ClusterHandle};
+///
+/// # async fn example(handle: ClusterHandle) {
+/// // A spawn error reaches an embedder as an event (and the slot is retried with a backoff).
+/// let mut events = handle.subscribe();
+/// while let Ok(event) = events.recv().await {
+///     if let ClusterEvent::WorkerFailedStart { slot, reason, .. } = event {
+///         eprintln!("slot {slot}: {reason}"); // e.g. "cannot start `node` for worker slot 0: ..."
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpawnError {

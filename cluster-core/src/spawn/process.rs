@@ -32,6 +32,30 @@ use crate::config::WorkerCommand;
 /// It runs in its own process group (so Ctrl-C in a terminal reaches only the primary, and
 /// signals reach the worker's own children too) and is killed by the kernel if the primary
 /// dies. Its stdout and stderr are forwarded line by line, prefixed with `[w<slot>]`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_core::config::{ClusterSpec, WorkerCommand};
+/// use cluster_core::{Cluster, Guardian, ProcessSpawner, WorkerHardening};
+///
+/// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// let guardian = Arc::new(Guardian::start(&std::env::current_exe()?, &["__guardian"])?);
+/// let hardening = Arc::new(WorkerHardening::prepare(&spec.hardening)?);
+/// let spawner = ProcessSpawner::new("node", ["build/index.js"])
+///     .current_dir("/srv/app")
+///     .env("NODE_ENV", "production")
+///     .guardian(guardian)
+///     .hardening(hardening);
+/// assert_eq!(spawner.program(), std::path::Path::new("node"));
+/// // Or the configured command (`command`, `args`, `cwd`, `env`):
+/// let configured = ProcessSpawner::from_command(&spec.command);
+/// # let _ = configured;
+/// Cluster::builder(spec).spawner(spawner).build().await?.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProcessSpawner {
     program: PathBuf,

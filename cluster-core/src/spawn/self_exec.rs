@@ -11,6 +11,33 @@ use super::{ProcessSpawner, SpawnError, Spawner, WorkerProcess, WorkerSpec};
 /// (or for `CLUSTER_WORKER_ID` in the environment) and, in worker role, serves on `HOST` and
 /// `PORT` instead of starting a cluster. The `cluster` binary uses it to run its built-in
 /// demo server when no command is configured.
+///
+/// # Examples
+///
+/// The primary and its workers in one binary:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, Guardian, SelfExecSpawner, WorkerHardening};
+///
+/// # fn serve_http() {}
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// if std::env::args().nth(1).as_deref() == Some("worker") {
+///     serve_http(); // on HOST and PORT (or SOCKET_PATH), which the cluster sets
+///     return Ok(());
+/// }
+/// let spec = ClusterSpec::default();
+/// let hardening = Arc::new(WorkerHardening::prepare(&spec.hardening)?);
+/// let guardian = Arc::new(Guardian::start(&std::env::current_exe()?, &["guardian"])?);
+/// let spawner = SelfExecSpawner::new(["worker"])?
+///     .env("APP_ROLE", "worker")
+///     .guardian(guardian)
+///     .hardening(hardening);
+/// Cluster::builder(spec).spawner(spawner).build().await?.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SelfExecSpawner {
     inner: ProcessSpawner,

@@ -185,7 +185,7 @@ pub(crate) struct Supervisor {
     counters: counters::Counters,
     ticker: Option<AbortOnDropHandle<()>>,
     /// The proxy's access log, for its counters in the status.
-    access_log: Option<crate::AccessLog>,
+    access_log: Option<crate::access_log::AccessLog>,
     /// The directory of the workers' Unix sockets, once a generation uses them; removed
     /// when the supervisor ends (every worker has exited by then).
     socket_dir: Option<SocketDir>,
@@ -207,7 +207,7 @@ pub(crate) struct SupervisorParts {
     pub(crate) listen: SocketAddr,
     pub(crate) proxy_stop: CancellationToken,
     pub(crate) proxy_done: oneshot::Receiver<()>,
-    pub(crate) access_log: Option<crate::AccessLog>,
+    pub(crate) access_log: Option<crate::access_log::AccessLog>,
     /// The workers' socket directory, made at start when `upstream` is `"unix"`.
     pub(crate) socket_dir: Option<SocketDir>,
     /// Shared-socket mode: the front socket to pass to every worker.

@@ -21,6 +21,18 @@ use crate::endpoint::Endpoint;
 use crate::routing::Backend;
 
 /// Whether a worker receives requests when it is ready.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::{ClusterHandle, Rotation};
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), cluster_core::ClusterGone> {
+/// let ejected = handle.status().await?.workers.iter().filter(|w| w.rotation == Rotation::Ejected).count();
+/// println!("{ejected} workers out of rotation ({})", Rotation::Ejected.as_str());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rotation {

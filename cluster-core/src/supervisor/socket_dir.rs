@@ -27,6 +27,23 @@ const WIDE_ID: u64 = 9_999_999;
 static MADE: AtomicU32 = AtomicU32::new(0);
 
 /// The workers' socket directory could not be set up.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::{Cluster, ClusterError, SocketDirError};
+///
+/// # async fn example(spec: ClusterSpec) {
+/// match Cluster::builder(spec).build().await {
+///     Err(ClusterError::SocketDir(SocketDirError::TooLong { .. })) => {
+///         eprintln!("socket paths too long: set a shorter runtime directory")
+///     }
+///     Err(other) => eprintln!("{other}"),
+///     Ok(cluster) => drop(cluster),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SocketDirError {

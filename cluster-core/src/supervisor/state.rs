@@ -13,6 +13,16 @@ use serde::Serialize;
 ///    │                  │                  │                                ▲
 ///    └──────────────────┴──── exits, crashes or fails to start ─────────────┘
 /// ```
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::WorkerState;
+///
+/// assert!(WorkerState::Starting.can_become(WorkerState::Ready));
+/// assert!(!WorkerState::Exited.can_become(WorkerState::Ready)); // terminal
+/// assert_eq!(WorkerState::Draining.as_str(), "draining");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerState {

@@ -74,7 +74,7 @@ impl Supervisor {
             average_response_time_ms: (health.total_requests > 0)
                 .then_some(health.average_response_time),
             health,
-            access_log: self.access_log.as_ref().map(crate::AccessLog::counts),
+            access_log: self.access_log.as_ref().map(crate::access_log::AccessLog::counts),
         }
     }
 }

@@ -30,8 +30,22 @@ pub use negotiate::{AcceptEncoding, ContentCoding};
 use crate::config::PerformanceSpec;
 
 /// Settings of the compression stage, taken once from the spec.
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::Compression;
+/// use cluster_core::config::ClusterSpec;
+///
+/// let mut spec = ClusterSpec::default();
+/// assert_eq!(Compression::from_spec(&spec.performance), None); // off by default
+/// spec.performance.enable_compression = true;
+/// let stage = Compression::from_spec(&spec.performance).unwrap();
+/// assert_eq!(stage.level, spec.performance.compression_level);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 pub struct Compression {
     /// `compressionLevel`, 1-9 (each codec's own level is derived from it).
     pub level: u32,
@@ -39,6 +53,7 @@ pub struct Compression {
     pub min_size: u64,
 }
 
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 impl Compression {
     /// The stage's settings, `None` when `performance.enableCompression` is off.
     pub fn from_spec(performance: &PerformanceSpec) -> Option<Self> {

@@ -8,6 +8,18 @@ use http::HeaderMap;
 use http::header::{ACCEPT_ENCODING, HeaderValue};
 
 /// A content coding the proxy can produce (RFC 9110 §8.4.1).
+///
+/// # Examples
+///
+/// ```
+/// use cluster_core::ContentCoding;
+/// use http::header::CONTENT_ENCODING;
+///
+/// assert_eq!(ContentCoding::PREFERENCE[0], ContentCoding::Brotli);
+/// assert_eq!(ContentCoding::Gzip.name(), "gzip");
+/// let mut response = http::Response::new(());
+/// response.headers_mut().insert(CONTENT_ENCODING, ContentCoding::Zstd.header_value());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ContentCoding {
@@ -54,6 +66,20 @@ type Weight = u16;
 /// clients that do not send the header (scripts, old tools) rarely decode one. A malformed
 /// element (a bad `q`) is ignored, as if it were not there. When a coding is listed twice,
 /// the first listing counts.
+///
+/// # Examples
+///
+/// A front door serving a precompressed asset picks the coding the client prefers:
+///
+/// ```
+/// use cluster_core::{AcceptEncoding, ContentCoding};
+/// use http::header::ACCEPT_ENCODING;
+///
+/// let request = http::Request::get("/app.js").header(ACCEPT_ENCODING, "gzip, br;q=0.8").body(()).unwrap();
+/// let accept = AcceptEncoding::from_headers(request.headers());
+/// assert_eq!(accept.preferred(&[ContentCoding::Brotli, ContentCoding::Gzip]), Some(ContentCoding::Gzip));
+/// assert_eq!(accept, AcceptEncoding::parse("gzip, br;q=0.8"));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AcceptEncoding {
     brotli: Option<Weight>,
