@@ -1,5 +1,6 @@
 //! A custom [`Spawner`]: each worker runs under a launcher command, here `taskset`, which pins
-//! worker slot *i* to CPU *i* mod *N* before it runs the server.
+//! worker slot *i* to the (*i* mod *N*)th of the *N* CPUs the primary may use before it runs
+//! the server.
 //!
 //! Implementing [`Spawner`] is one method: start a process for a [`WorkerSpec`] and return it.
 //! This one builds the command `taskset -c <cpu> <this binary>` and hands it to the built-in
@@ -21,16 +22,16 @@ use cluster_core::{
     Cluster, ProcessSpawner, SpawnError, Spawner, WorkerProcess, WorkerSpec, forward_signals,
 };
 
-/// Runs `program` under `taskset -c <slot mod cpus>`.
+/// Runs `program` under `taskset -c <cpus[slot mod cpus.len()]>`.
 #[derive(Debug)]
 struct Pinned {
     program: PathBuf,
-    cpus: usize,
+    cpus: Vec<usize>,
 }
 
 impl Spawner for Pinned {
     fn spawn(&self, spec: &WorkerSpec) -> Result<Box<dyn WorkerProcess>, SpawnError> {
-        let cpu = (spec.slot % self.cpus).to_string();
+        let cpu = self.cpus[spec.slot % self.cpus.len()].to_string();
         let program = self.program.display().to_string();
         ProcessSpawner::new("taskset", ["-c", &cpu, &program]).spawn(spec)
     }
@@ -42,10 +43,11 @@ async fn main() -> Result<(), examples::Error> {
         return examples::worker::serve().await;
     }
     let loaded = config::load(&Overrides::default(), &Environment::capture())?;
-    let cpus = std::thread::available_parallelism()?.get();
+    let cpus = examples::allowed_cpus()?;
+    let pinned = format!("workers pinned to CPUs {cpus:?}");
     let spawner = Pinned { program: std::env::current_exe()?, cpus };
     let cluster = Cluster::builder(loaded.spec).spawner(spawner).build().await?;
-    println!("listening on {} with workers pinned to {cpus} CPUs", cluster.local_addr());
+    println!("listening on {}; {pinned}", cluster.local_addr());
     tokio::spawn(forward_signals(cluster.handle()));
     Ok(cluster.run().await?)
 }

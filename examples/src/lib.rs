@@ -33,3 +33,34 @@ pub const HELLO_ROUTES: &[&str] = &[
     "/env",
     "/crash",
 ];
+
+/// The CPUs this process may run on (its affinity mask, `Cpus_allowed_list` in
+/// `/proc/self/status`, e.g. `0-1,4` → `[0, 1, 4]`): where a launcher such as `taskset` may
+/// pin a worker, which is not always `0..N` (a container or a `taskset` around the primary).
+///
+/// # Errors
+///
+/// The file cannot be read or does not hold the list (not Linux).
+///
+/// # Examples
+///
+/// ```
+/// let cpus = examples::allowed_cpus().unwrap();
+/// assert!(!cpus.is_empty());
+/// ```
+pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .ok_or_else(|| std::io::Error::other("no Cpus_allowed_list in /proc/self/status"))?;
+    let bad = || std::io::Error::other(format!("unreadable Cpus_allowed_list {list:?}"));
+    let mut cpus = Vec::new();
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let (first, last): (usize, usize) =
+            (first.parse().map_err(|_| bad())?, last.parse().map_err(|_| bad())?);
+        cpus.extend(first..=last);
+    }
+    if cpus.is_empty() { Err(bad()) } else { Ok(cpus) }
+}

@@ -66,8 +66,13 @@ impl Primary {
             .expect("spawn the example");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
-        stdout.read_line(&mut first).expect("first line");
-        assert!(first.starts_with("listening on "), "{example}: {first:?}");
+        let _ = stdout.read_line(&mut first);
+        if !first.starts_with("listening on ") {
+            // No `Primary` yet to kill on drop: do not leave the example running.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{example} did not say where it listens: {first:?}");
+        }
         let addr = first.split_whitespace().nth(2).expect("address").trim_end_matches(';');
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
@@ -245,7 +250,7 @@ fn an_embedded_worker_stopped_by_hand_leaves_and_is_replaced() {
 
 #[test]
 fn the_custom_spawner_pins_each_worker_to_its_cpu() {
-    let cpus = std::thread::available_parallelism().expect("cpus").get();
+    let cpus = examples::allowed_cpus().expect("cpus");
     let primary = Primary::start("custom_spawner", &[], &[("CLUSTER_WORKERS", "2")], None);
     let workers = primary.serve_until(|seen| seen.len() >= 2);
     check_workers(&primary, &workers, &example_bin("custom_spawner"));
@@ -256,7 +261,7 @@ fn the_custom_spawner_pins_each_worker_to_its_cpu() {
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
             .expect("Cpus_allowed_list")
             .trim();
-        assert_eq!(allowed, (slot % cpus).to_string(), "worker {pid} in slot {slot}");
+        assert_eq!(allowed, cpus[slot % cpus.len()].to_string(), "worker {pid} in slot {slot}");
     }
 }
 
