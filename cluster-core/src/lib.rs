@@ -67,6 +67,7 @@ mod signals;
 mod spawn;
 mod status;
 mod supervisor;
+pub mod upgrade;
 
 pub use access_log::{AccessLog, AccessLogCounts, AccessLogError};
 pub use cluster::{Cluster, ClusterBuilder, ClusterError};

@@ -37,6 +37,9 @@ pub(crate) struct ServeState {
     drain: CancellationToken,
     /// Cancelled when everything must end at once (`serve`'s future was dropped).
     kill: CancellationToken,
+    /// Set when a new primary has taken over the front socket: every HTTP/1 response from
+    /// now on says `Connection: close`, and the connection closes after it.
+    pub(crate) closing: AtomicBool,
     /// Every connection and tunnel task, so `serve` can wait for them.
     pub(crate) tasks: TaskTracker,
 }
@@ -46,6 +49,11 @@ impl ServeState {
     pub(crate) fn drain(&self) {
         self.draining.store(true, Ordering::Release);
         self.drain.cancel();
+    }
+
+    /// Lets the clients go after their next response (hot upgrade): see `closing`.
+    pub(crate) fn let_clients_go(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     /// Ends every connection and tunnel at once.
@@ -93,7 +101,25 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let streams = Arc::clone(&ctx);
     let activity = Arc::new(Activity::default());
     let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity), in_head: false };
-    let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let http1 = req.version() < hyper::Version::HTTP_2;
+        let ctx = Arc::clone(&ctx);
+        async move {
+            let closing = Arc::clone(&ctx.serve);
+            let mut resp = handler::handle(ctx, req).await?;
+            if http1
+                && closing.closing.load(Ordering::Acquire)
+                && resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS
+            {
+                // hyper closes the connection once this response is written.
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
     let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
     let mut idle_timer = pin!(tokio::time::sleep(idle));
     let mut drain = pin!(state.drain.cancelled());
