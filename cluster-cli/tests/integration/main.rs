@@ -28,5 +28,6 @@ mod stops;
 mod streams;
 mod systemd;
 mod top;
+mod upgrade;
 mod upstreams;
 mod util;

@@ -1,0 +1,400 @@
+//! Hot upgrade of the primary (`cluster upgrade`, SIGURG): a new primary takes the front
+//! socket, starts its workers, and the old one drains and exits, under keep-alive load and
+//! new connections, with no refused connection and no failed request. A failed upgrade (a
+//! binary that exits 1, an invalid configuration) leaves the old primary serving.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustix::process::Signal;
+use tokio::time::Instant;
+
+use crate::cli::cli;
+use crate::util::{ClusterCmd, ClusterProc, Worker, alive};
+
+/// Longest any load client runs, whatever happens.
+const LOAD_LIMIT: Duration = Duration::from_secs(90);
+/// Most requests one client sends.
+const MAX_REQUESTS: usize = 200_000;
+
+/// What the load clients saw.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    ok: AtomicUsize,
+    /// Keep-alive connections the server ended with `Connection: close`.
+    closed_by_server: AtomicUsize,
+    refused: AtomicUsize,
+    failed: Mutex<Vec<String>>,
+    /// The worker pids that answered `/pid`.
+    pids: Mutex<BTreeSet<u32>>,
+}
+
+impl Load {
+    fn fail(&self, what: String) {
+        self.failed.lock().unwrap().push(what);
+    }
+
+    fn answered(&self, body: &[u8]) {
+        if let Some(pid) = std::str::from_utf8(body).ok().and_then(|s| s.trim().parse().ok()) {
+            self.pids.lock().unwrap().insert(pid);
+        }
+        self.ok.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn done(&self, started: Instant, sent: usize) -> bool {
+        self.stop.load(Ordering::Relaxed) || started.elapsed() > LOAD_LIMIT || sent >= MAX_REQUESTS
+    }
+
+    /// Asserts that every request was answered 200 and no connection was refused.
+    fn assert_clean(&self) {
+        let failed = self.failed.lock().unwrap();
+        let ok = self.ok.load(Ordering::Relaxed);
+        let refused = self.refused.load(Ordering::Relaxed);
+        println!(
+            "{ok} requests answered, {refused} connections refused, {} failed, {} keep-alive connections let go by the server",
+            failed.len(),
+            self.closed_by_server.load(Ordering::Relaxed)
+        );
+        assert_eq!(refused, 0, "refused connections: {failed:?}");
+        assert!(
+            failed.is_empty(),
+            "{} failed requests, first: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(ok > 50, "too little load to mean anything: {ok} requests");
+    }
+}
+
+/// One `GET /pid` on `sender`: `Ok(keep)` when answered (`keep`: the connection may be used
+/// again), `Err` when the request failed.
+async fn one_request(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+    load: &Load,
+) -> Result<bool, String> {
+    let req = Request::get("/pid")
+        .header("host", format!("app.test:{}", addr.port()))
+        .body(Empty::new())
+        .expect("request");
+    let resp = sender.send_request(req).await.map_err(|e| format!("request: {e:?}"))?;
+    let status = resp.status();
+    let close = resp
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let body = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    if status != 200 {
+        return Err(format!("status {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    load.answered(&body);
+    Ok(!close)
+}
+
+/// A keep-alive client: requests in a loop on one connection, a new connection only when the
+/// server lets the old one go (`Connection: close`).
+async fn keep_alive_client(addr: SocketAddr, load: Arc<Load>) {
+    let started = Instant::now();
+    let mut sent = 0;
+    while !load.done(started, sent) {
+        let tcp = match tokio::net::TcpStream::connect(addr).await {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                load.refused.fetch_add(1, Ordering::Relaxed);
+                load.fail(format!("connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let (mut sender, conn) =
+            match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    load.fail(format!("handshake: {e}"));
+                    continue;
+                }
+            };
+        tokio::spawn(conn);
+        while !load.done(started, sent) {
+            sent += 1;
+            match one_request(&mut sender, addr, &load).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    load.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    load.fail(e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A client that opens a new connection for every request.
+async fn new_connection_client(addr: SocketAddr, load: Arc<Load>) {
+    let started = Instant::now();
+    let mut sent = 0;
+    while !load.done(started, sent) {
+        sent += 1;
+        let tcp = match tokio::net::TcpStream::connect(addr).await {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                load.refused.fetch_add(1, Ordering::Relaxed);
+                load.fail(format!("connect: {e}"));
+                continue;
+            }
+        };
+        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await
+        else {
+            load.fail("handshake".into());
+            continue;
+        };
+        tokio::spawn(conn);
+        if let Err(e) = one_request(&mut sender, addr, &load).await {
+            load.fail(e);
+        }
+    }
+}
+
+/// Starts `keep_alive` keep-alive clients and `fresh` new-connection clients.
+fn start_load(
+    addr: SocketAddr,
+    keep_alive: usize,
+    fresh: usize,
+) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
+    let load = Arc::new(Load::default());
+    let mut tasks = Vec::new();
+    for _ in 0..keep_alive {
+        tasks.push(tokio::spawn(keep_alive_client(addr, Arc::clone(&load))));
+    }
+    for _ in 0..fresh {
+        tasks.push(tokio::spawn(new_connection_client(addr, Arc::clone(&load))));
+    }
+    (load, tasks)
+}
+
+async fn stop_load(load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    load.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("a load client did not stop")
+            .expect("a load client panicked");
+    }
+}
+
+/// Waits until the load has answered `n` more requests than now.
+async fn more_answers(load: &Load, n: usize) {
+    let target = load.ok.load(Ordering::Relaxed) + n;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.ok.load(Ordering::Relaxed) < target {
+        assert!(Instant::now() < deadline, "the load stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `cluster <args>` in `dir` off the runtime; returns (exit code, stdout + stderr).
+async fn run_cli(dir: &Path, args: &[&str]) -> (i32, String) {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli(&dir, &args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    })
+    .await
+    .expect("cli")
+}
+
+/// The pid in the pid file.
+fn pid_file(dir: &Path) -> u32 {
+    let text = std::fs::read_to_string(dir.join(".cluster/cluster.pid")).expect("pid file");
+    text.trim().parse().expect("a pid")
+}
+
+/// The pids of the workers `cluster status --json` lists.
+async fn status_worker_pids(dir: &Path) -> BTreeSet<u32> {
+    let (code, out) = run_cli(dir, &["status", "--json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    status["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["pid"].as_u64().expect("pid") as u32)
+        .collect()
+}
+
+/// Waits until `pid` has exited.
+async fn gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) is still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After a handover: a new primary in the pid file, answering `status` with new workers; the
+/// old primary exited 0 and its workers are gone; `cluster stop` stops the new one and leaves
+/// no process behind.
+async fn handed_over(proc: &mut ClusterProc, old_workers: &BTreeSet<u32>) {
+    let dir = proc.dir().to_path_buf();
+    let old = proc.pid();
+    let exit = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(40)));
+    assert!(exit.success(), "the old primary exited with {exit}");
+    let new = pid_file(&dir);
+    assert_ne!(new, old, "the pid file names the new primary");
+    assert!(alive(new), "the new primary runs");
+    let new_workers = status_worker_pids(&dir).await;
+    assert_eq!(new_workers.len(), old_workers.len());
+    assert!(
+        new_workers.is_disjoint(old_workers),
+        "new workers {new_workers:?}, old {old_workers:?}"
+    );
+    for &pid in old_workers {
+        gone(pid, "an old worker").await;
+    }
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+    gone(new, "the new primary").await;
+    for &pid in &new_workers {
+        gone(pid, "a new worker").await;
+    }
+    assert!(!dir.join(".cluster/cluster.pid").exists(), "the pid file is removed at the stop");
+    assert!(!dir.join(".cluster/cluster.sock").exists(), "the socket is removed at the stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_under_keep_alive_load_refuses_nothing_and_fails_nothing() {
+    let mut proc = ClusterCmd::workers(2, Worker::Rust).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let old_workers = status_worker_pids(&dir).await;
+    let (load, tasks) = start_load(proc.addr, 4, 1);
+    more_answers(&load, 200).await;
+
+    let before = load.ok.load(Ordering::Relaxed);
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}\nlog:\n{}", proc.log().join("\n"));
+    assert!(out.contains(&format!("upgraded: primary pid {} -> ", proc.pid())), "{out}");
+    let during = load.ok.load(Ordering::Relaxed) - before;
+    println!("{during} requests answered while `cluster upgrade` ran");
+    assert!(during > 0, "the load ran through the handover");
+    // The old primary has exited: the load now runs on the new one only.
+    more_answers(&load, 200).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    let answered = load.pids.lock().unwrap().clone();
+    assert!(!answered.is_disjoint(&old_workers), "old workers answered: {answered:?}");
+    assert!(
+        load.closed_by_server.load(Ordering::Relaxed) >= 4,
+        "each keep-alive client was let go by the old primary with `Connection: close`"
+    );
+    handed_over(&mut proc, &old_workers).await;
+    let new_workers: BTreeSet<u32> = answered.difference(&old_workers).copied().collect();
+    assert!(!new_workers.is_empty(), "new workers answered: {answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigurg_upgrades_too() {
+    let mut proc = ClusterCmd::workers(2, Worker::Rust).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let old = proc.pid();
+    let old_workers = status_worker_pids(&dir).await;
+    let (load, tasks) = start_load(proc.addr, 2, 1);
+    more_answers(&load, 100).await;
+    proc.signal(Signal::URG);
+    tokio::task::block_in_place(|| {
+        proc.wait_for_line("SIGURG: the new primary (pid", Duration::from_secs(60))
+    });
+    assert_ne!(pid_file(&dir), old);
+    more_answers(&load, 100).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    handed_over(&mut proc, &old_workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_leaves_the_old_primary_serving() {
+    let mut proc = ClusterCmd::workers(2, Worker::Rust).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let old = proc.pid();
+    let old_workers = status_worker_pids(&dir).await;
+    let (load, tasks) = start_load(proc.addr, 3, 1);
+    more_answers(&load, 100).await;
+
+    // A new build that does not start.
+    let broken = dir.join("broken-cluster");
+    std::fs::write(&broken, "#!/bin/sh\necho 'broken build' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out) = run_cli(&dir, &["upgrade", "--binary", "broken-cluster"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("upgrade failed") && out.contains("exit status: 1"), "{out}");
+    assert!(out.contains(&format!("the primary (pid {old}) keeps serving")), "{out}");
+
+    // A binary that is not there.
+    let (code, out) = run_cli(&dir, &["upgrade", "--binary", "no-such-cluster"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot start the new primary") && out.contains("no such file"), "{out}");
+
+    // A configuration made invalid since the start: the new primary says why.
+    std::fs::write(dir.join("cluster.config.json"), r#"{"wrkers": 2}"#).unwrap();
+    let (code, out) = run_cli(&dir, &["upgrade", "--runtime-dir", ".cluster"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("unknown key `wrkers`") && out.contains("did you mean `workers`"),
+        "{out}"
+    );
+    std::fs::remove_file(dir.join("cluster.config.json")).unwrap();
+
+    // Still the same primary and workers, serving throughout.
+    more_answers(&load, 100).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    assert_eq!(pid_file(&dir), old);
+    assert_eq!(status_worker_pids(&dir).await, old_workers);
+    assert!(proc.count("upgrade failed") >= 3, "each failure is in the log");
+    // No new primary is left behind: a failed one is stopped.
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+    let exit = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(40)));
+    assert!(exit.success(), "{exit}");
+    let staged: Vec<_> = std::fs::read_dir(dir.join(".cluster"))
+        .map_or(Vec::new(), |d| d.flatten().map(|e| e.file_name()).collect());
+    assert!(staged.is_empty(), "files left in the runtime directory: {staged:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_socket_mode_hands_the_socket_over() {
+    let mut proc =
+        ClusterCmd::workers(2, Worker::Rust).config(r#"{"mode": "shared-socket"}"#).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let old_workers = status_worker_pids(&dir).await;
+    // New connections: the workers accept them themselves, and a worker's own keep-alive
+    // connections are its to close (see docs/upgrade.md).
+    let (load, tasks) = start_load(proc.addr, 0, 3);
+    more_answers(&load, 100).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}\nlog:\n{}", proc.log().join("\n"));
+    more_answers(&load, 100).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    let answered = load.pids.lock().unwrap().clone();
+    assert!(answered.difference(&old_workers).count() > 0, "new workers answered: {answered:?}");
+    handed_over(&mut proc, &old_workers).await;
+}
