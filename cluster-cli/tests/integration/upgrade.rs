@@ -398,3 +398,149 @@ async fn shared_socket_mode_hands_the_socket_over() {
     assert!(answered.difference(&old_workers).count() > 0, "new workers answered: {answered:?}");
     handed_over(&mut proc, &old_workers).await;
 }
+
+/// Whether `unshare` can make a PID namespace here (root, util-linux); outside CI a missing
+/// piece skips the test.
+fn pid_namespaces() -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let unshare = std::env::split_paths(&path).any(|d| d.join("unshare").is_file());
+    if unshare && rustix::process::geteuid().is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must run the PID 1 test (root and unshare)");
+    println!("skipped: needs root and unshare for a PID namespace");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_pid_1_the_primary_refuses_to_hand_over() {
+    if !pid_namespaces() {
+        return;
+    }
+    // PID 1 of a new PID namespace, as in a container without an init.
+    let proc = ClusterCmd::workers(2, Worker::Rust)
+        .wrap_with(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
+        .spawn(2);
+    let dir = proc.dir().to_path_buf();
+    assert_eq!(pid_file(&dir), 1, "the primary is PID 1 of its namespace");
+    let (load, tasks) = start_load(proc.addr, 1, 1);
+    more_answers(&load, 50).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("PID 1") && out.contains("cannot hand over"), "{out}");
+    more_answers(&load, 50).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A notify socket of our own, as systemd's, collecting every message.
+fn notify_socket(path: &Path) -> Arc<Mutex<Vec<String>>> {
+    let socket = std::os::unix::net::UnixDatagram::bind(path).expect("bind the notify socket");
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&messages);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf) {
+            into.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_the_old_primary_names_the_new_one_mainpid() {
+    let notify_dir = tempfile::tempdir().unwrap();
+    let path = notify_dir.path().join("notify");
+    let messages = notify_socket(&path);
+    let mut proc =
+        ClusterCmd::workers(2, Worker::Rust).env("NOTIFY_SOCKET", path.to_str().unwrap()).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let old_workers = status_worker_pids(&dir).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}");
+    let new = pid_file(&dir);
+    let exit = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(40)));
+    assert!(exit.success(), "{exit}");
+    let seen = messages.lock().unwrap().clone();
+    let mainpid = format!("MAINPID={new}\n");
+    let at = seen.iter().position(|m| m.starts_with(&mainpid));
+    let at = at.unwrap_or_else(|| panic!("no {mainpid:?} in {seen:#?}"));
+    assert_eq!(seen.iter().filter(|m| m.contains("READY=1")).count(), 1, "{seen:#?}");
+    assert!(
+        !seen.iter().any(|m| m.contains("STOPPING=1")),
+        "the old primary's handover is not the service stopping: {seen:#?}"
+    );
+    assert!(seen[..at].iter().any(|m| m.starts_with("READY=1")), "{seen:#?}");
+    // The new primary speaks for the service from now on, up to its stop.
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+    gone(new, "the new primary").await;
+    let seen = messages.lock().unwrap().clone();
+    assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:#?}");
+    for &pid in &old_workers {
+        assert!(!alive(pid), "old worker {pid}");
+    }
+}
+
+/// Force-stops a detached cluster when the test ends, however it ends.
+struct Detached(tempfile::TempDir);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let _ = cli(self.0.path(), &["force-stop"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_primary_hands_over_to_a_detached_one() {
+    let scratch = Detached(tempfile::tempdir().unwrap());
+    let dir = scratch.0.path().to_path_buf();
+    let hello = crate::util::hello_bin();
+    let (code, out) = run_cli(
+        &dir,
+        &[
+            "start",
+            "--detach",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--",
+            hello.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let old = pid_file(&dir);
+    let old_workers = status_worker_pids(&dir).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}");
+    let new = pid_file(&dir);
+    assert_ne!(new, old);
+    assert!(!alive(old), "the old primary has exited");
+    // Both wrote to the same log file; the new one has a session of its own.
+    let log = std::fs::read_to_string(dir.join("logs/cluster.log")).expect("log file");
+    assert!(
+        log.contains("front socket") && log.contains("from the old primary (hot upgrade)"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("hot upgrade: the new primary (pid {new}) serves")), "{log}");
+    assert_eq!(
+        rustix::process::getsid(rustix::process::Pid::from_raw(new as i32))
+            .ok()
+            .map(|p| p.as_raw_nonzero().get() as u32),
+        Some(new)
+    );
+    let new_workers = status_worker_pids(&dir).await;
+    assert!(new_workers.is_disjoint(&old_workers));
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+    gone(new, "the new primary").await;
+    for pid in new_workers.into_iter().chain(old_workers) {
+        gone(pid, "a worker").await;
+    }
+}
