@@ -249,6 +249,9 @@ impl ClusterHandle {
     ) -> Result<crate::upgrade::Upgraded, crate::upgrade::UpgradeError> {
         use crate::supervisor::UpgradeStep;
         use crate::upgrade::UpgradeError;
+        if self.tx.is_closed() {
+            return Err(UpgradeError::Refused(ControlError::Gone));
+        }
         let plan = self.upgrade.clone().ok_or(UpgradeError::NotUpgradable)?;
         if std::process::id() == 1 {
             return Err(UpgradeError::Pid1);

@@ -21,6 +21,24 @@ pub struct SuccessorCommand {
 }
 
 impl SuccessorCommand {
+    /// `program` with `args`, in the current working directory: a new primary of your own
+    /// making (it must speak the protocol of the [module](super) documentation).
+    ///
+    /// # Errors
+    ///
+    /// The OS error when the working directory cannot be read.
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            cwd: std::env::current_dir()?,
+            pass: Vec::new(),
+        })
+    }
+
     /// This process again: its `argv[0]` (not `/proc/self/exe`, which names the old file
     /// even once it is replaced), its arguments and working directory. The environment is
     /// the primary's own at the time of the upgrade.
