@@ -124,11 +124,20 @@ async fn serve(
     let builder = Cluster::builder(spec.clone()).config_source(move || {
         config::load(&source.overrides, &source.env).map(|loaded| loaded.spec)
     });
-    // Upgradable in place (`cluster upgrade`, SIGURG): a new primary gets the front socket and
-    // the locked pid file.
-    let builder = match SuccessorCommand::current_process()
-        .and_then(|command| Ok(command.pass("pidfile", lock.share()?)))
-    {
+    // The admin listener, bound here or handed over by the old primary (hot upgrade).
+    let admin_socket = match spec.admin.listen {
+        Some(addr) => Some(crate::upgrade::admin_listener(addr, successor.as_deref())?),
+        None => None,
+    };
+    // Upgradable in place (`cluster upgrade`, SIGURG): a new primary gets the front socket, the
+    // locked pid file and the admin listener.
+    let builder = match SuccessorCommand::current_process().and_then(|command| {
+        let command = command.pass("pidfile", lock.share()?);
+        match &admin_socket {
+            Some(listener) => Ok(command.pass("admin", listener.try_clone()?)),
+            None => Ok(command),
+        }
+    }) {
         Ok(command) => builder.upgradable(command),
         Err(e) => {
             tracing::warn!("hot upgrade unavailable: {e}");
@@ -164,17 +173,23 @@ async fn serve(
     let _socket_server = AbortOnDropHandle::new(tokio::spawn(async move {
         on_socket.serve_socket(socket).await;
     }));
-    let _listener_server = match spec.admin.listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?;
+    let _listener_server = match admin_socket {
+        Some(listener) => {
+            let listener = listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map_err(|e| format!("cannot use the admin listener: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!("admin API on http://{bound}/api/admin/cluster/status");
             let on_listener = api.clone();
-            Some(AbortOnDropHandle::new(tokio::spawn(async move {
-                on_listener.serve_listener(listener).await;
-            })))
+            let events = handle.subscribe();
+            let wait_for_workers = successor.is_some().then(|| handle.clone());
+            Some(AbortOnDropHandle::new(tokio::spawn(crate::upgrade::serve_admin_listener(
+                on_listener,
+                listener,
+                events,
+                wait_for_workers,
+            ))))
         }
         None => None,
     };

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use cluster_core::upgrade::Successor;
-use cluster_core::{ClusterHandle, ShutdownMode};
+use cluster_core::{ClusterEvent, ClusterHandle, ShutdownMode};
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::{Client, ClientError};
 use crate::runtime::Liveness;
@@ -78,6 +81,57 @@ fn alive(pid: u64) -> bool {
             stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
         }
         Err(_) => false,
+    }
+}
+
+/// The admin listener (`admin.listen`): the one the old primary handed over when it is bound
+/// to that address (both primaries cannot bind it), else a new one.
+///
+/// # Errors
+///
+/// A message for people when the address cannot be bound.
+pub(crate) fn admin_listener(
+    addr: SocketAddr,
+    successor: Option<&Successor>,
+) -> Result<std::net::TcpListener, String> {
+    if let Some(fd) = successor.and_then(|s| s.take("admin")) {
+        let given = std::net::TcpListener::from(fd);
+        match given.local_addr() {
+            Ok(at) if at == addr || (addr.port() == 0 && at.ip() == addr.ip()) => return Ok(given),
+            // `admin.listen` changed since the old primary started: bind the new address.
+            _ => drop(given),
+        }
+    }
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))
+}
+
+/// Serves the admin API on `listener`. A new primary of a hot upgrade (`wait_for_workers`)
+/// starts once its workers are ready, so that a readiness probe never hears it degraded while
+/// the old primary serves; an old primary stops accepting once it has handed over (its
+/// requests under way finish), so that a probe never hears it stopping while the new one serves.
+pub(crate) async fn serve_admin_listener(
+    api: cluster_admin::AdminApi,
+    listener: tokio::net::TcpListener,
+    mut events: tokio::sync::broadcast::Receiver<ClusterEvent>,
+    wait_for_workers: Option<ClusterHandle>,
+) {
+    if let Some(handle) = wait_for_workers {
+        if !cluster_core::upgrade::until_workers_ready(&handle).await {
+            return;
+        }
+    }
+    let handed_over = async move {
+        loop {
+            match events.recv().await {
+                Ok(ClusterEvent::UpgradeFinished { .. }) | Err(RecvError::Closed) => return,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = api.serve_listener(listener) => {}
+        () = handed_over => {}
     }
 }
 

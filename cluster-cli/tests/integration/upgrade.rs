@@ -544,3 +544,65 @@ async fn a_detached_primary_hands_over_to_a_detached_one() {
         gone(pid, "a worker").await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_is_handed_over_and_always_healthy() {
+    let mut proc = ClusterCmd::workers(2, Worker::Rust)
+        .config(r#"{"admin": {"listen": "127.0.0.1:0"}}"#)
+        .spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let line = proc.wait_for_line("admin API on http://", Duration::from_secs(10));
+    let admin: SocketAddr = line
+        .split("admin API on http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+    let old_workers = status_worker_pids(&dir).await;
+    // A readiness probe, as Kubernetes sends it: a new connection each time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let probes = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < LOAD_LIMIT {
+                let answer = match tokio::net::TcpStream::connect(admin).await {
+                    Ok(tcp) => match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await
+                    {
+                        Ok((mut sender, conn)) => {
+                            tokio::spawn(conn);
+                            let req = Request::get("/api/admin/cluster/health")
+                                .header("host", admin.to_string())
+                                .body(Empty::<Bytes>::new())
+                                .unwrap();
+                            match sender.send_request(req).await {
+                                Ok(resp) => resp.status().as_u16().to_string(),
+                                Err(e) => format!("request: {e}"),
+                            }
+                        }
+                        Err(e) => format!("handshake: {e}"),
+                    },
+                    Err(e) => format!("connect: {e}"),
+                };
+                answers.push(answer);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}\nlog:\n{}", proc.log().join("\n"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = probes.await.unwrap();
+    let bad: Vec<&String> = answers.iter().filter(|a| *a != "200").collect();
+    println!("{} health probes on the admin listener, {} not 200", answers.len(), bad.len());
+    assert!(answers.len() > 10, "{answers:?}");
+    assert!(bad.is_empty(), "{bad:?}");
+    // The same address, served by the new primary.
+    let (code, out) = run_cli(&dir, &["status", "--json"]).await;
+    assert_eq!(code, 0, "{out}");
+    handed_over(&mut proc, &old_workers).await;
+}
