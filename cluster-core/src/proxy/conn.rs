@@ -37,8 +37,8 @@ pub(crate) struct ServeState {
     drain: CancellationToken,
     /// Cancelled when everything must end at once (`serve`'s future was dropped).
     kill: CancellationToken,
-    /// Set when a new primary has taken over the front socket: every HTTP/1 response from
-    /// now on says `Connection: close`, and the connection closes after it.
+    /// Set when a new primary has taken over the front socket: every HTTP/1 request from now
+    /// on is answered with `Connection: close`, and the connection closes after it.
     pub(crate) closing: AtomicBool,
     /// Every connection and tunnel task, so `serve` can wait for them.
     pub(crate) tasks: TaskTracker,
@@ -102,16 +102,14 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let activity = Arc::new(Activity::default());
     let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity), in_head: false };
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let http1 = req.version() < hyper::Version::HTTP_2;
-        let ctx = Arc::clone(&ctx);
+        // A new primary has taken over the front socket (hot upgrade): an HTTP/1 client gets
+        // `Connection: close` on this response, and hyper closes the connection after it.
+        let close =
+            req.version() < hyper::Version::HTTP_2 && ctx.serve.closing.load(Ordering::Acquire);
+        let response = handler::handle(Arc::clone(&ctx), req);
         async move {
-            let closing = Arc::clone(&ctx.serve);
-            let mut resp = handler::handle(ctx, req).await?;
-            if http1
-                && closing.closing.load(Ordering::Acquire)
-                && resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS
-            {
-                // hyper closes the connection once this response is written.
+            let mut resp = response.await?;
+            if close && resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
                 resp.headers_mut().insert(
                     hyper::header::CONNECTION,
                     hyper::header::HeaderValue::from_static("close"),
