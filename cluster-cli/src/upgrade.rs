@@ -153,16 +153,25 @@ pub(crate) struct Takeover {
     pub(crate) pid_file: std::os::fd::OwnedFd,
 }
 
-/// In a new primary: waits until every desired worker is ready, takes the control socket's
-/// path (an atomic rename: a client reaches one primary or the other, never none) and the pid
-/// file, then tells the old primary, which drains and exits. Stops this primary if it cannot
-/// take over (the old one keeps serving).
+/// In a new primary: waits until every desired worker is ready, tells the old primary (which
+/// drains and exits), then takes the control socket's path (an atomic rename: a client reaches
+/// one primary or the other, never none) and the pid file. Stops this primary if the old one
+/// no longer listens (it gave up waiting and keeps serving).
 pub(crate) async fn take_over(
     handle: ClusterHandle,
     successor: Arc<Successor>,
     takeover: Takeover,
 ) {
     if !cluster_core::upgrade::until_workers_ready(&handle).await {
+        return;
+    }
+    // The word first: an old primary that gave up waiting can no longer hear it (the write
+    // fails), and then nothing of its may be touched.
+    if let Err(e) = successor.ready() {
+        tracing::error!(
+            "hot upgrade: {e} (it gave up waiting); stopping, the old primary keeps serving"
+        );
+        let _ = handle.shutdown(ShutdownMode::Graceful);
         return;
     }
     let file = std::fs::File::from(takeover.pid_file);
@@ -172,19 +181,14 @@ pub(crate) async fn take_over(
         })
         .and_then(|()| crate::runtime::write_pid(&file));
     match taken {
-        Ok(()) => {
-            tracing::info!(
-                "hot upgrade: this primary serves (control socket {}); the old one drains and exits",
-                takeover.socket.display()
-            );
-            if let Err(e) = successor.ready() {
-                tracing::warn!("{e}; serving anyway");
-            }
-        }
-        Err(message) => {
-            tracing::error!("hot upgrade: {message}; stopping, the old primary keeps serving");
-            let _ = successor.failed(&message);
-            let _ = handle.shutdown(ShutdownMode::Graceful);
-        }
+        Ok(()) => tracing::info!(
+            "hot upgrade: this primary serves (control socket {}); the old one drains and exits",
+            takeover.socket.display()
+        ),
+        // Serving already: say so, loudly; `cluster stop` reaches us by the staged socket.
+        Err(message) => tracing::error!(
+            "hot upgrade: {message}; this primary serves, but its control socket stays at {}",
+            takeover.staged.display()
+        ),
     }
 }

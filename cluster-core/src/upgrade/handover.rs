@@ -81,7 +81,18 @@ pub(crate) async fn run(
         program.display(),
         timeout.as_secs()
     );
-    let waited = tokio::time::timeout(timeout, wait_ready(ready, &mut child)).await;
+    let mut ready = BufReader::new(ready);
+    let mut line = String::new();
+    let waited = tokio::time::timeout(timeout, wait_ready(&mut ready, &mut line, &mut child)).await;
+    // Out of time: what it wrote until now still counts, and from now on it can write nothing
+    // (its write fails with EPIPE, and it does not take over): both sides decide alike.
+    let waited = match waited {
+        Err(elapsed) => match last_word(&mut ready, &mut line).await {
+            true => Ok(Ok(())),
+            false => Err(elapsed),
+        },
+        Ok(outcome) => Ok(outcome),
+    };
     match waited {
         Ok(Ok(())) => Ok(Upgraded {
             old_pid: std::process::id(),
@@ -129,10 +140,23 @@ fn spawn(plan: &Plan, program: &Path) -> io::Result<(Child, tokio::net::UnixStre
     Ok((child, tokio::net::UnixStream::from_std(ours)?))
 }
 
-/// Reads the successor's word: `READY=1`, `ERROR=<reason>`, or nothing before it exits.
-async fn wait_ready(ready: tokio::net::UnixStream, child: &mut Child) -> Result<(), String> {
-    let mut line = String::new();
-    let read = BufReader::new(ready).read_line(&mut line).await;
+/// After the timeout: shuts the readiness socket for reading, then reads what the successor
+/// wrote before that; whether it is `READY=1`.
+async fn last_word(ready: &mut BufReader<tokio::net::UnixStream>, line: &mut String) -> bool {
+    let _ = socket2::SockRef::from(ready.get_ref()).shutdown(std::net::Shutdown::Read);
+    // Buffered bytes are still read; then end of stream, at once.
+    let _ = tokio::time::timeout(Duration::from_secs(1), ready.read_line(line)).await;
+    line.trim() == "READY=1"
+}
+
+/// Reads the successor's word into `line`: `READY=1`, `ERROR=<reason>`, or nothing before it
+/// exits.
+async fn wait_ready(
+    ready: &mut BufReader<tokio::net::UnixStream>,
+    line: &mut String,
+    child: &mut Child,
+) -> Result<(), String> {
+    let read = ready.read_line(line).await;
     let line = line.trim();
     if line == "READY=1" {
         return Ok(());

@@ -54,12 +54,13 @@ impl Successor {
     }
 
     /// Tells the old primary that this one serves: it stops accepting, drains and exits.
-    /// Call it once the workers are ready and every shared path (control socket, pid file)
-    /// is this process's. Only the first report counts.
+    /// Call it once the workers are ready, and take the shared paths (control socket, pid
+    /// file) only when it succeeds. Only the first report counts.
     ///
     /// # Errors
     ///
-    /// The old primary is gone (it gave up waiting): this process must not serve.
+    /// The old primary no longer listens (it gave up waiting, and keeps serving): this
+    /// process must not take over.
     pub fn ready(&self) -> Result<(), SuccessorError> {
         self.report("READY=1\n")
     }

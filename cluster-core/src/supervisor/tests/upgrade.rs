@@ -10,8 +10,8 @@ use crate::upgrade::{SuccessorCommand, UpgradeError, UpgradeOptions};
 use crate::{ClusterEvent, ControlError};
 
 /// A successor that checks what it was given (the socket at fd 3 with `LISTEN_PID` naming it,
-/// `CLUSTER_UPGRADE_FDS`), waits for the file `$1` to say how to end (`ready` or an exit
-/// code), and then says so.
+/// `CLUSTER_UPGRADE_FDS`), waits for the file `$1` to say how to end (`ready`, `late`: ready
+/// after the old primary's timeout, or an exit code), and then says so.
 const SUCCESSOR: &str = r#"
 fail() { printf 'ERROR=%s\n' "$1" >&4; exit 1; }
 [ "$LISTEN_PID" = "$$" ] || fail "LISTEN_PID=$LISTEN_PID, not $$"
@@ -21,6 +21,11 @@ case "$(readlink /proc/$$/fd/3)" in socket:*) ;; *) fail "fd 3 is not a socket" 
 while [ ! -s "$1" ]; do sleep 0.02; done
 case "$(cat "$1")" in
   ready) printf 'READY=1\n' >&4; exec sleep 30 ;;
+  late)
+    trap '' TERM PIPE
+    sleep 0.6
+    if printf 'READY=1\n' >&4 2>/dev/null; then echo heard; else echo refused; fi > "$1.out"
+    exit 0 ;;
   *) exit "$(cat "$1")" ;;
 esac
 "#;
@@ -79,10 +84,19 @@ async fn an_upgrade_is_serialized_with_operations_and_a_failure_changes_nothing(
     let missing = UpgradeOptions::default().binary("/nonexistent/cluster");
     let refused = h.handle.upgrade(missing).await.unwrap_err();
     assert!(matches!(refused, UpgradeError::Spawn { .. }), "{refused:?}");
-    std::fs::remove_file(&control).unwrap();
+    // Ready too late: the old primary decided, and the successor's word is refused (it must
+    // not take over).
+    std::fs::write(&control, "late").unwrap();
     let quick = UpgradeOptions::default().timeout(Duration::from_millis(300));
     let timed_out = h.handle.upgrade(quick).await.unwrap_err();
     assert!(matches!(timed_out, UpgradeError::TimedOut { .. }), "{timed_out:?}");
+    let out = dir.path().join("control.out");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&out).unwrap_or_default().trim().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the late successor never wrote");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "refused");
     assert_eq!(h.status().await.ready_workers, 2);
     h.stop().await;
 }
