@@ -193,7 +193,15 @@ async fn serve(
         }
         None => None,
     };
-    tracing::info!("control socket {}", runtime.socket.display());
+    if bound_at == runtime.socket {
+        tracing::info!("control socket {}", runtime.socket.display());
+    } else {
+        tracing::info!(
+            "control socket {} (moved to {} once this primary serves)",
+            bound_at.display(),
+            runtime.socket.display()
+        );
+    }
     if let Some(path) = options.log_to.clone() {
         tokio::spawn(reopen_on_request(handle.subscribe(), path));
     }

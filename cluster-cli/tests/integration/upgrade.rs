@@ -606,3 +606,30 @@ async fn the_admin_listener_is_handed_over_and_always_healthy() {
     assert_eq!(code, 0, "{out}");
     handed_over(&mut proc, &old_workers).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_primary_can_be_upgraded_in_turn() {
+    let mut proc = ClusterCmd::workers(2, Worker::Rust).spawn(2);
+    let dir = proc.dir().to_path_buf();
+    let (load, tasks) = start_load(proc.addr, 2, 1);
+    more_answers(&load, 100).await;
+    let (code, out) = run_cli(&dir, &["upgrade"]).await;
+    assert_eq!(code, 0, "{out}");
+    let exit = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(40)));
+    assert!(exit.success(), "{exit}");
+    let second = pid_file(&dir);
+    more_answers(&load, 100).await;
+    // The second primary holds what the first handed it (the socket, the lock, the paths)
+    // and hands it on the same way, here by signal.
+    let pid = rustix::process::Pid::from_raw(second as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::URG).unwrap();
+    gone(second, "the second primary").await;
+    let third = pid_file(&dir);
+    assert!(third != second && alive(third), "a third primary serves");
+    more_answers(&load, 100).await;
+    stop_load(&load, tasks).await;
+    load.assert_clean();
+    let (code, out) = run_cli(&dir, &["stop"]).await;
+    assert_eq!(code, 0, "{out}");
+    gone(third, "the third primary").await;
+}
