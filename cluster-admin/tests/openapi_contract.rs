@@ -1109,8 +1109,15 @@ impl Harness {
 
         let (status, accepted) = self.post(routes::SHUTDOWN, Some(r#"{"mode": "graceful"}"#)).await;
         assert_eq!((status, accepted), (202, Some(json!({ "shutdown": "graceful" }))));
-        // Shutting down (or already stopped): nothing more is accepted.
-        assert_eq!(self.get(routes::HEALTH).await.0, 503);
+        // Handed over: healthy as far as a probe can tell (the new primary serves), while it
+        // drains. Shutting down (or already stopped): nothing more is accepted.
+        let (status, health) = self.get(routes::HEALTH).await;
+        if status == 200 {
+            let health = health.unwrap();
+            assert!(health["reason"].as_str().unwrap().contains("handed over"), "{health}");
+        } else {
+            assert_eq!(status, 503, "stopped already");
+        }
         assert_eq!(self.post(routes::SCALE, Some(r#"{"by": 1}"#)).await.0, 503);
         assert_eq!(self.post(routes::RESTART, None).await.0, 503);
         assert_eq!(self.post(&worker_restart, None).await.0, 503);

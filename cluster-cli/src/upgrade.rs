@@ -69,6 +69,15 @@ pub(crate) async fn command(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The new primary names itself in the pid file just after its word: wait for it, so that
+    // every command from now on reaches it.
+    while target.runtime.liveness() != Liveness::Running(Some(new as u32)) {
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("cluster: the pid file does not name the new primary (pid {new})");
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     println!("upgraded: primary pid {old} -> {new}");
     Ok(ExitCode::SUCCESS)
 }

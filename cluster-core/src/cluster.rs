@@ -202,7 +202,11 @@ impl ClusterBuilder {
         let upgrade = match self.successor {
             Some(command) => {
                 let front = listener.duplicate().map_err(bind_error)?;
-                Some(Arc::new(crate::upgrade::Plan { command, front: Mutex::new(Some(front)) }))
+                Some(Arc::new(crate::upgrade::Plan {
+                    command,
+                    front: Mutex::new(Some(front)),
+                    handed_over: Default::default(),
+                }))
             }
             None => None,
         };

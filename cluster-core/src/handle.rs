@@ -264,7 +264,11 @@ impl ClusterHandle {
         let task = tokio::spawn(async move {
             let outcome = crate::upgrade::run(&plan, &options, default_timeout).await;
             let end = match &outcome {
-                Ok(done) => Ok((done.new_pid, done.took)),
+                Ok(done) => {
+                    // Before the shutdown starts: whoever sees it shutting down sees this.
+                    plan.handed_over.store(true, std::sync::atomic::Ordering::Release);
+                    Ok((done.new_pid, done.took))
+                }
                 Err(e) => {
                     tracing::error!(target: "cluster::upgrade", "upgrade failed: {e}; this primary keeps serving");
                     Err(e.to_string())
@@ -274,6 +278,17 @@ impl ClusterHandle {
             outcome
         });
         task.await.unwrap_or(Err(UpgradeError::Refused(ControlError::Gone)))
+    }
+
+    /// Whether this cluster has handed over to a new primary ([`upgrade`](Self::upgrade)): it
+    /// is shutting down, but the service goes on in the new primary. Set before the shutdown
+    /// starts, so a status that says `shutting_down` is seen with it. The admin API's health
+    /// route answers 200 then, so that a probe on a listener both primaries share never
+    /// hears "stopping" from the old one.
+    pub fn handed_over(&self) -> bool {
+        self.upgrade
+            .as_ref()
+            .is_some_and(|plan| plan.handed_over.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Subscribes to cluster events from now on. A subscriber that falls more than 1024

@@ -222,10 +222,18 @@ async fn run_cli(dir: &Path, args: &[&str]) -> (i32, String) {
     .expect("cli")
 }
 
-/// The pid in the pid file.
+/// The pid in the pid file (which a primary rewrites when it takes over: read it again if it
+/// is caught empty).
 fn pid_file(dir: &Path) -> u32 {
-    let text = std::fs::read_to_string(dir.join(".cluster/cluster.pid")).expect("pid file");
-    text.trim().parse().expect("a pid")
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(dir.join(".cluster/cluster.pid")).expect("pid file");
+        if let Ok(pid) = text.trim().parse() {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid in the pid file: {text:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The pids of the workers `cluster status --json` lists.

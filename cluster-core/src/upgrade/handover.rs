@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     /// A duplicate of the front socket, closed when the cluster stops (so that the port is
     /// not held by a handle that outlives it).
     pub(crate) front: Mutex<Option<OwnedFd>>,
+    /// Set once a new primary serves, before this cluster starts shutting down.
+    pub(crate) handed_over: std::sync::atomic::AtomicBool,
 }
 
 impl Plan {
