@@ -506,25 +506,31 @@ async fn a_detached_primary_hands_over_to_a_detached_one() {
     let scratch = Detached(tempfile::tempdir().unwrap());
     let dir = scratch.0.path().to_path_buf();
     let hello = crate::util::hello_bin();
-    let (code, out) = run_cli(
-        &dir,
-        &[
-            "start",
-            "--detach",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--",
-            hello.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}");
+    // Started through a symlink, as a deploy that switches a `current` link does.
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(crate::util::cluster_bin(), bin.join("cluster")).unwrap();
+    let start = std::process::Command::new(bin.join("cluster"))
+        .args(["start", "--detach", "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--"])
+        .arg(&hello)
+        .current_dir(&dir)
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .output()
+        .expect("cluster start --detach");
+    assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
     let old = pid_file(&dir);
     let old_workers = status_worker_pids(&dir).await;
+    // The new build: the link now points elsewhere (a script that says so, then runs it).
+    let build = dir.join("new-build");
+    let script = format!(
+        "#!/bin/sh\necho 'new build starting' >&2\nexec '{}' \"$@\"\n",
+        crate::util::cluster_bin().display()
+    );
+    std::fs::write(&build, script).unwrap();
+    std::fs::set_permissions(&build, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::remove_file(bin.join("cluster")).unwrap();
+    std::os::unix::fs::symlink(&build, bin.join("cluster")).unwrap();
     let (code, out) = run_cli(&dir, &["upgrade"]).await;
     assert_eq!(code, 0, "{out}");
     let new = pid_file(&dir);
@@ -537,6 +543,7 @@ async fn a_detached_primary_hands_over_to_a_detached_one() {
         "{log}"
     );
     assert!(log.contains(&format!("hot upgrade: the new primary (pid {new}) serves")), "{log}");
+    assert!(log.contains("new build starting"), "the link was followed again: {log}");
     assert_eq!(
         rustix::process::getsid(rustix::process::Pid::from_raw(new as i32))
             .ok()
