@@ -158,6 +158,13 @@ impl AdminApi {
                 };
                 control::act(&inner.handle, &inner.hub, route, body).await
             }
+            Route::Upgrade => {
+                let body = match read_json(req).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                };
+                crate::upgrade::upgrade(&inner.handle, entry, &body).await
+            }
         }
     }
 

@@ -25,6 +25,12 @@ pub(crate) async fn health(handle: &ClusterHandle, min_percent: f64) -> Response
             "reason": reason,
         })
     };
+    if status.shutting_down && handle.handed_over() {
+        // A hot upgrade: the new primary serves (and answers probes once this one stops
+        // accepting); this one only drains what it has.
+        let reason = "handed over to a new primary; this one drains its connections";
+        return json(StatusCode::OK, &body("healthy", Some(reason.into())));
+    }
     if status.shutting_down {
         return json(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -39,6 +39,7 @@ mod origin;
 pub mod routes;
 mod server;
 mod sse;
+mod upgrade;
 
 pub use access::Entry;
 pub use api::{AdminApi, AdminConfig};

@@ -17,6 +17,9 @@ pub const SCALE: &str = "/api/admin/cluster/scale";
 pub const RESTART: &str = "/api/admin/cluster/restart";
 /// `POST`: replace one worker, by its `workerId` (the path with `{id}` filled in).
 pub const WORKER_RESTART: &str = "/api/admin/cluster/workers/{id}/restart";
+/// `POST` (optionally `{"binary": PATH, "timeoutMs": N}`): hot upgrade of the primary; answers
+/// once the new primary serves, or with why it does not.
+pub const UPGRADE: &str = "/api/admin/cluster/upgrade";
 /// `POST`: stop the cluster (`{"mode": "graceful"|"immediate"}`).
 pub const SHUTDOWN: &str = "/api/admin/cluster/shutdown";
 /// `GET`: Server-Sent Events of cluster events and status snapshots.
@@ -40,6 +43,7 @@ pub(crate) enum Route {
     /// `POST /api/admin/cluster/workers/{id}/restart`.
     WorkerRestart(u64),
     Shutdown,
+    Upgrade,
     Events,
     Metrics,
     OpenApi,
@@ -51,9 +55,11 @@ impl Route {
     /// The methods the route takes (`HEAD` goes with `GET`).
     pub(crate) fn methods(self) -> &'static [Method] {
         match self {
-            Route::Scale | Route::Restart | Route::WorkerRestart(_) | Route::Shutdown => {
-                &[Method::POST]
-            }
+            Route::Scale
+            | Route::Restart
+            | Route::WorkerRestart(_)
+            | Route::Shutdown
+            | Route::Upgrade => &[Method::POST],
             _ => &[Method::GET, Method::HEAD],
         }
     }
@@ -68,6 +74,7 @@ pub(crate) fn route(path: &str, entry: Entry) -> Option<Route> {
         SCALE => Route::Scale,
         RESTART => Route::Restart,
         SHUTDOWN => Route::Shutdown,
+        UPGRADE => Route::Upgrade,
         EVENTS => Route::Events,
         METRICS_FRONT => Route::Metrics,
         OPENAPI => Route::OpenApi,

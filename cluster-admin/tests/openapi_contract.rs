@@ -18,6 +18,7 @@ use base64::Engine;
 use bytes::Bytes;
 use cluster_admin::{AdminApi, AdminConfig, OPENAPI_DOCUMENT, routes};
 use cluster_core::config::ClusterSpec;
+use cluster_core::upgrade::SuccessorCommand;
 use cluster_core::{
     Cluster, ClusterHandle, ClusterStatus, ProcessSpawner, Rotation, ShutdownMode, WorkerState,
 };
@@ -37,6 +38,11 @@ const TOKEN: &str = "openapi-contract-token-0123456789";
 
 /// Each worker: waits half a second before it listens, long enough to be seen starting.
 const WORKER: &str = r#"sleep 0.5; exec python3 -m http.server --bind 127.0.0.1 "$PORT""#;
+
+/// The new primary of a hot upgrade: answers `READY=1` on its readiness socket (fd 4, the
+/// first the old primary passes) and idles while the file `$1` exists (a good build), else
+/// fails (a broken build).
+const SUCCESSOR: &str = r#"if [ -e "$1" ]; then printf 'READY=1\n' >&4; exec sleep 120; fi; echo 'broken build' >&2; exit 1"#;
 
 /// The variable that marks every process the test's cluster starts.
 const MARKER: &str = "CLUSTER_OPENAPI_CONTRACT";
@@ -63,6 +69,7 @@ async fn the_openapi_document_describes_every_route_and_every_answer() {
     h.scale().await;
     h.restart_one_worker().await;
     h.restart().await;
+    h.upgrade_refused_or_failed().await;
     h.shutdown_and_after().await;
 
     h.contract.every_documented_answer_was_seen();
@@ -458,6 +465,8 @@ struct Harness {
     marker: String,
     /// Every worker pid seen.
     pids: BTreeSet<u32>,
+    /// Its existence makes the next hot upgrade's new primary a good build.
+    good_build: std::path::PathBuf,
     _stop: StopOnDrop,
 }
 
@@ -490,7 +499,16 @@ impl Harness {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
         let marker_value = format!("{}-{}", std::process::id(), nanos.as_nanos());
         let spawner = ProcessSpawner::new("sh", ["-c", WORKER]).env(MARKER, &marker_value);
-        let cluster = Cluster::builder(spec.clone()).spawner(spawner).build().await.expect("bind");
+        let good_build = std::env::temp_dir().join(format!("cluster-openapi-{marker_value}"));
+        let successor =
+            SuccessorCommand::new("sh", ["-c", SUCCESSOR, "sh", good_build.to_str().unwrap()])
+                .unwrap();
+        let cluster = Cluster::builder(spec.clone())
+            .spawner(spawner)
+            .upgradable(successor)
+            .build()
+            .await
+            .expect("bind");
         let handle = cluster.handle();
 
         let mut open_cfg = AdminConfig::from_spec(&spec);
@@ -527,6 +545,7 @@ impl Harness {
             listeners,
             marker: format!("{MARKER}={marker_value}"),
             pids: BTreeSet::new(),
+            good_build,
             _stop: StopOnDrop(handle),
         };
         h.settled(2).await;
@@ -646,6 +665,7 @@ impl Harness {
             routes::RESTART,
             "/api/admin/cluster/workers/{id}/restart",
             routes::SHUTDOWN,
+            routes::UPGRADE,
             routes::EVENTS,
             routes::METRICS_FRONT,
             routes::OPENAPI,
@@ -1021,6 +1041,7 @@ impl Harness {
             for busy in [Some(r#"{"mode": "all"}"#), None] {
                 assert_eq!(self.post(routes::RESTART, busy).await.0, 409, "{busy:?}");
             }
+            assert_eq!(self.post(routes::UPGRADE, None).await.0, 409, "an upgrade while busy");
             self.settled(2).await;
             // The events after `lastEventId` hold the whole operation (the events hub may
             // take a moment to receive the last one).
@@ -1041,8 +1062,45 @@ impl Harness {
         }
     }
 
+    /// A hot upgrade refused (a malformed body, `binary` anywhere but the control socket) or
+    /// failed (the new primary exits 1): the cluster serves on, unchanged.
+    async fn upgrade_refused_or_failed(&mut self) {
+        let before = self.settled(2).await;
+        for body in
+            [r#"{"binary": 1}"#, r#"{"timeoutMs": 0}"#, r#"{"binry": "x"}"#, "[1]", "not json"]
+        {
+            self.malformed(routes::UPGRADE, body).await;
+        }
+        self.too_large(routes::UPGRADE).await;
+        let (status, _) = self.post(routes::UPGRADE, Some(r#"{"binary": "/bin/true"}"#)).await;
+        assert_eq!(status, 403, "`binary` on a TCP listener");
+        let (status, failed) = self.post(routes::UPGRADE, Some(r#"{"timeoutMs": 30000}"#)).await;
+        assert_eq!(status, 500);
+        let reason = failed.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(reason.contains("exit status: 1"), "{reason}");
+        let after = self.settled(2).await;
+        let ids = |s: &ClusterStatus| s.workers.iter().map(|w| w.worker_id).collect::<Vec<_>>();
+        assert_eq!(ids(&after), ids(&before), "the same workers serve");
+    }
+
     async fn shutdown_and_after(&mut self) {
         let id = self.settled(2).await.workers[0].worker_id;
+        // A hot upgrade that succeeds: the cluster hands over and shuts down. An idle client
+        // connection keeps it draining for a while (the handover waits a few seconds for idle
+        // keep-alive clients), long enough for the requests below.
+        let idle = tokio::net::TcpStream::connect(self.front).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(&self.good_build, b"").unwrap();
+        let (status, upgraded) = self.post(routes::UPGRADE, None).await;
+        let _ = std::fs::remove_file(&self.good_build);
+        assert_eq!(status, 200);
+        let upgraded = upgraded.unwrap();
+        assert_eq!(upgraded["oldPid"].as_u64(), Some(u64::from(std::process::id())));
+        let new_pid = upgraded["newPid"].as_u64().unwrap() as i32;
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(new_pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
         let worker_restart = format!("/api/admin/cluster/workers/{id}/restart");
         for body in [r#"{"mode": "later"}"#, r#"{"mode": true}"#, "not json"] {
             self.malformed(routes::SHUTDOWN, body).await;
@@ -1051,11 +1109,19 @@ impl Harness {
 
         let (status, accepted) = self.post(routes::SHUTDOWN, Some(r#"{"mode": "graceful"}"#)).await;
         assert_eq!((status, accepted), (202, Some(json!({ "shutdown": "graceful" }))));
-        // Shutting down (or already stopped): nothing more is accepted.
-        assert_eq!(self.get(routes::HEALTH).await.0, 503);
+        // Handed over: healthy as far as a probe can tell (the new primary serves), while it
+        // drains. Shutting down (or already stopped): nothing more is accepted.
+        let (status, health) = self.get(routes::HEALTH).await;
+        if status == 200 {
+            let health = health.unwrap();
+            assert!(health["reason"].as_str().unwrap().contains("handed over"), "{health}");
+        } else {
+            assert_eq!(status, 503, "stopped already");
+        }
         assert_eq!(self.post(routes::SCALE, Some(r#"{"by": 1}"#)).await.0, 503);
         assert_eq!(self.post(routes::RESTART, None).await.0, 503);
         assert_eq!(self.post(&worker_restart, None).await.0, 503);
+        drop(idle);
         let run = self.run.take().unwrap();
         tokio::time::timeout(WAIT, run).await.expect("stopped in time").expect("cluster run");
 

@@ -30,6 +30,11 @@ pub(crate) enum Command {
     Reload(TargetArgs),
     /// Restart every worker at once (capacity dips; prefer `reload`), and wait until done.
     Restart(TargetArgs),
+    /// Hot upgrade of the primary: start a new primary (the `cluster` binary on disk now),
+    /// hand it the front port, and once its workers are ready let the old one drain and exit.
+    /// No connection is refused. Exit 1 with the reason if the new one fails (the old one
+    /// keeps serving). Also SIGURG.
+    Upgrade(UpgradeArgs),
     /// Stop the running cluster gracefully and wait until it has stopped.
     Stop(TargetArgs),
     /// Stop the running cluster at once (SIGKILL to every worker).
@@ -100,6 +105,19 @@ pub(crate) struct ScaleArgs {
     /// `up` (one more), `down` (one fewer) or the number of workers.
     #[arg(value_name = "up|down|N")]
     pub(crate) to: String,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpgradeArgs {
+    /// Run this program as the new primary (default: the one the running primary was started
+    /// from, looked up again now).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) binary: Option<PathBuf>,
+    /// Longest wait for the new primary's workers, in seconds (default: `startTimeout` + 30).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
     #[command(flatten)]
     pub(crate) target: TargetArgs,
 }

@@ -89,12 +89,23 @@ impl Client {
 
     /// `GET path`.
     pub(crate) async fn get(&self, path: &str) -> Result<Answer, ClientError> {
-        self.request("GET", path, None).await
+        self.request("GET", path, None, REQUEST_TIMEOUT).await
     }
 
     /// `POST path` with a JSON body.
     pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
-        self.request("POST", path, Some(body)).await
+        self.request("POST", path, Some(body), REQUEST_TIMEOUT).await
+    }
+
+    /// `POST path` with a JSON body, for an operation that answers when it is done (a hot
+    /// upgrade): waits up to `limit`.
+    pub(crate) async fn post_within(
+        &self,
+        path: &str,
+        body: &Value,
+        limit: Duration,
+    ) -> Result<Answer, ClientError> {
+        self.request("POST", path, Some(body), limit).await
     }
 
     async fn request(
@@ -102,6 +113,7 @@ impl Client {
         method: &str,
         path: &str,
         body: Option<&Value>,
+        limit: Duration,
     ) -> Result<Answer, ClientError> {
         let exchange = async {
             let resp = self.send(method, path, body, &[]).await?;
@@ -113,8 +125,8 @@ impl Client {
                 .map_err(|e| ClientError::Transport(e.to_string()))?;
             Ok(Answer { status, body: body.to_bytes() })
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| {
-            ClientError::Transport(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
+        tokio::time::timeout(limit, exchange).await.map_err(|_| {
+            ClientError::Transport(format!("no answer within {} s", limit.as_secs()))
         })?
     }
 

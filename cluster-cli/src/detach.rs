@@ -57,14 +57,23 @@ pub(crate) fn start(spec: &ClusterSpec, target: &Target) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut child = match Command::new(exe)
-        .args(&args)
-        .env(DETACHED, "1")
-        .stdin(Stdio::null())
-        .stdout(log_out)
-        .stderr(log_err)
-        .spawn()
-    {
+    // As we were started (`argv[0]`, a symlink kept as such), so that a hot upgrade of the
+    // background primary finds the program the same way again; else the file we run from.
+    let start = |program: &std::ffi::OsStr, out: std::fs::File, err: std::fs::File| {
+        Command::new(program)
+            .args(&args)
+            .env(DETACHED, "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+    };
+    let clones = log_out.try_clone().and_then(|out| Ok((out, log_err.try_clone()?)));
+    let as_started = match (std::env::args_os().next(), clones) {
+        (Some(argv0), Ok((out, err))) => start(&argv0, out, err).ok(),
+        _ => None,
+    };
+    let mut child = match as_started.map_or_else(|| start(exe.as_os_str(), log_out, log_err), Ok) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cluster: cannot start the background primary: {e}");

@@ -167,6 +167,15 @@ pub(crate) async fn log_events(
                     retry_in.as_secs_f64()
                 );
             }
+            ClusterEvent::UpgradeStarted { by } => {
+                tracing::info!("hot upgrade ({by}): starting a new primary");
+            }
+            ClusterEvent::UpgradeFinished { new_pid, took } => {
+                tracing::info!(
+                    "hot upgrade: the new primary (pid {new_pid}) serves, ready in {:.1} s; this one drains and exits",
+                    took.as_secs_f64()
+                );
+            }
             ClusterEvent::ShutdownStarted { graceful: true } => {
                 tracing::info!("shutting down: draining in-flight requests");
             }

@@ -23,6 +23,7 @@ mod start;
 mod table;
 mod target;
 mod top;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,10 @@ fn main() -> ExitCode {
         Command::Restart(args) => {
             let target = Target::of(&args);
             ctl::run(|| async move { ctl::replace(&target, "all").await })
+        }
+        Command::Upgrade(args) => {
+            let target = Target::of(&args.target);
+            ctl::run(|| async move { upgrade::command(&target, args.binary, args.timeout).await })
         }
         Command::Stop(args) => {
             let target = Target::of(&args);
@@ -105,17 +110,24 @@ fn start_cmd(args: StartArgs) -> ExitCode {
     if args.log_to.is_some() {
         detach::leave_session();
     }
+    // Started by a hot upgrade: the old primary waits for our word.
+    let successor = cluster_core::upgrade::Successor::from_env().map(std::sync::Arc::new);
     let source = start::Source { overrides: args.config.overrides(), env: Environment::capture() };
     let spec = match config::load(&source.overrides, &source.env) {
         Ok(loaded) => loaded.spec,
-        Err(e) => return config_error(&e),
+        Err(e) => {
+            if let Some(successor) = &successor {
+                let _ = successor.failed(&format!("invalid configuration: {e}"));
+            }
+            return config_error(&e);
+        }
     };
     let target = Target::new(Some(&spec), args.config.runtime_dir(), args.config.socket());
     // The background primary is started with --log-to (and whatever else was given).
     if args.detach && args.log_to.is_none() {
         return detach::start(&spec, &target);
     }
-    let options = start::Options { runtime: target.runtime, log_to: args.log_to };
+    let options = start::Options { runtime: target.runtime, log_to: args.log_to, successor };
     start::run(spec, source, options, |_| {})
 }
 
@@ -150,7 +162,8 @@ fn dev_mode(args: DevArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let target = Target::new(Some(&spec), args.config.runtime_dir(), args.config.socket());
-    let options = start::Options { runtime: target.runtime, log_to: None };
+    let successor = cluster_core::upgrade::Successor::from_env().map(std::sync::Arc::new);
+    let options = start::Options { runtime: target.runtime, log_to: None, successor };
     start::run(spec, source, options, move |handle| {
         if let Err(e) = dev::start(handle, watch) {
             tracing::error!("dev: {e}; running without the file watcher");

@@ -92,6 +92,28 @@ impl RuntimeDir {
         Ok(PidLock { file, path: self.pid_file.clone() })
     }
 
+    /// Adopts the lock an old primary handed over in a hot upgrade (`fd`, its open pid file:
+    /// a `flock` belongs to the open file, so it is held already). The pid file keeps naming
+    /// the old primary until [`PidLock::take_over`].
+    ///
+    /// # Errors
+    ///
+    /// A message for people: `fd` is not this directory's pid file, or not locked.
+    pub(crate) fn adopt(&self, fd: std::os::fd::OwnedFd) -> Result<PidLock, String> {
+        let file = File::from(fd);
+        if !same_file(&file, &self.pid_file) {
+            return Err(format!(
+                "the pid file handed over by the old primary is not {}",
+                self.pid_file.display()
+            ));
+        }
+        // Ours already (the same open file): this only checks it.
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+            format!("the pid file handed over by the old primary is not locked: {e}")
+        })?;
+        Ok(PidLock { file, path: self.pid_file.clone() })
+    }
+
     /// Whether a primary runs here, without taking the lock for long.
     pub(crate) fn liveness(&self) -> Liveness {
         let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&self.pid_file) else {
@@ -124,11 +146,31 @@ impl RuntimeDir {
 
 impl PidLock {
     /// Removes the pid file and `socket` as the primary stops cleanly, then releases the lock.
-    pub(crate) fn release(self, socket: &Path) {
-        let _ = std::fs::remove_file(socket);
-        let _ = std::fs::remove_file(&self.path);
+    /// After a hot upgrade they are the new primary's (the pid file names it): they stay, and
+    /// so does the lock, which the new primary shares.
+    pub(crate) fn release(mut self, socket: &Path) {
+        if read_pid(&mut self.file) == Some(std::process::id()) {
+            let _ = std::fs::remove_file(socket);
+            let _ = std::fs::remove_file(&self.path);
+        }
         drop(self.file);
     }
+
+    /// A close-on-exec duplicate of the locked pid file, to hand to a new primary.
+    pub(crate) fn share(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        Ok(self.file.try_clone()?.into())
+    }
+}
+
+/// Writes this process's pid into `file`, an open pid file: after a hot upgrade, the new
+/// primary once it serves (through its copy of the handed-over, locked file).
+pub(crate) fn write_pid(mut file: &File) -> Result<(), String> {
+    let pid = std::process::id();
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{pid}"))
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("cannot write the pid file: {e}"))
 }
 
 /// Whether the open `file` is the file at `path` (same inode on the same device).
@@ -172,5 +214,28 @@ mod tests {
         let lock = rt.lock().expect("a new primary after the stale one");
         lock.release(&rt.socket);
         assert_eq!(rt.liveness(), Liveness::None);
+    }
+
+    #[test]
+    fn a_handed_over_lock_stays_held_and_its_files_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = RuntimeDir::new(tmp.path().join("rt"), None);
+        let old = rt.lock().expect("the old primary");
+        let new = rt.adopt(old.share().unwrap()).expect("the same open file");
+        assert!(rt.lock().unwrap_err().contains("already running"));
+        // The successor takes over, then the old primary exits: the lock is still held.
+        std::fs::write(&rt.socket, b"").unwrap();
+        std::fs::write(&rt.pid_file, b"1\n").unwrap();
+        write_pid(&File::from(new.share().unwrap())).unwrap();
+        assert_eq!(rt.liveness(), Liveness::Running(Some(std::process::id())));
+        // (The pid file names "us", so use a copy that names another process for the old.)
+        std::fs::write(&rt.pid_file, b"1\n").unwrap();
+        old.release(&rt.socket);
+        assert!(rt.pid_file.exists() && rt.socket.exists(), "the new primary's files stay");
+        assert!(matches!(rt.liveness(), Liveness::Running(_)));
+        // Another directory's pid file is not adopted.
+        let other = RuntimeDir::new(tmp.path().join("other"), None);
+        let other_lock = other.lock().unwrap();
+        assert!(rt.adopt(other_lock.share().unwrap()).unwrap_err().contains("is not"));
     }
 }

@@ -7,7 +7,9 @@
 //! - `STATUS=` whenever the count of ready workers changes ("3 of 4 workers ready");
 //! - `RELOADING=1` (with `MONOTONIC_USEC=`, as `Type=notify-reload` requires) when a rolling
 //!   restart or restart starts, and `READY=1` when it ends, done or failed;
-//! - `STOPPING=1` when the shutdown starts;
+//! - `STOPPING=1` when the shutdown starts, unless it hands over to a new primary (hot
+//!   upgrade): then `MAINPID=` with the new primary's pid, sent while this one is still the
+//!   main process;
 //! - `WATCHDOG=1` every half `WATCHDOG_USEC` (when it names this process), but only while the
 //!   control plane answers a status query: a primary whose supervisor hangs stops pinging and
 //!   systemd restarts it.
@@ -85,13 +87,16 @@ fn status_line(ready: usize, desired: usize) -> String {
     format!("STATUS={ready} of {desired} workers ready")
 }
 
-/// Runs the protocol for the cluster behind `handle` until it stops.
-pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle) {
+/// Runs the protocol for the cluster behind `handle` until it stops. A `successor` (started by
+/// a hot upgrade) does not announce `READY=1`: the service is ready already, and the old
+/// primary, the main process until then, names it with `MAINPID=` (which `NotifyAccess=main`
+/// accepts from the main process only).
+pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle, successor: bool) {
     let mut events = handle.subscribe();
     if let Some(every) = watchdog_interval() {
         tokio::spawn(watchdog(handle.clone(), every / 2));
     }
-    let mut announced_ready = false;
+    let mut announced_ready = successor;
     let mut last_status = String::new();
     let mut reloading = false;
     let mut stopping = false;
@@ -124,6 +129,13 @@ pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle) {
                 reloading = false;
                 last_status.clear();
                 notifier.send("READY=1");
+            }
+            Ok(ClusterEvent::UpgradeFinished { new_pid, .. }) if !stopping => {
+                // The service goes on in the new primary: no STOPPING=1 from us.
+                stopping = true;
+                notifier.send(&format!(
+                    "MAINPID={new_pid}\nSTATUS=handed over to the new primary (pid {new_pid})"
+                ));
             }
             Ok(ClusterEvent::ShutdownStarted { .. }) if !stopping => {
                 stopping = true;

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cluster_balancer::{Balancer, SlowStart, Sticky};
 use cluster_health::{HealthPolicy, ResourceSampler};
@@ -128,6 +128,7 @@ pub struct ClusterBuilder {
     hooks: HealthHooks,
     source: Option<ConfigSource>,
     checks: Option<Arc<dyn Checks>>,
+    successor: Option<crate::upgrade::SuccessorCommand>,
 }
 
 impl std::fmt::Debug for ClusterBuilder {
@@ -184,6 +185,13 @@ impl ClusterBuilder {
         load: impl Fn() -> Result<ClusterSpec, crate::config::ConfigError> + Send + Sync + 'static,
     ) -> Self {
         self.source = Some(Arc::new(load));
+        self
+    }
+
+    /// Makes the cluster upgradable in place ([`ClusterHandle::upgrade`], SIGURG): `successor`
+    /// is how a new primary is started, with the front socket handed to it.
+    pub fn upgradable(mut self, successor: crate::upgrade::SuccessorCommand) -> Self {
+        self.successor = Some(successor);
         self
     }
 
@@ -248,6 +256,17 @@ impl ClusterBuilder {
         // Read from the socket, not the configuration: port 0 picks one.
         let local_addr =
             listener.local_addr().map_err(|source| ClusterError::Bind { addr, source })?;
+        let upgrade = match self.successor {
+            Some(command) => {
+                let front = listener.duplicate().map_err(bind_error)?;
+                Some(Arc::new(crate::upgrade::Plan {
+                    command,
+                    front: Mutex::new(Some(front)),
+                    handed_over: Default::default(),
+                }))
+            }
+            None => None,
+        };
         let custom_balancer = self.balancer.is_some();
         let balancer = self.balancer.unwrap_or_else(|| configured_balancer(&self.spec));
         let router = Arc::new(Router::new(balancer));
@@ -259,6 +278,7 @@ impl ClusterBuilder {
             local_addr,
             Arc::clone(&router),
             self.source,
+            upgrade.clone(),
         );
         Ok(Cluster {
             spec: Arc::new(self.spec),
@@ -275,6 +295,7 @@ impl ClusterBuilder {
             rx,
             handle,
             socket_dir,
+            upgrade,
         })
     }
 }
@@ -305,6 +326,16 @@ enum FrontListener {
 }
 
 impl FrontListener {
+    /// A close-on-exec duplicate of the socket, for a successor (hot upgrade).
+    fn duplicate(&self) -> io::Result<OwnedFd> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            FrontListener::Proxy(l) => l.as_fd(),
+            FrontListener::Shared(s) => s.as_fd(),
+        };
+        fd.try_clone_to_owned()
+    }
+
     /// The address the socket is bound to (`getsockname`), whoever bound it.
     fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
@@ -327,10 +358,12 @@ fn activated_listener() -> io::Result<Option<std::net::TcpListener>> {
     let Some(given) = crate::spawn::inherited_listener() else { return Ok(None) };
     rustix::io::fcntl_setfd(&given, rustix::io::FdFlags::CLOEXEC)?;
     let at = given.local_addr()?;
-    tracing::info!(
-        target: "cluster",
-        "front socket {at} from socket activation (LISTEN_FDS); `host` and `port` are not used"
-    );
+    let from = if std::env::var_os(crate::upgrade::FDS_ENV).is_some() {
+        "the old primary (hot upgrade)"
+    } else {
+        "socket activation (LISTEN_FDS)"
+    };
+    tracing::info!(target: "cluster", "front socket {at} from {from}; `host` and `port` are not used");
     Ok(Some(given))
 }
 
@@ -395,6 +428,8 @@ pub struct Cluster {
     rx: mpsc::UnboundedReceiver<crate::supervisor::Msg>,
     handle: ClusterHandle,
     socket_dir: Option<SocketDir>,
+    /// What a hot upgrade needs (the successor command, a copy of the front socket).
+    upgrade: Option<Arc<crate::upgrade::Plan>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -417,6 +452,7 @@ impl Cluster {
             hooks: HealthHooks::default(),
             source: None,
             checks: None,
+            successor: None,
         }
     }
 
@@ -466,6 +502,7 @@ impl Cluster {
     async fn run_with(self, control: ControlPlane) -> Result<(), ClusterError> {
         let mut proxy_cfg = ProxyConfig::from_spec(&self.spec);
         proxy_cfg.front_door = self.front_door;
+        let handover = proxy_cfg.handover.clone();
         proxy_cfg.access_log = self.access_log.clone();
         let reopen = self.access_log.clone().map(|log| {
             let events = self.events.subscribe();
@@ -486,8 +523,20 @@ impl Cluster {
             FrontListener::Proxy(listener) => {
                 let proxy = Proxy::new(Arc::clone(&self.router), proxy_cfg);
                 let threads = self.spec.performance.proxy_threads;
+                // A new primary of a hot upgrade accepts once its workers are ready: until
+                // then the old primary serves every connection, and none gets a 503.
+                let gate = crate::upgrade::started_by_upgrade().then(|| self.handle.clone());
                 let task = tokio::spawn(async move {
-                    proxy.serve_threads(listener, threads, stop).await;
+                    let open = match gate {
+                        Some(handle) => tokio::select! {
+                            ready = crate::upgrade::until_workers_ready(&handle) => ready,
+                            () = stop.cancelled() => false,
+                        },
+                        None => true,
+                    };
+                    if open {
+                        proxy.serve_threads(listener, threads, stop).await;
+                    }
                     let _ = done_tx.send(());
                 });
                 (task, None)
@@ -520,6 +569,7 @@ impl Cluster {
             access_log: self.access_log.clone(),
             socket_dir: self.socket_dir,
             shared,
+            handover,
         };
         let result = match control {
             ControlPlane::Here => {
@@ -529,6 +579,9 @@ impl Cluster {
             ControlPlane::OwnThread => run_on_own_thread(parts).await,
         };
         // However the control plane ended, stop serving.
+        if let Some(upgrade) = &self.upgrade {
+            upgrade.close();
+        }
         proxy_stop.cancel();
         proxy_task.abort();
         crate::spawn::output_drained(std::time::Duration::from_secs(1)).await;

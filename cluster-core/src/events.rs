@@ -332,6 +332,29 @@ pub enum ClusterEvent {
         #[serde(rename = "downForMs", serialize_with = "millis")]
         down_for: Duration,
     },
+    /// A hot upgrade began: a new primary is starting (see
+    /// [`ClusterHandle::upgrade`](crate::ClusterHandle::upgrade)).
+    #[serde(rename_all = "camelCase")]
+    UpgradeStarted {
+        /// Who asked (`admin API`, `signal SIGURG`).
+        by: String,
+    },
+    /// The new primary's workers are ready and it serves: this primary shuts down
+    /// gracefully next (its `ShutdownStarted` follows).
+    #[serde(rename_all = "camelCase")]
+    UpgradeFinished {
+        /// The new primary's pid.
+        new_pid: u32,
+        /// From the start of the upgrade until the new primary was ready.
+        #[serde(rename = "tookMs", serialize_with = "millis")]
+        took: Duration,
+    },
+    /// The upgrade failed; this primary keeps serving.
+    #[serde(rename_all = "camelCase")]
+    UpgradeFailed {
+        /// Why, for people.
+        reason: String,
+    },
     /// Shutdown began.
     ShutdownStarted {
         /// Whether it waits for in-flight requests.

@@ -86,6 +86,8 @@ pub struct ClusterHandle {
     local_addr: SocketAddr,
     router: Arc<Router>,
     source: Option<ConfigSource>,
+    /// How to start a new primary (hot upgrade), when the cluster is upgradable.
+    upgrade: Option<Arc<crate::upgrade::Plan>>,
     /// Who operates through this handle, for the events (`by`).
     by: Arc<str>,
 }
@@ -123,8 +125,9 @@ impl ClusterHandle {
         local_addr: SocketAddr,
         router: Arc<Router>,
         source: Option<ConfigSource>,
+        upgrade: Option<Arc<crate::upgrade::Plan>>,
     ) -> Self {
-        Self { tx, events, local_addr, router, source, by: Arc::from("handle") }
+        Self { tx, events, local_addr, router, source, upgrade, by: Arc::from("handle") }
     }
 
     /// A handle whose operations are attributed to `who` in the events (`Scaled.by`,
@@ -292,6 +295,70 @@ impl ClusterHandle {
         }
         let _ = self.events.send(ClusterEvent::LogReopenRequested);
         Ok(())
+    }
+
+    /// Hot upgrade of the primary: starts a new primary process (the program this one was
+    /// started from, found again now, or `options.binary`) and hands it the front socket; it
+    /// starts its own workers, and once they are ready it serves and this primary stops
+    /// accepting, lets its clients go (keep-alive connections close after their next
+    /// response), drains and shuts down. No connection is refused and no request fails on
+    /// the way. Returns once the new primary serves; this cluster's shutdown follows.
+    ///
+    /// If the new primary cannot start, fails (an invalid configuration) or is not ready in
+    /// time, it is stopped and this primary keeps serving as before. Refused while another
+    /// operation runs, as they are while an upgrade runs. See the [`upgrade`](crate::upgrade)
+    /// module for the protocol.
+    ///
+    /// # Errors
+    ///
+    /// [`UpgradeError`](crate::upgrade::UpgradeError): refused (PID 1, not upgradable, busy,
+    /// shutting down) or failed (with the reason).
+    pub async fn upgrade(
+        &self,
+        options: crate::upgrade::UpgradeOptions,
+    ) -> Result<crate::upgrade::Upgraded, crate::upgrade::UpgradeError> {
+        use crate::supervisor::UpgradeStep;
+        use crate::upgrade::UpgradeError;
+        if self.tx.is_closed() {
+            return Err(UpgradeError::Refused(ControlError::Gone));
+        }
+        let plan = self.upgrade.clone().ok_or(UpgradeError::NotUpgradable)?;
+        if std::process::id() == 1 {
+            return Err(UpgradeError::Pid1);
+        }
+        let default_timeout =
+            self.ask(|reply, by| Control::Upgrade(UpgradeStep::Begin { by, reply })).await?;
+        let tx = self.tx.clone();
+        // On a task of its own: a caller that goes away (a client that disconnects) does not
+        // leave the cluster claimed, nor a successor unwatched.
+        let task = tokio::spawn(async move {
+            let outcome = crate::upgrade::run(&plan, &options, default_timeout).await;
+            let end = match &outcome {
+                Ok(done) => {
+                    // Before the shutdown starts: whoever sees it shutting down sees this.
+                    plan.handed_over.store(true, std::sync::atomic::Ordering::Release);
+                    Ok((done.new_pid, done.took))
+                }
+                Err(e) => {
+                    tracing::error!(target: "cluster::upgrade", "upgrade failed: {e}; this primary keeps serving");
+                    Err(e.to_string())
+                }
+            };
+            let _ = tx.send(Msg::Control(Control::Upgrade(UpgradeStep::End { outcome: end })));
+            outcome
+        });
+        task.await.unwrap_or(Err(UpgradeError::Refused(ControlError::Gone)))
+    }
+
+    /// Whether this cluster has handed over to a new primary ([`upgrade`](Self::upgrade)): it
+    /// is shutting down, but the service goes on in the new primary. Set before the shutdown
+    /// starts, so a status that says `shutting_down` is seen with it. The admin API's health
+    /// route answers 200 then, so that a probe on a listener both primaries share never
+    /// hears "stopping" from the old one.
+    pub fn handed_over(&self) -> bool {
+        self.upgrade
+            .as_ref()
+            .is_some_and(|plan| plan.handed_over.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Subscribes to cluster events from now on. A subscriber that falls more than 1024

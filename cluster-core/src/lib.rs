@@ -88,6 +88,7 @@ mod signals;
 mod spawn;
 mod status;
 mod supervisor;
+pub mod upgrade;
 pub mod worker;
 
 #[cfg(feature = "test-util")]

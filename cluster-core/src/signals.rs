@@ -12,6 +12,11 @@
 //! | SIGTTOU | one worker fewer (within `scaling.minWorkers`) |
 //! | SIGUSR1 | reopen log files |
 //! | SIGUSR2 | reload the configuration file; what cannot change live is reported and kept |
+//! | SIGURG | hot upgrade: start a new primary (the binary on disk now), hand it the front socket, then drain and exit (see [`ClusterHandle::upgrade`]) |
+//!
+//! SIGURG is otherwise unused: the kernel sends it only to the owner of a socket with
+//! out-of-band data, which the primary never claims, and it is ignored by default, so sending
+//! it to a version without hot upgrade does nothing.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -25,6 +30,7 @@ enum Command {
     ScaleBy(i64),
     ReopenLogs,
     ReloadConfig,
+    Upgrade,
 }
 
 /// Listens for the signals of the table above and turns each into a [`ClusterHandle`] call,
@@ -57,6 +63,7 @@ pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
     let mut ttou = signal(SignalKind::from_raw(rustix::process::Signal::TTOU.as_raw()))?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut urg = signal(SignalKind::from_raw(rustix::process::Signal::URG.as_raw()))?;
     let mut interrupted = false;
     loop {
         let (name, command) = tokio::select! {
@@ -80,6 +87,7 @@ pub async fn forward_signals(handle: ClusterHandle) -> std::io::Result<()> {
             }
             Some(()) = usr1.recv() => ("SIGUSR1", Command::ReopenLogs),
             Some(()) = usr2.recv() => ("SIGUSR2", Command::ReloadConfig),
+            Some(()) = urg.recv() => ("SIGURG", Command::Upgrade),
             else => return Ok(()),
         };
         if !run(&handle.on_behalf_of(format!("signal {name}")), name, command) {
@@ -150,6 +158,20 @@ fn run(handle: &ClusterHandle, name: &'static str, command: Command) -> bool {
                         tracing::info!(target: "cluster::signal", "{name}: scaled from {} to {} workers", s.from, s.to)
                     }
                     Err(e) => tracing::warn!(target: "cluster::signal", "{name}: not scaled: {e}"),
+                }
+            });
+        }
+        Command::Upgrade => {
+            tracing::info!(target: "cluster::signal", "{name}: hot upgrade of the primary");
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                match handle.upgrade(crate::upgrade::UpgradeOptions::default()).await {
+                    Ok(done) => tracing::info!(
+                        target: "cluster::signal",
+                        "{name}: the new primary (pid {}) serves; this one drains and exits", done.new_pid
+                    ),
+                    // The failure itself is logged by the upgrade.
+                    Err(e) => tracing::warn!(target: "cluster::signal", "{name}: no upgrade: {e}"),
                 }
             });
         }

@@ -29,5 +29,6 @@ mod stops;
 mod streams;
 mod systemd;
 mod top;
+mod upgrade;
 mod upstreams;
 mod util;

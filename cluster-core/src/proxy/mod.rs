@@ -96,6 +96,8 @@ pub struct ProxyConfig {
     pub rate_limit: Option<Arc<RateLimit>>,
     /// The compression stage: `None` (off, the default) keeps it out of the request path.
     pub compression: Option<Compression>,
+    /// Set by the supervisor before a shutdown that hands over to a new primary.
+    pub(crate) handover: crate::upgrade::HandoverDrain,
 }
 
 #[cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
@@ -115,6 +117,7 @@ impl ProxyConfig {
             limits: spec.performance.limits.clone(),
             rate_limit: None,
             compression: Compression::from_spec(&spec.performance),
+            handover: crate::upgrade::HandoverDrain::default(),
         }
     }
 }
@@ -136,6 +139,7 @@ impl Default for ProxyConfig {
             limits: RequestLimits::default(),
             rate_limit: None,
             compression: None,
+            handover: crate::upgrade::HandoverDrain::default(),
         }
     }
 }

@@ -67,8 +67,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
     }
 
     drop(listener);
-    state.drain();
     state.tasks.close();
+    if let Some(window) = shared.cfg.handover.window() {
+        // A new primary accepts now: let the keep-alive clients go by themselves, each after
+        // its next response (`Connection: close`), so that none sends a request on a
+        // connection we close; then close the idle rest.
+        state.let_clients_go();
+        let _ = tokio::time::timeout(window, state.tasks.wait()).await;
+    }
+    state.drain();
     state.tasks.wait().await;
 }
 

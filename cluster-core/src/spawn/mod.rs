@@ -22,10 +22,12 @@ use crate::endpoint::Endpoint;
 
 pub use guardian::{Guardian, run_guardian};
 pub use hardening::{HardeningError, WorkerHardening};
+pub(crate) use listen_fds::LISTEN_ENV;
 pub use listen_fds::{SharedListener, inherited_listener};
 pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
 pub use self_exec::SelfExecSpawner;
+pub(crate) use sys::{LISTEN_FDS_START, exec_with_listener, pass_as_fd, take_inherited_fd};
 
 /// Everything a spawner needs to start one worker.
 ///
@@ -123,9 +125,9 @@ impl WorkerSpec {
     /// with every other worker; a worker on TCP loses `SOCKET_PATH`, which would send
     /// adapter-node to a socket that is not its own.
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
-        // One list: a worker on TCP gets the first 12 names removed, one on a Unix socket the
-        // last 12; the 10 in the middle go for both.
-        const REMOVED: [&str; 14] = [
+        // One list: a worker on TCP gets the first 13 names removed, one on a Unix socket the
+        // last 13; the 11 in the middle go for both.
+        const REMOVED: [&str; 15] = [
             "SOCKET_PATH",
             "CLUSTER_SOCKET_PATH",
             "NOTIFY_SOCKET",
@@ -139,11 +141,13 @@ impl WorkerSpec {
             "LISTEN_PID",
             "LISTEN_FDS",
             "LISTEN_FDNAMES",
+            // What an old primary passed to this one in a hot upgrade.
+            "CLUSTER_UPGRADE_FDS",
             "PORT",
             "HOST",
         ];
         match self.endpoint {
-            Endpoint::Tcp(_) => &REMOVED[..12],
+            Endpoint::Tcp(_) => &REMOVED[..13],
             Endpoint::Unix(_) => &REMOVED[2..],
         }
     }

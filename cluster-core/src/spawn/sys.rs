@@ -114,6 +114,20 @@ pub(crate) fn take_listen_fd() -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START) })
 }
 
+/// Takes ownership of descriptor `raw`, inherited from the process that started this one and
+/// named by it (a hot upgrade's `CLUSTER_UPGRADE_FDS`), and makes it close-on-exec so that no
+/// worker inherits it. `None` when it is not open. The caller takes each number once.
+pub(crate) fn take_inherited_fd(raw: RawFd) -> Option<OwnedFd> {
+    // SAFETY: only borrowed to check that it is open.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    rustix::io::fcntl_getfd(borrowed).ok()?;
+    fcntl_setfd(borrowed, FdFlags::CLOEXEC).ok()?;
+    // SAFETY: the process that started us passed this descriptor for us to own (it names it
+    // in the environment checked by the caller, with `LISTEN_PID` naming this process), and
+    // nothing else in this process has taken it.
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 /// Sends `signal` to process group `pgid`.
 pub(crate) fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
     let pid = i32::try_from(pgid)

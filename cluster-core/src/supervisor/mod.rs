@@ -41,6 +41,7 @@ mod socket_dir;
 mod start;
 mod state;
 mod status;
+mod upgrade;
 mod worker;
 
 #[cfg(test)]
@@ -61,6 +62,7 @@ pub(crate) use reload::check as check_spec;
 pub(crate) use socket_dir::SocketDir;
 pub use socket_dir::SocketDirError;
 pub use state::WorkerState;
+pub(crate) use upgrade::UpgradeStep;
 pub(crate) use worker::WorkerMsg;
 
 use crate::config::ClusterSpec;
@@ -110,6 +112,8 @@ pub(crate) enum Control {
         spec: Box<ClusterSpec>,
         reply: oneshot::Sender<Result<ConfigReport, ControlError>>,
     },
+    /// A hot upgrade of the primary (see [`crate::upgrade`]).
+    Upgrade(UpgradeStep),
 }
 
 /// Everything the supervisor task reacts to.
@@ -191,6 +195,10 @@ pub(crate) struct Supervisor {
     socket_dir: Option<SocketDir>,
     /// Shared-socket mode: the front socket the workers accept on. `None` in proxy mode.
     shared: Option<accepting::SharedSocket>,
+    /// Who asked for the hot upgrade under way, if one is.
+    upgrading: Option<String>,
+    /// Set before a shutdown that hands over to a new primary: the proxy drains softly.
+    handover: crate::upgrade::HandoverDrain,
 }
 
 /// The parts a [`Supervisor`] is built from.
@@ -212,6 +220,8 @@ pub(crate) struct SupervisorParts {
     pub(crate) socket_dir: Option<SocketDir>,
     /// Shared-socket mode: the front socket to pass to every worker.
     pub(crate) shared: Option<crate::spawn::SharedListener>,
+    /// Shared with the proxy: set when the shutdown is a handover.
+    pub(crate) handover: crate::upgrade::HandoverDrain,
 }
 
 impl Supervisor {
@@ -255,6 +265,8 @@ impl Supervisor {
             access_log: p.access_log,
             socket_dir: p.socket_dir,
             shared: p.shared.map(accepting::SharedSocket::new),
+            upgrading: None,
+            handover: p.handover,
         }
     }
 
@@ -309,6 +321,7 @@ impl Supervisor {
             Control::ApplyConfig { spec, reply } => {
                 let _ = reply.send(self.apply_config(*spec));
             }
+            Control::Upgrade(step) => self.on_upgrade(step),
         }
     }
 

@@ -94,8 +94,11 @@ impl Supervisor {
         Ok(operation)
     }
 
-    fn refuse_if_busy(&self) -> Result<(), ControlError> {
+    pub(super) fn refuse_if_busy(&self) -> Result<(), ControlError> {
         self.refuse_if_stopping()?;
+        if let Some(operation) = self.upgrade_under_way() {
+            return Err(ControlError::Busy { operation });
+        }
         match &self.rollout.current {
             Some(op) => Err(ControlError::Busy { operation: self.describe(op) }),
             None => Ok(()),

@@ -5,6 +5,7 @@ mod fake;
 mod lifecycle;
 mod rollout;
 mod scale;
+mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
