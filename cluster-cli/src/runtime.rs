@@ -94,7 +94,7 @@ impl RuntimeDir {
 
     /// Adopts the lock an old primary handed over in a hot upgrade (`fd`, its open pid file:
     /// a `flock` belongs to the open file, so it is held already). The pid file keeps naming
-    /// the old primary until [`PidLock::take_over`].
+    /// the old primary until [`crate::upgrade::take_over`] writes the new pid.
     ///
     /// # Errors
     ///
