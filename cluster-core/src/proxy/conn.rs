@@ -101,23 +101,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let streams = Arc::clone(&ctx);
     let activity = Arc::new(Activity::default());
     let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity), in_head: false };
-    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        // A new primary has taken over the front socket (hot upgrade): an HTTP/1 client gets
-        // `Connection: close` on this response, and hyper closes the connection after it.
-        let close =
-            req.version() < hyper::Version::HTTP_2 && ctx.serve.closing.load(Ordering::Acquire);
-        let response = handler::handle(Arc::clone(&ctx), req);
-        async move {
-            let mut resp = response.await?;
-            if close && resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-                resp.headers_mut().insert(
-                    hyper::header::CONNECTION,
-                    hyper::header::HeaderValue::from_static("close"),
-                );
-            }
-            Ok::<_, std::convert::Infallible>(resp)
-        }
-    });
+    let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
     let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
     let mut idle_timer = pin!(tokio::time::sleep(idle));
     let mut drain = pin!(state.drain.cancelled());

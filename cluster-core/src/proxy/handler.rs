@@ -47,12 +47,14 @@ pub(crate) async fn handle(
     // 1.
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
+            let req_version = req.version();
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
             let response = front.call(req, peer).await;
             let stream =
                 response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
             let response = response.map(|body| ProxyBody::front(body, stream));
-            return Ok(logged(response, entry, None));
+            let h2 = req_version == Version::HTTP_2;
+            return Ok(let_go_after(&conn, h2, logged(response, entry, None)));
         }
     }
     let h2 = req.version() == Version::HTTP_2;
@@ -78,7 +80,23 @@ pub(crate) async fn handle(
         }
     };
     // 7.
-    Ok(logged(resp, entry, worker))
+    Ok(let_go_after(&conn, h2, logged(resp, entry, worker)))
+}
+
+/// `resp`, with `Connection: close` once a new primary has taken over the front socket (hot
+/// upgrade): an HTTP/1 client then leaves after this response, which hyper honours by
+/// closing the connection, and reconnects to the new primary. A tunnel (101) is left alone.
+/// Checked as the response goes out, so a request that was in flight at the hand-over lets
+/// its client go too. One atomic load per request.
+fn let_go_after(conn: &ConnCtx, h2: bool, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    if !h2
+        && conn.serve.closing.load(std::sync::atomic::Ordering::Acquire)
+        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// The answer to a request that failed: counted against the worker when it was the
