@@ -190,6 +190,23 @@ impl ClusterBuilder {
 
     /// Makes the cluster upgradable in place ([`ClusterHandle::upgrade`], SIGURG): `successor`
     /// is how a new primary is started, with the front socket handed to it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use cluster_core::Cluster;
+    /// use cluster_core::config::ClusterSpec;
+    /// use cluster_core::upgrade::SuccessorCommand;
+    ///
+    /// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = Cluster::builder(spec)
+    ///     .upgradable(SuccessorCommand::current_process()?) // this binary, found again then
+    ///     .build()
+    ///     .await?;
+    /// cluster.run().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn upgradable(mut self, successor: crate::upgrade::SuccessorCommand) -> Self {
         self.successor = Some(successor);
         self

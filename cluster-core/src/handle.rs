@@ -313,6 +313,23 @@ impl ClusterHandle {
     ///
     /// [`UpgradeError`](crate::upgrade::UpgradeError): refused (PID 1, not upgradable, busy,
     /// shutting down) or failed (with the reason).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cluster_core::ClusterHandle;
+    /// use cluster_core::upgrade::{UpgradeError, UpgradeOptions};
+    ///
+    /// # async fn example(handle: ClusterHandle) {
+    /// let options = UpgradeOptions::default().timeout(Duration::from_secs(120));
+    /// match handle.upgrade(options).await {
+    ///     Ok(done) => println!("pid {} serves; this primary drains and exits", done.new_pid),
+    ///     Err(UpgradeError::NotUpgradable) => eprintln!("built without `upgradable`"),
+    ///     Err(e) => eprintln!("not upgraded, still serving: {e}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn upgrade(
         &self,
         options: crate::upgrade::UpgradeOptions,
@@ -355,6 +372,19 @@ impl ClusterHandle {
     /// starts, so a status that says `shutting_down` is seen with it. The admin API's health
     /// route answers 200 then, so that a probe on a listener both primaries share never
     /// hears "stopping" from the old one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use cluster_core::ClusterHandle;
+    ///
+    /// # async fn example(handle: ClusterHandle) -> Result<(), Box<dyn std::error::Error>> {
+    /// let status = handle.status().await?;
+    /// let stopping = status.shutting_down && !handle.handed_over();
+    /// println!("{}", if stopping { "stopping" } else { "serving" });
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn handed_over(&self) -> bool {
         self.upgrade
             .as_ref()

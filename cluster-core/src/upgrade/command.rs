@@ -6,6 +6,25 @@ use std::path::PathBuf;
 
 /// The command that starts a new primary for [`ClusterHandle::upgrade`](crate::ClusterHandle::upgrade),
 /// and the descriptors handed to it besides the front socket.
+///
+/// # Examples
+///
+/// This binary again, with the same arguments, and an admin listener handed along (both
+/// primaries cannot bind one address; the new one takes it with
+/// [`Successor::take`](super::Successor::take)):
+///
+/// ```
+/// use std::net::TcpListener;
+/// use cluster_core::upgrade::SuccessorCommand;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let admin = TcpListener::bind("127.0.0.1:0")?;
+/// let successor = SuccessorCommand::current_process()?.pass("admin", admin.try_clone()?);
+/// // Then: `Cluster::builder(spec).upgradable(successor)`.
+/// # drop(successor);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct SuccessorCommand {
     /// The program, as the primary was started (`argv[0]`): a path with a `/` is used as it
@@ -27,6 +46,19 @@ impl SuccessorCommand {
     /// # Errors
     ///
     /// The OS error when the working directory cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cluster_core::upgrade::SuccessorCommand;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let successor =
+    ///     SuccessorCommand::new("/srv/app/current/server", ["--config", "/etc/app.json"])?;
+    /// # drop(successor);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(
         program: impl Into<PathBuf>,
         args: impl IntoIterator<Item = impl Into<OsString>>,

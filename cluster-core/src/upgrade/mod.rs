@@ -22,6 +22,67 @@
 //!   stopped and the old primary keeps serving
 //!   ([`ClusterEvent::UpgradeFailed`], [`UpgradeError`]).
 //!
+//!
+//! # Supporting upgrades in your own binary
+//!
+//! One `main` plays both parts, as `cluster start` does. The old side makes its cluster
+//! [`upgradable`](crate::ClusterBuilder::upgradable) with the command that starts this binary
+//! again ([`SuccessorCommand::current_process`]) and, when a deploy asks, calls
+//! [`ClusterHandle::upgrade`](crate::ClusterHandle::upgrade) (SIGURG does the same through
+//! [`forward_signals`](crate::forward_signals)); its `run` returns once it has handed over
+//! and drained. The new side, started that way, finds [`Successor::from_env`]: its cluster
+//! takes the front socket by itself and accepts once its workers are ready; `main` then tells
+//! the old primary with [`Successor::ready`] (or why it cannot start, with
+//! [`Successor::failed`]). Shared paths (a pid file, a control socket) are taken over only
+//! after `ready` succeeds; descriptors such as a locked pid file travel with
+//! [`SuccessorCommand::pass`] and [`Successor::take`].
+//!
+//! ```no_run
+//! use cluster_core::config::ClusterSpec;
+//! use cluster_core::upgrade::{self, Successor, SuccessorCommand, UpgradeOptions};
+//! use cluster_core::{Cluster, ClusterHandle, ShutdownMode, forward_signals};
+//!
+//! # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+//! // First: was this process started by an upgrade? (Only the first call answers.)
+//! let successor = Successor::from_env();
+//! let built = Cluster::builder(spec)
+//!     .upgradable(SuccessorCommand::current_process()?) // this binary, found again then
+//!     .build()
+//!     .await;
+//! let cluster = match built {
+//!     Ok(cluster) => cluster,
+//!     Err(e) => {
+//!         if let Some(successor) = &successor {
+//!             let _ = successor.failed(&e.to_string()); // the old primary keeps serving
+//!         }
+//!         return Err(e.into());
+//!     }
+//! };
+//! let handle = cluster.handle();
+//! if let Some(successor) = successor {
+//!     // New side: once every worker is ready, the old primary may go.
+//!     let handle = handle.clone();
+//!     tokio::spawn(async move {
+//!         if upgrade::until_workers_ready(&handle).await && successor.ready().is_err() {
+//!             // The old primary gave up waiting and keeps serving: this one leaves.
+//!             let _ = handle.shutdown(ShutdownMode::Graceful);
+//!         }
+//!     });
+//! }
+//! tokio::spawn(forward_signals(handle.clone())); // SIGURG: upgrade
+//! cluster.run().await?; // returns once drained, after a handover too
+//! # Ok(())
+//! # }
+//!
+//! // Old side, when a deploy asks (an admin route, a command of your own):
+//! async fn deploy(handle: &ClusterHandle) {
+//!     match handle.upgrade(UpgradeOptions::default()).await {
+//!         Ok(done) => println!("pid {} serves; this primary drains and exits", done.new_pid),
+//!         Err(e) => eprintln!("not upgraded, still serving: {e}"),
+//!     }
+//! }
+//! ```
+//!
 //! [`ClusterEvent::UpgradeFinished`]: crate::ClusterEvent::UpgradeFinished
 //! [`ClusterEvent::UpgradeFailed`]: crate::ClusterEvent::UpgradeFailed
 
@@ -41,6 +102,21 @@ pub use successor::{Successor, SuccessorError};
 /// Waits until as many workers are ready as are wanted: `true`, or `false` when the cluster
 /// shuts down or stops first. A new primary accepts on the front socket, and takes over, only
 /// then: until that moment the old primary serves every connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::ClusterHandle;
+/// use cluster_core::upgrade::until_workers_ready;
+///
+/// # async fn example(handle: ClusterHandle) {
+/// if until_workers_ready(&handle).await {
+///     println!("every worker is ready");
+/// } else {
+///     println!("the cluster stopped first");
+/// }
+/// # }
+/// ```
 pub async fn until_workers_ready(handle: &crate::ClusterHandle) -> bool {
     let mut events = handle.subscribe();
     loop {
@@ -67,6 +143,21 @@ pub(crate) fn started_by_upgrade() -> bool {
 pub(crate) const FDS_ENV: &str = "CLUSTER_UPGRADE_FDS";
 
 /// How to upgrade; the defaults suit most cases.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::upgrade::UpgradeOptions;
+///
+/// // The default: the program the primary was started from, found again now.
+/// assert_eq!(UpgradeOptions::default().binary, None);
+///
+/// let options = UpgradeOptions::default()
+///     .binary("/srv/app/releases/42/server")
+///     .timeout(Duration::from_secs(90));
+/// assert_eq!(options.timeout, Some(Duration::from_secs(90)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UpgradeOptions {
@@ -94,6 +185,28 @@ impl UpgradeOptions {
 }
 
 /// A completed handover: the new primary serves, this one drains and exits.
+///
+/// Serialized with the keys `oldPid`, `newPid`, `binary` and `tookMs`, as the admin API
+/// answers `POST /upgrade`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cluster_core::ClusterHandle;
+/// use cluster_core::upgrade::UpgradeOptions;
+///
+/// # async fn example(handle: ClusterHandle) -> Result<(), Box<dyn std::error::Error>> {
+/// let done = handle.upgrade(UpgradeOptions::default()).await?;
+/// println!(
+///     "pid {} ({}) took over from pid {} in {:?}",
+///     done.new_pid,
+///     done.binary.display(),
+///     done.old_pid,
+///     done.took
+/// );
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -110,6 +223,25 @@ pub struct Upgraded {
 }
 
 /// An upgrade that did not happen: this primary keeps serving as before.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use cluster_core::upgrade::UpgradeError;
+///
+/// let error = UpgradeError::TimedOut { pid: 4242, timeout: Duration::from_secs(90) };
+/// assert_eq!(
+///     error.to_string(),
+///     "the new primary (pid 4242) was not ready within 90 s; it was stopped"
+/// );
+/// // Refused before anything started, or failed on the way?
+/// let refused = matches!(
+///     error,
+///     UpgradeError::Pid1 | UpgradeError::NotUpgradable | UpgradeError::Refused(_)
+/// );
+/// assert!(!refused);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpgradeError {

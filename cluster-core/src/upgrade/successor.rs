@@ -7,6 +7,51 @@ use std::sync::Mutex;
 
 /// What a new primary was handed by the old one (see the [module](super) documentation):
 /// `None` from [`Successor::from_env`] when this process was not started by an upgrade.
+///
+/// # Examples
+///
+/// A new primary's part, as `cluster start` plays it: the descriptors the old primary
+/// passed, then its word once the workers are ready.
+///
+/// ```no_run
+/// use std::net::TcpListener;
+/// use cluster_core::config::ClusterSpec;
+/// use cluster_core::upgrade::{self, Successor};
+/// use cluster_core::{Cluster, ShutdownMode};
+///
+/// # async fn example(spec: ClusterSpec) -> Result<(), Box<dyn std::error::Error>> {
+/// let Some(successor) = Successor::from_env() else {
+///     return Ok(()); // not started by an upgrade (the module example plays both parts)
+/// };
+/// // Passed with `SuccessorCommand::pass("admin", ...)`; bind it anew when absent.
+/// let admin = match successor.take("admin") {
+///     Some(fd) => TcpListener::from(fd),
+///     None => TcpListener::bind("127.0.0.1:9000")?,
+/// };
+/// # drop(admin);
+/// let cluster = match Cluster::builder(spec).build().await {
+///     Ok(cluster) => cluster,
+///     Err(e) => {
+///         let _ = successor.failed(&e.to_string()); // the old primary keeps serving
+///         return Err(e.into());
+///     }
+/// };
+/// let handle = cluster.handle();
+/// tokio::spawn(async move {
+///     if !upgrade::until_workers_ready(&handle).await {
+///         return;
+///     }
+///     if successor.ready().is_err() {
+///         // The old primary gave up waiting and keeps serving: this one leaves.
+///         let _ = handle.shutdown(ShutdownMode::Graceful);
+///         return;
+///     }
+///     // The old primary drains and exits: now take the shared paths (pid file, socket).
+/// });
+/// cluster.run().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Successor {
     /// The old primary's readiness socket; `None` once reported.
@@ -16,6 +61,16 @@ pub struct Successor {
 }
 
 /// The successor could not tell the old primary.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use cluster_core::upgrade::SuccessorError;
+///
+/// let error = SuccessorError::from(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"));
+/// assert_eq!(error.to_string(), "cannot report to the old primary: broken pipe");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("cannot report to the old primary: {0}")]
 pub struct SuccessorError(#[from] std::io::Error);
