@@ -253,16 +253,18 @@ measure_cputime() { # $1: mode
   start_cluster "$1" "$dir"
   wrk -t1 -c"$CONNS" -d2s "${WRK_EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH" >/dev/null   # warm up
   before=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat")
+  ubefore=$(awk '{ sub(/^.*\) /, ""); print $12 }' "/proc/$PID/stat")
   fbefore=$(awk '{ sub(/^.*\) /, ""); print $8 }' "/proc/$PID/stat")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" "${WRK_EXTRA[@]}" "http://127.0.0.1:$PORT$URL_PATH" >"$dir/wrk.txt"
   after=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat")
+  uafter=$(awk '{ sub(/^.*\) /, ""); print $12 }' "/proc/$PID/stat")
   fafter=$(awk '{ sub(/^.*\) /, ""); print $8 }' "/proc/$PID/stat")
   check_wrk "$dir/wrk.txt"
   reqs=$(requests "$dir/wrk.txt")
   awk -v m="$1" -v r="$reqs" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
-    -v f=$((fafter - fbefore)) \
-    'BEGIN { printf "%-8s CPU us/request %7.2f  page faults/request %6.2f  (%.0f req/s)\n",
-             m, t * 1e6 / hz / r, f / r, r / d }'
+    -v f=$((fafter - fbefore)) -v u=$((uafter - ubefore)) \
+    'BEGIN { printf "%-8s CPU us/request %7.2f (user %5.2f, system %5.2f)  page faults/request %6.2f  (%.0f req/s)\n",
+             m, t * 1e6 / hz / r, u * 1e6 / hz / r, (t - u) * 1e6 / hz / r, f / r, r / d }'
   stop_cluster
 }
 
