@@ -64,18 +64,6 @@ impl Notifier {
     }
 }
 
-/// The watchdog interval asked for by `WATCHDOG_USEC`, if it is meant for this process
-/// (`WATCHDOG_PID` unset or equal to our pid).
-fn watchdog_interval() -> Option<Duration> {
-    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
-        if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
-            return None;
-        }
-    }
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec))
-}
-
 /// `CLOCK_MONOTONIC` in microseconds, for `MONOTONIC_USEC=` beside `RELOADING=1`.
 fn monotonic_usec() -> u128 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -93,8 +81,12 @@ fn status_line(ready: usize, desired: usize) -> String {
 /// accepts from the main process only).
 pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle, successor: bool) {
     let mut events = handle.subscribe();
-    if let Some(every) = watchdog_interval() {
-        tokio::spawn(watchdog(handle.clone(), every / 2));
+    // Half of WATCHDOG_USEC, when it is meant for this process (WATCHDOG_PID): the same
+    // reading as the worker helpers'.
+    match cluster_core::worker::watchdog_interval() {
+        Ok(Some(every)) => drop(tokio::spawn(watchdog(handle.clone(), every))),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{e}; no watchdog pings"),
     }
     let mut announced_ready = successor;
     let mut last_status = String::new();
