@@ -31,10 +31,8 @@ WORKER_PORT=${WORKER_PORT:-18490}
 for tool in nginx wrk node curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install nginx wrk nodejs curl)" >&2; exit 1; }
 done
-[[ ${SKIP_BUILD:-} ]] || cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p cluster-cli --bin cluster
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-CLUSTER_BIN=$TARGET_DIR/release/cluster
+. "$ROOT/benches/lib/release-bins.sh"
+release_bins "$ROOT"
 SERVER_JS=$ROOT/examples/node/server.js
 
 RUN=$(mktemp -d /tmp/compression-vs-nginx.XXXXXX)

@@ -72,15 +72,8 @@ if ! command -v wrk >/dev/null || { ! command -v nginx >/dev/null && [ ! -x /usr
 fi
 
 # ---- our binaries --------------------------------------------------------------------------
-if [ "$SKIP_BUILD" != 1 ]; then
-  log "building cluster and the hello example (release)"
-  cargo build --release --manifest-path "$ROOT/Cargo.toml" -p cluster-cli --bin cluster
-  cargo build --release --manifest-path "$ROOT/Cargo.toml" -p examples --example hello
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-CLUSTER_BIN=$TARGET_DIR/release/cluster
-HELLO_BIN=$TARGET_DIR/release/examples/hello
+. "$ROOT/benches/lib/release-bins.sh"
+release_bins "$ROOT"
 [ -x "$CLUSTER_BIN" ] || die "$CLUSTER_BIN missing (build failed or SKIP_BUILD=1 without a build)"
 
 case "$RUST_WORKER" in

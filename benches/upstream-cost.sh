@@ -35,15 +35,8 @@ log() { echo "## $*" >&2; }
 command -v wrk >/dev/null || die "wrk not found"
 command -v python3 >/dev/null || die "python3 not found"
 
-if [ "$SKIP_BUILD" != 1 ]; then
-  log "building cluster and the hello example (release)"
-  cargo build --release --manifest-path "$ROOT/Cargo.toml" -p cluster-cli --bin cluster
-  cargo build --release --manifest-path "$ROOT/Cargo.toml" -p examples --example hello
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-CLUSTER_BIN=$TARGET_DIR/release/cluster
-HELLO_BIN=$TARGET_DIR/release/examples/hello
+. "$ROOT/benches/lib/release-bins.sh"
+release_bins "$ROOT"
 [ -x "$CLUSTER_BIN" ] && [ -x "$HELLO_BIN" ] || die "release binaries missing"
 
 WORK=$(mktemp -d)

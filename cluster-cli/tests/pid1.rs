@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
+#[path = "common/children.rs"]
+mod children;
+
 /// A worker that leaves an orphan behind: a shell that exits at once, its background `sleep`
 /// reparented to PID 1, where it becomes a zombie when it ends unless PID 1 waits for it.
 const ORPHANING_WORKER: &str = "sh -c 'sleep 0.2 & exit 0'; exec node \"$0\"";
@@ -106,7 +109,7 @@ impl Namespace {
 
     /// The namespace's PID 1, by its pid outside the namespace.
     fn init_pid(&self) -> u32 {
-        let pid = children(self.unshare.id()).first().map(|c| c.0).expect("unshare's child");
+        let pid = children(self.unshare.id()).first().map(|c| c.pid).expect("unshare's child");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let ns_pid = status.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap();
         assert_eq!(ns_pid.split_whitespace().last(), Some("1"), "PID 1 in its namespace");
@@ -126,20 +129,9 @@ impl Namespace {
     }
 }
 
-/// The children of `parent`: pid, state letter and command name.
-fn children(parent: u32) -> Vec<(u32, char, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if rest.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
-            let state = rest[0].chars().next().unwrap_or('?');
-            found.push((pid, state, stat[open + 1..close].to_owned()));
-        }
-    }
-    found
+/// The children of `parent`.
+fn children(parent: u32) -> Vec<children::ProcEntry> {
+    children::children_of(parent)
 }
 
 /// A streamed response in flight: 5 events 300 ms apart (`/stream` of examples/node), once
@@ -205,7 +197,7 @@ fn as_pid_1_the_primary_drains_on_sigterm_but_leaves_orphans_unreaped() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let zombies = loop {
         let zombies: Vec<_> =
-            children(cluster).into_iter().filter(|c| c.1 == 'Z' && c.2 == "sleep").collect();
+            children(cluster).into_iter().filter(|c| c.state == 'Z' && c.comm == "sleep").collect();
         if zombies.len() >= 2 || Instant::now() > deadline {
             break zombies;
         }
@@ -232,6 +224,6 @@ fn under_tini_orphans_are_reaped_and_sigterm_still_drains() {
     std::thread::sleep(Duration::from_millis(800));
     let kids = children(tini);
     assert_eq!(kids.len(), 1, "tini's only child is the primary, no zombie: {kids:?}");
-    assert_eq!(kids[0].2, "cluster");
+    assert_eq!(kids[0].comm, "cluster");
     stop_drains(&mut ns, addr, tini);
 }

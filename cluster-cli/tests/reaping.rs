@@ -14,37 +14,15 @@ use rustix::process::{Pid, Signal, WaitOptions};
 #[path = "integration/util.rs"]
 mod util;
 
+#[path = "common/children.rs"]
+mod children;
+
+use children::ProcEntry;
 use util::{ClusterCmd, Worker};
 
-/// A child of this process: pid, state letter (`Z` for a zombie) and command name.
-struct Child {
-    pid: u32,
-    state: String,
-    comm: String,
-}
-
-impl std::fmt::Debug for Child {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} ({}) in state {}", self.pid, self.comm, self.state)
-    }
-}
-
 /// Every process whose parent is this process.
-fn children() -> Vec<Child> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // `pid (comm) state ppid ...`; the command name may contain spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if rest.get(1) == Some(&me.as_str()) {
-            let comm = stat[open + 1..close].to_owned();
-            found.push(Child { pid, state: rest[0].to_owned(), comm });
-        }
-    }
-    found
+fn children() -> Vec<ProcEntry> {
+    children::children_of(std::process::id())
 }
 
 /// On drop, kills and reaps every child of this process still there, so that a failing run
@@ -61,7 +39,7 @@ impl Drop for ReapAll {
             }
             for child in left {
                 let Some(pid) = Pid::from_raw(child.pid as i32) else { continue };
-                if child.state != "Z" {
+                if child.state != 'Z' {
                     let _ = rustix::process::kill_process(pid, Signal::KILL);
                 }
                 let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
