@@ -110,7 +110,7 @@ fn integer(v: &Value) -> Option<i64> {
 }
 
 /// Checks that `body` is empty (`null`) or a JSON object with no key but `keys`.
-fn only_keys(body: &Value, keys: &[&str], expected: &str) -> Result<(), String> {
+pub(crate) fn only_keys(body: &Value, keys: &[&str], expected: &str) -> Result<(), String> {
     match body {
         Value::Null => Ok(()),
         Value::Object(map) => match map.keys().find(|k| !keys.contains(&k.as_str())) {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::access::Entry;
 use crate::api::{error, json};
+use crate::control::only_keys;
 
 /// Longest `timeoutMs` taken: an hour.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -49,34 +50,23 @@ pub(crate) async fn upgrade(
 
 /// The options of a body: none, or an object with `binary` (a path) and `timeoutMs`.
 fn options(body: &Value) -> Result<UpgradeOptions, String> {
+    let expected = "expected {\"binary\": PATH, \"timeoutMs\": N} (both optional) or no body";
+    only_keys(body, &["binary", "timeoutMs"], expected)?;
     let mut options = UpgradeOptions::default();
-    let map = match body {
-        Value::Null => return Ok(options),
-        Value::Object(map) => map,
-        other => {
-            return Err(format!(
-                "expected {{\"binary\": PATH, \"timeoutMs\": N}} (both optional) or no body, not {other}"
-            ));
+    match body.get("binary") {
+        None => {}
+        Some(Value::String(path)) if !path.is_empty() => options = options.binary(path),
+        Some(other) => {
+            return Err(format!("`binary` must be the path of a program, not {other}"));
         }
-    };
-    for (key, value) in map {
-        match (key.as_str(), value) {
-            ("binary", Value::String(path)) if !path.is_empty() => {
-                options = options.binary(path);
-            }
-            ("binary", other) => {
-                return Err(format!("`binary` must be the path of a program, not {other}"));
-            }
-            ("timeoutMs", n) => match n.as_u64().filter(|&ms| ms > 0) {
-                Some(ms) => options = options.timeout(Duration::from_millis(ms).min(MAX_TIMEOUT)),
-                None => {
-                    return Err(format!(
-                        "`timeoutMs` must be a positive number of milliseconds, not {n}"
-                    ));
-                }
-            },
-            (unknown, _) => {
-                return Err(format!("unknown key `{unknown}`: expected `binary` or `timeoutMs`"));
+    }
+    if let Some(n) = body.get("timeoutMs") {
+        match n.as_u64().filter(|&ms| ms > 0) {
+            Some(ms) => options = options.timeout(Duration::from_millis(ms).min(MAX_TIMEOUT)),
+            None => {
+                return Err(format!(
+                    "`timeoutMs` must be a positive number of milliseconds, not {n}"
+                ));
             }
         }
     }

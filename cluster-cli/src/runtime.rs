@@ -86,9 +86,7 @@ impl RuntimeDir {
         if let Some(pid) = stale {
             tracing::info!("cleaning up after a cluster that did not stop cleanly (pid {pid})");
         }
-        file.set_len(0).and_then(|()| file.rewind()).map_err(|e| e.to_string())?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
-        file.flush().map_err(|e| e.to_string())?;
+        write_pid(&file)?;
         Ok(PidLock { file, path: self.pid_file.clone() })
     }
 

@@ -20,6 +20,7 @@
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_core::{ClusterEvent, ClusterHandle};
@@ -80,11 +81,14 @@ fn status_line(ready: usize, desired: usize) -> String {
 /// primary, the main process until then, names it with `MAINPID=` (which `NotifyAccess=main`
 /// accepts from the main process only).
 pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle, successor: bool) {
+    let notifier = Arc::new(notifier);
     let mut events = handle.subscribe();
     // Half of WATCHDOG_USEC, when it is meant for this process (WATCHDOG_PID): the same
     // reading as the worker helpers'.
     match cluster_core::worker::watchdog_interval() {
-        Ok(Some(every)) => drop(tokio::spawn(watchdog(handle.clone(), every))),
+        Ok(Some(every)) => {
+            drop(tokio::spawn(watchdog(Arc::clone(&notifier), handle.clone(), every)));
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!("{e}; no watchdog pings"),
     }
@@ -140,8 +144,7 @@ pub(crate) async fn run(notifier: Notifier, handle: ClusterHandle, successor: bo
 }
 
 /// Pings the watchdog every `every` while the control plane answers within it.
-async fn watchdog(handle: ClusterHandle, every: Duration) {
-    let Some(notifier) = Notifier::from_env() else { return };
+async fn watchdog(notifier: Arc<Notifier>, handle: ClusterHandle, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;

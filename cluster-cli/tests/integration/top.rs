@@ -112,11 +112,12 @@ impl Drop for Tmux {
 }
 
 /// What the pane runs: `cluster top` between two `stty -g`, its exit code and stderr kept in
-/// `dir`; then the pane stays (a pane that ends would end the session and its screen).
+/// `dir` (the code written last, so that once it is there the settings after are too); then
+/// the pane stays (a pane that ends would end the session and its screen).
 fn top_script(dir: &Path) -> String {
     let q = |p: PathBuf| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     format!(
-        "stty -g > {before}; {bin} top --runtime-dir {rt} 2> {err}; echo $? > {code}; stty -g > {after}; exec sleep 600",
+        "stty -g > {before}; {bin} top --runtime-dir {rt} 2> {err}; code=$?; stty -g > {after}; echo $code > {code}; exec sleep 600",
         before = q(dir.join("top.stty-before")),
         bin = q(cluster_bin()),
         rt = q(dir.join(".cluster")),

@@ -16,7 +16,7 @@ use super::validate::{MAX_LIFECYCLE_MS, Validator};
 const MIN_TOKEN_CHARS: usize = 16;
 
 /// Longest path a Unix socket can be bound at, in bytes: `sun_path` less its NUL.
-const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
+pub(crate) const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
 
 impl Validator<'_> {
     /// A path at `key` (`runtimeDir`, `logFile`, `admin.socket`), resolved against `base`.

@@ -23,6 +23,7 @@
 mod access_log;
 mod accounts;
 mod admin;
+pub(crate) use admin::MAX_SOCKET_PATH;
 mod command;
 mod diff;
 mod effective;

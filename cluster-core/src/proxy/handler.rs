@@ -44,20 +44,18 @@ pub(crate) async fn handle(
     let client = conn.client_addr(req.headers());
     // 7. Dropped with this future if the client goes away before a response: logged as 499.
     let entry = conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, client, &req));
+    let h2 = req.version() == Version::HTTP_2;
     // 1.
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {
-            let req_version = req.version();
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
             let response = front.call(req, peer).await;
             let stream =
                 response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
             let response = response.map(|body| ProxyBody::front(body, stream));
-            let h2 = req_version == Version::HTTP_2;
             return Ok(let_go_after(&conn, h2, logged(response, entry, None)));
         }
     }
-    let h2 = req.version() == Version::HTTP_2;
     let mut worker = None;
     // 3.
     let resp = if let Err(error) = limits::check_request(&req, &conn.shared.cfg.limits) {

@@ -83,11 +83,18 @@ impl SharedListener {
 /// # }
 /// ```
 pub fn inherited_listener() -> Option<std::net::TcpListener> {
-    let var = |key: &str| std::env::var(key).ok().and_then(|v| v.trim().parse::<u32>().ok());
-    if var("LISTEN_PID")? != std::process::id() || var("LISTEN_FDS")? == 0 {
+    let fds = std::env::var("LISTEN_FDS").ok().and_then(|v| v.trim().parse::<u32>().ok());
+    if !listen_pid_is_ours() || fds? == 0 {
         return None;
     }
     super::sys::take_listen_fd().map(std::net::TcpListener::from)
+}
+
+/// Whether `LISTEN_PID` names this process: the descriptors of socket activation (and of a
+/// hot upgrade) are ours to take only then.
+pub(crate) fn listen_pid_is_ours() -> bool {
+    std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok())
+        == Some(std::process::id())
 }
 
 impl AsFd for SharedListener {

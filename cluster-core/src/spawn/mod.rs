@@ -22,7 +22,7 @@ use crate::endpoint::Endpoint;
 
 pub use guardian::{Guardian, run_guardian};
 pub use hardening::{HardeningError, WorkerHardening};
-pub(crate) use listen_fds::LISTEN_ENV;
+pub(crate) use listen_fds::{LISTEN_ENV, listen_pid_is_ours};
 pub use listen_fds::{SharedListener, inherited_listener};
 pub(crate) use output::drained as output_drained;
 pub use process::ProcessSpawner;
@@ -120,13 +120,12 @@ impl WorkerSpec {
     /// (an application that shows its environment on an error page would show it) and the
     /// detached marker.
     ///
-    /// A worker on a Unix socket loses `PORT` and `HOST` too (inherited or configured): a
-    /// worker that does not know `SOCKET_PATH` would otherwise listen on a port it shares
-    /// with every other worker; a worker on TCP loses `SOCKET_PATH`, which would send
-    /// adapter-node to a socket that is not its own.
+    /// The endpoint variables go too, inherited or configured: [`cluster_env`](Self::cluster_env)
+    /// then sets the ones of this worker's endpoint. So a worker on a Unix socket has no
+    /// `PORT` or `HOST` (one that does not know `SOCKET_PATH` would otherwise listen on a port
+    /// it shares with every other worker), and one on TCP no `SOCKET_PATH` (which would send
+    /// adapter-node to a socket that is not its own).
     pub fn inherited_env_to_remove(&self) -> &'static [&'static str] {
-        // One list: a worker on TCP gets the first 13 names removed, one on a Unix socket the
-        // last 13; the 11 in the middle go for both.
         const REMOVED: [&str; 15] = [
             "SOCKET_PATH",
             "CLUSTER_SOCKET_PATH",
@@ -146,10 +145,7 @@ impl WorkerSpec {
             "PORT",
             "HOST",
         ];
-        match self.endpoint {
-            Endpoint::Tcp(_) => &REMOVED[..13],
-            Endpoint::Unix(_) => &REMOVED[2..],
-        }
+        &REMOVED
     }
 }
 

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::config::HardeningSpec;
 
-/// The longest path a Unix socket address holds (`sun_path` is 108 bytes on Linux, with the
-/// terminating NUL).
-pub(crate) const MAX_SOCKET_PATH: usize = 107;
+/// The longest path a Unix socket address holds (the configuration's check of
+/// `admin.socket` uses the same limit).
+pub(crate) use crate::config::MAX_SOCKET_PATH;
 
 /// The widest worker id the length check at start allows for (ids count up from 1).
 const WIDE_ID: u64 = 9_999_999;

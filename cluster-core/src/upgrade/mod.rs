@@ -134,9 +134,7 @@ pub async fn until_workers_ready(handle: &crate::ClusterHandle) -> bool {
 /// Whether this process is a new primary started by a hot upgrade (it then accepts only
 /// once its workers are ready).
 pub(crate) fn started_by_upgrade() -> bool {
-    std::env::var_os(FDS_ENV).is_some()
-        && std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok())
-            == Some(std::process::id())
+    std::env::var_os(FDS_ENV).is_some() && crate::spawn::listen_pid_is_ours()
 }
 
 /// The variable naming the descriptors an old primary passed to its successor.

@@ -84,8 +84,9 @@ impl Successor {
     pub fn from_env() -> Option<Self> {
         static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let list = std::env::var(super::FDS_ENV).ok()?;
-        let pid = std::env::var("LISTEN_PID").ok()?.trim().parse::<u32>().ok()?;
-        if pid != std::process::id() || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if !crate::spawn::listen_pid_is_ours()
+            || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return None;
         }
         let mut fds = HashMap::new();
