@@ -9,6 +9,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::Interest;
 
 use serde::{Serialize, Serializer};
 
@@ -103,13 +107,70 @@ impl Serialize for Endpoint {
     }
 }
 
-/// An open connection to an [`Endpoint`]; each caller hands the variant's stream to hyper.
+/// An open connection to an [`Endpoint`]; each caller hands the variant's stream to hyper,
+/// or uses it through `&self` (the proxy's own HTTP/1.1 client, which shares it with the
+/// pool that may have to shut it down).
 #[derive(Debug)]
 pub(crate) enum Stream {
     /// Over TCP.
     Tcp(tokio::net::TcpStream),
     /// Over a Unix socket.
     Unix(tokio::net::UnixStream),
+}
+
+impl Stream {
+    /// Polls until the socket may be read (data, end of stream or an error).
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    /// Reads what the socket has into `buf`'s spare capacity without waiting
+    /// (`WouldBlock` when it has nothing, which clears the cached readiness).
+    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            Stream::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+
+    /// Forgets the cached read readiness without a system call, after a read that did not
+    /// fill its buffer (the socket was drained), as tokio's own `poll_read` does; the next
+    /// [`poll_read_ready`](Self::poll_read_ready) then waits for the next event.
+    pub(crate) fn clear_read_ready(&self) {
+        let would_block = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+        let _ = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, would_block),
+            Stream::Unix(s) => s.try_io(Interest::READABLE, would_block),
+        };
+    }
+
+    /// Polls until the socket may be written.
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_write_ready(cx),
+            Stream::Unix(s) => s.poll_write_ready(cx),
+        }
+    }
+
+    /// Writes what the socket takes of `buf` without waiting.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    /// Shuts both directions down at once: a task waiting to read it wakes to the end of
+    /// the stream, whoever holds it.
+    pub(crate) fn shutdown_now(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+        };
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use hyper::client::conn::http1::SendRequest;
 use super::compress::{Compressed, Encoder};
 use super::conn::ConnCtx;
 use super::front::{BoxError, FrontBody};
+use super::h1::{H1Body, H1Conn};
 use super::limits::BodyBudget;
 use super::pool;
 use crate::access_log::{End, Entry};
@@ -114,6 +115,66 @@ impl Body for ReqBody {
     }
 }
 
+/// A worker's response body, from hyper's client or from our own ([`super::h1`]).
+#[derive(Debug)]
+pub(crate) enum UpstreamBody {
+    /// Read by hyper's connection task.
+    Hyper(Incoming),
+    /// Read from the socket by our own client, which holds the connection until the end.
+    H1(H1Body),
+}
+
+impl UpstreamBody {
+    /// Our own client's connection, once the body has ended cleanly and it may be reused.
+    fn take_conn(&mut self) -> Option<H1Conn> {
+        match self {
+            UpstreamBody::H1(body) => body.take_conn(),
+            UpstreamBody::Hyper(_) => None,
+        }
+    }
+
+    /// Marks the connection as not to be reused after this body (the worker asked to close
+    /// it). hyper decides that on its own for its connections.
+    pub(crate) fn close_after(&mut self) {
+        if let UpstreamBody::H1(body) = self {
+            body.close_after();
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => {
+                Pin::new(b).poll_frame(cx).map(|f| f.map(|f| f.map_err(BoxError::from)))
+            }
+            UpstreamBody::H1(b) => {
+                Pin::new(b).poll_frame(cx).map(|f| f.map(|f| f.map_err(BoxError::from)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::H1(b) => b.size_hint(),
+        }
+    }
+}
+
 /// What to do when a worker's response body has been streamed to its end.
 #[derive(Debug)]
 pub(crate) struct Finish {
@@ -128,10 +189,14 @@ pub(crate) struct Finish {
 }
 
 impl Finish {
-    /// The exchange is complete: the connection goes back to the pool, the guard drops.
-    pub(crate) fn complete(self) {
+    /// The exchange is complete: the connection (hyper's, or our own client's inside
+    /// `body`) goes back to the pool, the guard drops.
+    pub(crate) fn complete(self, body: &mut UpstreamBody) {
         let Finish { guard, backend, sender, bytes } = self;
         backend.metrics().add_bytes_out(bytes);
+        if let Some(conn) = body.take_conn() {
+            backend.pool.put_h1(conn);
+        }
         if let Some(sender) = sender {
             pool::release(backend, sender);
         }
@@ -155,7 +220,7 @@ enum Kind {
     Empty,
     Text(Option<Bytes>),
     Upstream {
-        body: Incoming,
+        body: UpstreamBody,
         /// `Some` until the body ends (then completed) or fails (then dropped).
         finish: Option<Finish>,
     },
@@ -208,7 +273,7 @@ impl ProxyBody {
     ///
     /// If the body is dropped before its end (the client went away), the connection is
     /// dropped with it (hyper then closes it: it is mid-response) and the guard is released.
-    pub(crate) fn upstream(body: Incoming, finish: Finish) -> Self {
+    pub(crate) fn upstream(body: UpstreamBody, finish: Finish) -> Self {
         ProxyBody { kind: Kind::Upstream { body, finish: Some(finish) }, log: None }
     }
 
@@ -220,7 +285,7 @@ impl ProxyBody {
 
     /// A worker's response body compressed with `encoder` as it streams; `finish` runs once
     /// the last compressed bytes are handed out, counting the compressed bytes.
-    pub(crate) fn compressed(body: Incoming, encoder: Encoder, finish: Finish) -> Self {
+    pub(crate) fn compressed(body: UpstreamBody, encoder: Encoder, finish: Finish) -> Self {
         ProxyBody {
             kind: Kind::Compressed(Box::new(Compressed::new(body, encoder, finish))),
             log: None,
@@ -301,12 +366,12 @@ impl Kind {
                     Some(Ok(_)) if !body.is_end_stream() => {}
                     Some(Ok(_)) | None => {
                         if let Some(f) = finish.take() {
-                            f.complete();
+                            f.complete(body);
                         }
                     }
                     Some(Err(_)) => *finish = None,
                 }
-                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+                Poll::Ready(frame)
             }
         }
     }

@@ -8,6 +8,8 @@ use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::front::BoxError;
+use super::h1::H1Error;
 use super::limits::BodyTooLarge;
 use crate::endpoint::Endpoint;
 
@@ -68,8 +70,8 @@ pub(crate) enum ProxyError {
     Upstream {
         /// The worker's id.
         worker: u64,
-        /// hyper's reason.
-        source: hyper::Error,
+        /// The client's reason (hyper's, or our own client's [`H1Error`]).
+        source: BoxError,
     },
     /// The worker answered something that is not a valid HTTP/1.1 response for this request.
     #[error("worker {worker} sent an invalid response: {reason}")]
@@ -138,7 +140,17 @@ impl ProxyError {
         } else if source.is_parse() {
             ProxyError::BadResponse { worker, reason: "malformed response head" }
         } else {
-            ProxyError::Upstream { worker, source }
+            ProxyError::Upstream { worker, source: source.into() }
+        }
+    }
+
+    /// Classifies a failure of our own client ([`super::h1`]): an invalid head is a bad
+    /// response, anything else a failure before the response (retried as hyper's would be).
+    pub(crate) fn from_h1(worker: u64, source: H1Error) -> Self {
+        if source.is_malformed() {
+            ProxyError::BadResponse { worker, reason: "malformed response head" }
+        } else {
+            ProxyError::Upstream { worker, source: source.into() }
         }
     }
 

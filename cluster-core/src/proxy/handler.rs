@@ -11,13 +11,13 @@ use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
 use super::body::StreamGuard;
-use super::body::{Finish, ProxyBody, ReqBody};
+use super::body::{Finish, ProxyBody, ReqBody, UpstreamBody};
 use super::conn::ConnCtx;
 use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
 use super::limits::{self, BodyBudget};
-use super::pool::{self, SendError, Sent};
-use super::{affinity, headers, upgrade};
+use super::pool::{self, H1SendError, SendError, Sent};
+use super::{affinity, h1, headers, upgrade};
 use crate::access_log::{self, Entry};
 use crate::ratelimit::{Decision, QuotaState, RateLimit};
 use crate::routing::Backend;
@@ -180,16 +180,26 @@ async fn proxy(
         .compression
         .as_ref()
         .map(|c| (c, c.offer(req.method(), req.headers(), upgrade.is_some())));
-    headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
+    let forwarded = headers::prepare_request(&mut req, &conn.client, upgrade.is_some())
         .map_err(ProxyError::BadRequest)?;
     let after = conn.shared.cfg.request_timeout;
     let started = Instant::now();
     // Bounds the time to response headers only; the body streams for as long as it takes.
     let affinity = conn.shared.cfg.affinity_cookie.then(|| affinity::key(req.headers(), client));
+    let affinity_key = affinity.map(|a| a.key);
+    let sent = if h1::wants_h1(&req, upgrade.is_some()) {
+        // Our own client: the `X-Forwarded-*` fields go straight into the encoded head.
+        let head = h1::encode_request(&req, &forwarded);
+        let head_request = req.method() == Method::HEAD;
+        drop(req);
+        let forward = forward_h1(conn, head, head_request, client, worker, affinity_key);
+        tokio::time::timeout(after, forward).await
+    } else {
+        forwarded.apply(req.headers_mut());
+        tokio::time::timeout(after, forward(conn, req, client, worker, affinity_key)).await
+    };
     let (backend, guard, sent) =
-        tokio::time::timeout(after, forward(conn, req, client, worker, affinity.map(|a| a.key)))
-            .await
-            .map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;
+        sent.map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;
     let Sent { mut response, sender } = sent;
     if let Some(a) = affinity.filter(|a| a.set_cookie) {
         affinity::set_cookie(response.headers_mut(), a.key);
@@ -211,12 +221,15 @@ async fn proxy(
 
     let version = response.version();
     let reusable = headers::prepare_response(response.headers_mut(), version, false);
-    let (mut parts, body) = response.into_parts();
-    let sender = reusable.then_some(sender);
+    let (mut parts, mut body) = response.into_parts();
+    if !reusable {
+        body.close_after();
+    }
+    let sender = sender.filter(|_| reusable);
     let finish = Finish { guard, backend, sender, bytes: 0 };
     let body = if body.is_end_stream() {
         // hyper will not poll a body that is already at its end: finish now.
-        finish.complete();
+        finish.complete(&mut body);
         ProxyBody::empty()
     } else {
         match compress.and_then(|(c, offer)| c.apply(offer, parts.status, &mut parts.headers)) {
@@ -292,6 +305,49 @@ async fn forward(
     let guard = next.load().start();
     match pool::send(&next, retry.map(|b| b.retarget(&next)), max_idle).await {
         Ok(sent) => Ok((next, guard, sent)),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// [`forward`] for a request our own client carries ([`h1::wants_h1`]: a bodiless `GET`
+/// or `HEAD`): the head is encoded once, and a retry writes the same bytes again, so no copy
+/// of the request is kept for it. The retry rules are [`forward`]'s; both methods are
+/// idempotent and bodiless, so a failure before the response head is always retried.
+async fn forward_h1(
+    conn: &ConnCtx,
+    head: bytes::Bytes,
+    head_request: bool,
+    client: IpAddr,
+    worker: &mut Option<WorkerRef>,
+    affinity: Option<u64>,
+) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
+    let max_idle = conn.shared.cfg.upstream_idle_timeout;
+    let ctx = RequestCtx { client: Some(client), avoid: None, affinity };
+    let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
+    *worker = Some(WorkerRef::of(&backend));
+    let sent = |response: http::Response<h1::H1Body>| Sent {
+        response: response.map(UpstreamBody::H1),
+        sender: None,
+    };
+
+    let guard = backend.load().start();
+    let H1SendError { error, reused } =
+        match pool::send_h1(&backend, &head, head_request, max_idle).await {
+            Ok(response) => return Ok((backend, guard, sent(response))),
+            Err(e) => e,
+        };
+    drop(guard);
+    if error.retry() == Retry::Never {
+        return Err(error);
+    }
+    let ctx = RequestCtx { avoid: Some(backend.id()), ..ctx };
+    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
+    let Some(next) = next else { return Err(error) };
+    tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
+    *worker = Some(WorkerRef::of(&next));
+    let guard = next.load().start();
+    match pool::send_h1(&next, &head, head_request, max_idle).await {
+        Ok(response) => Ok((next, guard, sent(response))),
         Err(e) => Err(e.error),
     }
 }

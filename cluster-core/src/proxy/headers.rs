@@ -67,7 +67,8 @@ pub(crate) fn has_connection_option(headers: &HeaderMap, option: &str) -> bool {
 /// - The target becomes origin-form (path and query, RFC 9112 §3.2.1).
 /// - HTTP/2 `cookie` fields are joined into one (RFC 9113 §8.2.3).
 /// - Hop-by-hop fields go ([`strip_hop_by_hop`]), except the upgrade pair when `upgrade`.
-/// - `X-Forwarded-*` are set ([`set_forwarded`]).
+/// - `X-Forwarded-*` are computed ([`Forwarded`]) and returned: the caller applies them
+///   to the map ([`Forwarded::apply`]) or writes them into the encoded head.
 ///
 /// # Errors
 ///
@@ -80,7 +81,7 @@ pub(crate) fn prepare_request<B>(
     req: &mut Request<B>,
     client: &ClientInfo,
     upgrade: bool,
-) -> Result<(), &'static str> {
+) -> Result<Forwarded, &'static str> {
     let version = req.version();
     let host = match req.uri().authority() {
         Some(authority) => {
@@ -112,8 +113,7 @@ pub(crate) fn prepare_request<B>(
         join_cookies(headers);
     }
     strip_hop_by_hop(headers, upgrade);
-    set_forwarded(headers, client, host);
-    Ok(())
+    Ok(Forwarded::new(headers, client, host))
 }
 
 /// Rewrites a worker's response head for the client; returns whether the worker's
@@ -189,27 +189,75 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Sets the de-facto standard `X-Forwarded-*` fields (the same fields nginx sets, and the
+/// The de-facto standard `X-Forwarded-*` fields (the same fields nginx sets, and the
 /// ones SvelteKit's adapter-node reads with `PROTOCOL_HEADER`/`HOST_HEADER`/`ADDRESS_HEADER`).
 ///
 /// From a trusted proxy, `X-Forwarded-For` gets the peer appended and `X-Forwarded-Proto` /
 /// `X-Forwarded-Host` are kept when present. From anyone else they are replaced: the peer's
 /// address, `http`, and the request's `host`.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientInfo,
-    host: Option<HeaderValue>,
-) {
-    let appended = if client.trusted { append_for(headers, client) } else { None };
-    headers.insert(X_FORWARDED_FOR.clone(), appended.unwrap_or_else(|| client.ip_value.clone()));
-    if !(client.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+///
+/// Computed without editing the request: our own HTTP/1.1 client writes them into the
+/// encoded head directly ([`Forwarded::replaces`], [`Forwarded::fields`]), which spares the
+/// map an insertion (and usually a growth) per field; hyper's client gets them in the map
+/// ([`Forwarded::apply`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Forwarded {
+    /// The new `X-Forwarded-For` (it replaces every existing one).
+    for_: HeaderValue,
+    /// `X-Forwarded-Proto` becomes `http` (else a trusted proxy's value stays).
+    proto: bool,
+    /// `X-Forwarded-Host` becomes this (`Some(None)`: removed); `None`: a trusted proxy's
+    /// value stays.
+    host: Option<Option<HeaderValue>>,
+}
+
+static HTTP: HeaderValue = HeaderValue::from_static("http");
+
+impl Forwarded {
+    /// The fields for a request with `headers` from `client`, whose `Host` is `host`.
+    pub(crate) fn new(headers: &HeaderMap, client: &ClientInfo, host: Option<HeaderValue>) -> Self {
+        let appended = if client.trusted { append_for(headers, client) } else { None };
+        Forwarded {
+            for_: appended.unwrap_or_else(|| client.ip_value.clone()),
+            proto: !(client.trusted && headers.contains_key(&X_FORWARDED_PROTO)),
+            host: (!(client.trusted && headers.contains_key(&X_FORWARDED_HOST))).then_some(host),
+        }
     }
-    if !(client.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
-            Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
+
+    /// Writes the fields into `headers`.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        headers.insert(X_FORWARDED_FOR.clone(), self.for_);
+        if self.proto {
+            headers.insert(X_FORWARDED_PROTO.clone(), HTTP.clone());
+        }
+        match self.host {
+            Some(Some(host)) => {
+                headers.insert(X_FORWARDED_HOST.clone(), host);
+            }
+            Some(None) => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the request's own field `name` is replaced (or removed) by these fields, so
+    /// that an encoder leaves it out.
+    pub(crate) fn replaces(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        if !name.starts_with("x-forwarded-") {
+            return false;
+        }
+        name == X_FORWARDED_FOR.as_str()
+            || (self.proto && name == X_FORWARDED_PROTO.as_str())
+            || (self.host.is_some() && name == X_FORWARDED_HOST.as_str())
+    }
+
+    /// The fields to write after the request's own (those not [`replaced`](Self::replaces)).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        let proto = self.proto.then_some((&X_FORWARDED_PROTO, &HTTP));
+        let host = self.host.as_ref().and_then(|h| h.as_ref()).map(|h| (&X_FORWARDED_HOST, h));
+        std::iter::once((&X_FORWARDED_FOR, &self.for_)).chain(proto).chain(host)
     }
 }
 
@@ -300,7 +348,7 @@ mod tests {
             ("x-forwarded-host", "evil.test"),
         ]);
         let host = h.get("host").cloned();
-        set_forwarded(&mut h, &client(false), host);
+        Forwarded::new(&h, &client(false), host).apply(&mut h);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.test");
@@ -316,15 +364,51 @@ mod tests {
             ("x-forwarded-host", "app.test"),
         ]);
         let host = h.get("host").cloned();
-        set_forwarded(&mut h, &client(true), host);
+        Forwarded::new(&h, &client(true), host).apply(&mut h);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "app.test");
         let mut h = map(&[("host", "a")]);
-        set_forwarded(&mut h, &client(true), Some(HeaderValue::from_static("a")));
+        Forwarded::new(&h, &client(true), Some(HeaderValue::from_static("a"))).apply(&mut h);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a");
+    }
+
+    /// The fields an encoder writes (the request's own, less those replaced, then the new
+    /// ones) are what `apply` leaves in the map, for every kind of peer and request.
+    #[test]
+    fn encoded_forwarded_fields_match_the_applied_ones() {
+        let requests = [
+            map(&[("host", "app.test"), ("accept", "*/*")]),
+            map(&[
+                ("host", "app.test"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "evil.test"),
+                ("x-forwarded-port", "443"),
+            ]),
+            map(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-host", "a.test")]),
+        ];
+        for (h, trusted) in requests.iter().flat_map(|h| [(h, false), (h, true)]) {
+            let host = h.get("host").cloned();
+            let forwarded = Forwarded::new(h, &client(trusted), host);
+            let mut encoded: Vec<(String, String)> = h
+                .iter()
+                .filter(|(n, _)| !forwarded.replaces(n))
+                .chain(forwarded.fields())
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let mut applied = h.clone();
+            forwarded.apply(&mut applied);
+            let mut applied: Vec<(String, String)> = applied
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            encoded.sort();
+            applied.sort();
+            assert_eq!(encoded, applied, "trusted: {trusted}, {h:?}");
+        }
     }
 
     #[test]
@@ -336,7 +420,8 @@ mod tests {
             .header("cookie", "b=2")
             .body(())
             .unwrap();
-        prepare_request(&mut req, &client(false), false).unwrap();
+        let forwarded = prepare_request(&mut req, &client(false), false).unwrap();
+        forwarded.apply(req.headers_mut());
         assert_eq!(req.uri(), "/a/b?c=d");
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.headers()["host"], "app.test:8080");
@@ -350,8 +435,13 @@ mod tests {
         assert!(prepare_request(&mut req, &client(false), false).is_err());
         let mut req = Request::builder().body(()).unwrap();
         assert!(prepare_request(&mut req, &client(false), false).is_err());
-        let mut req = Request::builder().version(Version::HTTP_10).body(()).unwrap();
-        assert!(prepare_request(&mut req, &client(false), false).is_ok());
+        let mut req = Request::builder()
+            .version(Version::HTTP_10)
+            .header("x-forwarded-host", "evil.test")
+            .body(())
+            .unwrap();
+        let forwarded = prepare_request(&mut req, &client(false), false).unwrap();
+        forwarded.apply(req.headers_mut());
         assert!(!req.headers().contains_key("x-forwarded-host"));
         let builder = Request::builder().uri("http://x.test/p").header("host", "a");
         let mut req = builder.header("host", "b").body(()).unwrap();
@@ -366,7 +456,7 @@ mod tests {
         let mut req = Request::builder().uri("http://user@app.test/").body(()).unwrap();
         assert_eq!(prepare_request(&mut req, &client(false), false), Err("invalid Host"));
         let mut req = Request::builder().header("host", "app.test:8080").body(()).unwrap();
-        assert_eq!(prepare_request(&mut req, &client(false), false), Ok(()));
+        assert!(prepare_request(&mut req, &client(false), false).is_ok());
     }
 
     #[test]

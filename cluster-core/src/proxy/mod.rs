@@ -7,7 +7,8 @@
 //!
 //! Files, one concept each: `server` (accept loop, graceful stop), `conn` (one client
 //! connection, idle timeout), `handler` (one request, retry), `headers` (hop-by-hop,
-//! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `body` (streaming bodies
+//! `Host`, `X-Forwarded-*`), `pool` (connections to a worker), `h1` (our own HTTP/1.1
+//! client for bodiless `GET` and `HEAD`), `body` (streaming bodies
 //! that carry the in-flight guard), `upgrade` (tunnels), `error` (`ProxyError`),
 //! `client_addr` (the client behind trusted proxies), `host` (the `Host` grammar), `limits`
 //! (body, head and connection limits, the 408 for slow heads), `compress` (the compression
@@ -20,6 +21,7 @@ mod compress;
 mod conn;
 mod error;
 mod front;
+mod h1;
 mod handler;
 mod headers;
 mod host;

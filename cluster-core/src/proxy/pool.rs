@@ -1,17 +1,23 @@
-//! Keep-alive connections to one worker: a lock-free pool of idle HTTP/1.1 senders, and
+//! Keep-alive connections to one worker: lock-free pools of idle HTTP/1.1 connections, and
 //! sending one request over a pooled or a new connection.
 //!
-//! Each connection is a `hyper::client::conn::http1` connection driven by its own task
-//! (spawned `with_upgrades`, so a 101 can hand the socket to a tunnel). Its
-//! [`SendRequest`] handle is taken from the pool for one request and put back when the
-//! response body has been read to its end, never before; so a handle in the pool is always
-//! idle. This is cheaper than hyper-util's legacy client (no pool lock, no key hashing, no
+//! Two kinds of connection, each with its own idle queue:
+//! - the proxy's own client ([`H1Conn`], see [`super::h1`]) for bodiless `GET` and `HEAD`,
+//!   driven by the request's task; taken for one request and put back by the response body
+//!   once it has been read to its end;
+//! - hyper's `client::conn::http1` for every other request, driven by its own task
+//!   (spawned `with_upgrades`, so a 101 can hand the socket to a tunnel). Its
+//!   [`SendRequest`] handle is taken from the pool for one request and put back when the
+//!   response body has been read to its end, never before; so a handle in the pool is
+//!   always idle.
+//!
+//! Both are cheaper than hyper-util's legacy client (no pool lock, no key hashing, no
 //! spawned task per request; see PERFORMANCE.md).
 
 use std::cell::Cell;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -22,8 +28,9 @@ use hyper_util::rt::TokioIo;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::body::ReqBody;
+use super::body::{ReqBody, UpstreamBody};
 use super::error::ProxyError;
+use super::h1::{H1Body, H1Conn};
 use crate::endpoint::{Endpoint, Stream};
 use crate::routing::Backend;
 
@@ -56,6 +63,41 @@ struct Idle {
     since: Instant,
 }
 
+#[derive(Debug)]
+struct IdleH1 {
+    conn: H1Conn,
+    since: Instant,
+}
+
+/// A connection the pool opened, kept so that [`UpstreamPool::cut`] can end it.
+#[derive(Debug)]
+enum Tracked {
+    /// The task driving a hyper connection.
+    Task(AbortHandle),
+    /// The socket of one of our own connections.
+    Socket(Weak<Stream>),
+}
+
+impl Tracked {
+    fn is_finished(&self) -> bool {
+        match self {
+            Tracked::Task(task) => task.is_finished(),
+            Tracked::Socket(socket) => socket.strong_count() == 0,
+        }
+    }
+
+    fn end(self) {
+        match self {
+            Tracked::Task(task) => task.abort(),
+            Tracked::Socket(socket) => {
+                if let Some(socket) = socket.upgrade() {
+                    socket.shutdown_now();
+                }
+            }
+        }
+    }
+}
+
 /// Idle keep-alive connections to one worker.
 ///
 /// Lives inside the worker's [`Backend`] and dies with it, which closes the idle
@@ -69,12 +111,14 @@ struct Idle {
 pub(crate) struct UpstreamPool {
     addr: Endpoint,
     shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
+    /// Idle connections of the proxy's own client, sharded the same way.
+    h1_shards: [OnceLock<ArrayQueue<IdleH1>>; MAX_SHARDS],
     /// Set by [`cut`](Self::cut) until [`restore`](Self::restore): no new connection opens.
     cut: AtomicBool,
-    /// The tasks driving the connections, aborted by [`cut`](Self::cut). Locked once per new
-    /// connection, never per request (a token watched by each connection task would be
-    /// polled, and lock its waiter list, at every wake-up of the connection).
-    tasks: Mutex<Vec<AbortHandle>>,
+    /// The connections opened (hyper's tasks, our sockets), ended by [`cut`](Self::cut).
+    /// Locked once per new connection, never per request (a token watched by each
+    /// connection would be polled, and lock its waiter list, at every wake-up).
+    tasks: Mutex<Vec<Tracked>>,
 }
 
 impl UpstreamPool {
@@ -83,6 +127,7 @@ impl UpstreamPool {
         Self {
             addr,
             shards: std::array::from_fn(|_| OnceLock::new()),
+            h1_shards: std::array::from_fn(|_| OnceLock::new()),
             cut: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         }
@@ -95,7 +140,7 @@ impl UpstreamPool {
         self.cut.store(true, Ordering::SeqCst);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
-            task.abort();
+            task.end();
         }
     }
 
@@ -104,11 +149,11 @@ impl UpstreamPool {
         self.cut.store(false, Ordering::SeqCst);
     }
 
-    /// Keeps the handle of a new connection's task, so that [`cut`](Self::cut) can end it.
+    /// Keeps a new connection (its task or its socket), so that [`cut`](Self::cut) can end it.
     ///
-    /// Handles of finished tasks are swept only when the list is full, so the sweep is
-    /// amortised over as many new connections as the list holds live ones.
-    fn track(&self, task: AbortHandle) {
+    /// Finished ones are swept only when the list is full, so the sweep is amortised over
+    /// as many new connections as the list holds live ones.
+    fn track(&self, task: Tracked) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         if tasks.len() == tasks.capacity() {
             tasks.retain(|t| !t.is_finished());
@@ -149,6 +194,29 @@ impl UpstreamPool {
         // `push` hands the value back when full; dropping it closes the connection.
         let _ = idle.push(Idle { sender, since: Instant::now() });
     }
+
+    /// An idle connection of our own client, as [`take`](Self::take) finds hyper's.
+    fn take_h1(&self, max_idle: Duration) -> Option<H1Conn> {
+        let own = SHARD.with(Cell::get);
+        let mut now = None;
+        for step in 0..MAX_SHARDS {
+            let Some(idle) = self.h1_shards[(own + step) % MAX_SHARDS].get() else { continue };
+            while let Some(IdleH1 { mut conn, since }) = idle.pop() {
+                let now = *now.get_or_insert_with(Instant::now);
+                if now.saturating_duration_since(since) <= max_idle && conn.is_reusable() {
+                    return Some(conn);
+                }
+            }
+        }
+        None
+    }
+
+    /// Keeps an idle connection of our own client, as [`put`](Self::put) keeps hyper's.
+    pub(crate) fn put_h1(&self, conn: H1Conn) {
+        let own = SHARD.with(Cell::get);
+        let idle = self.h1_shards[own].get_or_init(|| ArrayQueue::new(MAX_IDLE));
+        let _ = idle.push(IdleH1 { conn, since: Instant::now() });
+    }
 }
 
 /// Returns a connection whose response has been read in full to its worker's pool.
@@ -173,9 +241,16 @@ pub(crate) fn release(backend: Arc<Backend>, mut sender: SendRequest<ReqBody>) {
 #[derive(Debug)]
 pub(crate) struct Sent {
     /// The worker's response; its body is still streaming.
-    pub(crate) response: Response<Incoming>,
-    /// The connection, busy until the body ends.
-    pub(crate) sender: SendRequest<ReqBody>,
+    pub(crate) response: Response<UpstreamBody>,
+    /// hyper's connection, busy until the body ends (our own client's connection is inside
+    /// the body).
+    pub(crate) sender: Option<SendRequest<ReqBody>>,
+}
+
+impl Sent {
+    fn hyper(response: Response<Incoming>, sender: SendRequest<ReqBody>) -> Self {
+        Sent { response: response.map(UpstreamBody::Hyper), sender: Some(sender) }
+    }
 }
 
 /// A failed send: the error, and the request when it was not written at all.
@@ -209,7 +284,7 @@ pub(crate) async fn send(
     for _ in 0..MAX_STALE_TRIES {
         let Some(mut sender) = backend.pool.take(max_idle) else { break };
         match sender.try_send_request(req).await {
-            Ok(response) => return Ok(Sent { response, sender }),
+            Ok(response) => return Ok(Sent::hyper(response, sender)),
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
                 None => {
@@ -227,7 +302,7 @@ pub(crate) async fn send(
         }
     };
     match sender.try_send_request(req).await {
-        Ok(response) => Ok(Sent { response, sender }),
+        Ok(response) => Ok(Sent::hyper(response, sender)),
         Err(mut e) => {
             let request = e.take_message();
             let source = e.into_error();
@@ -240,20 +315,72 @@ pub(crate) async fn send(
     }
 }
 
-/// Opens a new HTTP/1.1 connection to the pool's worker and spawns the task that drives it
-/// (tracked, so that a cut ends it).
-async fn connect(pool: &UpstreamPool) -> io::Result<SendRequest<ReqBody>> {
+/// A failed send through our own client.
+#[derive(Debug)]
+pub(crate) struct H1SendError {
+    /// What went wrong.
+    pub(crate) error: ProxyError,
+    /// The failure happened on a reused keep-alive connection (see [`SendError::reused`]).
+    pub(crate) reused: bool,
+}
+
+/// Sends the encoded bodiless request `head` to `backend` through our own client and waits
+/// for the response head: over an idle pooled connection (stale ones, closed by the worker
+/// while idle, are dropped on the way) or a new one.
+///
+/// # Errors
+///
+/// [`ProxyError::Connect`] when no connection could be opened (nothing was sent),
+/// [`ProxyError::Upstream`] when the connection failed before a complete response head,
+/// [`ProxyError::BadResponse`] for an invalid head.
+pub(crate) async fn send_h1(
+    backend: &Backend,
+    head: &[u8],
+    head_request: bool,
+    max_idle: Duration,
+) -> Result<Response<H1Body>, H1SendError> {
+    let worker = backend.id();
+    let (conn, reused) = match backend.pool.take_h1(max_idle) {
+        Some(conn) => (conn, true),
+        None => match connect_h1(&backend.pool).await {
+            Ok(conn) => (conn, false),
+            Err(source) => {
+                let error = ProxyError::Connect { worker, addr: backend.pool.addr.clone(), source };
+                return Err(H1SendError { error, reused: false });
+            }
+        },
+    };
+    conn.request(head, head_request)
+        .await
+        .map_err(|e| H1SendError { error: ProxyError::from_h1(worker, e), reused })
+}
+
+/// Opens a connection to the pool's worker, within [`CONNECT_TIMEOUT`], unless the worker
+/// is cut off.
+async fn open(pool: &UpstreamPool) -> io::Result<Stream> {
     if pool.cut.load(Ordering::SeqCst) {
         return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "worker cut off"));
     }
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, pool.addr.connect())
+    tokio::time::timeout(CONNECT_TIMEOUT, pool.addr.connect())
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    let (sender, task) = match stream {
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// Opens a new connection of our own client (tracked, so that a cut ends it).
+async fn connect_h1(pool: &UpstreamPool) -> io::Result<H1Conn> {
+    let conn = H1Conn::new(open(pool).await?);
+    pool.track(Tracked::Socket(conn.handle()));
+    Ok(conn)
+}
+
+/// Opens a new HTTP/1.1 connection to the pool's worker and spawns the task that drives it
+/// (tracked, so that a cut ends it).
+async fn connect(pool: &UpstreamPool) -> io::Result<SendRequest<ReqBody>> {
+    let (sender, task) = match open(pool).await? {
         Stream::Tcp(tcp) => handshake(TokioIo::new(tcp), &pool.addr).await?,
         Stream::Unix(unix) => handshake(TokioIo::new(unix), &pool.addr).await?,
     };
-    pool.track(task);
+    pool.track(Tracked::Task(task));
     Ok(sender)
 }
 

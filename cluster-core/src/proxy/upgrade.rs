@@ -6,12 +6,11 @@ use std::sync::atomic::Ordering;
 
 use cluster_balancer::InFlight;
 use http::Response;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::Shared;
-use super::body::ProxyBody;
+use super::body::{ProxyBody, UpstreamBody};
 use super::conn::ConnCtx;
 
 /// Returns the worker's 101 for the client and spawns the tunnel that joins both sockets
@@ -23,7 +22,7 @@ use super::conn::ConnCtx;
 pub(crate) fn tunnel(
     conn: &ConnCtx,
     downstream: OnUpgrade,
-    mut response: Response<Incoming>,
+    mut response: Response<UpstreamBody>,
     guard: InFlight,
 ) -> Response<ProxyBody> {
     let upstream = hyper::upgrade::on(&mut response);

@@ -11,10 +11,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 
 use super::encoder::Encoder;
-use crate::proxy::body::Finish;
+use crate::proxy::body::{Finish, UpstreamBody};
 use crate::proxy::front::BoxError;
 
 /// The state of one compressed response body (see the module documentation).
@@ -22,7 +21,7 @@ use crate::proxy::front::BoxError;
 /// Not `Clone`: it owns the request's [`Finish`] (in-flight guard and connection).
 #[derive(Debug)]
 pub(crate) struct Compressed {
-    body: Incoming,
+    body: UpstreamBody,
     encoder: Encoder,
     /// `Some` until the compressed stream ends (then completed, with the compressed bytes
     /// counted) or fails (then dropped).
@@ -36,7 +35,7 @@ pub(crate) struct Compressed {
 }
 
 impl Compressed {
-    pub(crate) fn new(body: Incoming, encoder: Encoder, finish: Finish) -> Self {
+    pub(crate) fn new(body: UpstreamBody, encoder: Encoder, finish: Finish) -> Self {
         Compressed {
             body,
             encoder,
@@ -71,7 +70,7 @@ impl Compressed {
                 None => return self.end(),
                 Some(Err(error)) => {
                     self.fail();
-                    return Poll::Ready(Some(Err(error.into())));
+                    return Poll::Ready(Some(Err(error)));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
@@ -126,7 +125,7 @@ impl Compressed {
         self.done = true;
         if let Some(mut finish) = self.finish.take() {
             finish.bytes += out.len() as u64;
-            finish.complete();
+            finish.complete(&mut self.body);
         }
         if out.is_empty() {
             return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
