@@ -284,8 +284,8 @@ pub struct PerformanceSpec {
     /// worker (empty caches, JIT not warmed up) is not handed a full share at once.
     pub slow_start_window: Option<Duration>,
     /// Threads that run the proxy (`proxyThreads`), each a single-threaded runtime accepting
-    /// from the front socket. 1 is fastest on a 2-core machine (measured: a second thread
-    /// costs about 20 % more CPU per request there); more help on larger machines.
+    /// from the front socket. `"auto"` (the default) picks 1 on one CPU, 2 from two, then one
+    /// per four CPUs (docs/proxy-threads.md has the measurements).
     pub proxy_threads: usize,
     /// Compress responses (`enableCompression`).
     pub enable_compression: bool,

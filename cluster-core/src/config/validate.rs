@@ -100,16 +100,18 @@ pub(crate) fn cpu_count() -> usize {
 }
 
 /// What `performance.proxyThreads: "auto"` picks on a machine where this process may use
-/// `cpus` CPUs (affinity and cgroup quota included): one proxy thread per four CPUs, from 1
-/// to 16.
+/// `cpus` CPUs (affinity and cgroup quota included): one thread on one CPU, two from two
+/// CPUs, then one per four CPUs, up to 16.
 ///
 /// The proxy shares the machine with its workers, and forwarding a request costs the proxy
-/// about a quarter to a third of what serving it costs a typical worker (docs/benchmarks.md:
-/// measured with the CPUs restricted to 1 and 2 cores, a second proxy thread competed with
-/// the workers and raised p99 by 30 % for no gain in throughput). Past 16 threads the shared routing table and the kernel's
-/// accept queue, not the thread count, limit the proxy.
+/// a fraction of what serving it costs a typical worker, so a quarter of the CPUs is enough
+/// on a large machine. On a small one a single thread is a queue every request waits in:
+/// measured with the CPUs restricted to 2 cores (docs/benchmarks.md), a second thread
+/// served 7-23 % more requests per second than one; on 1 core it served fewer, with a
+/// longer tail. Past 16 threads the shared routing table and the kernel's accept queue, not
+/// the thread count, limit the proxy.
 pub(crate) fn auto_proxy_threads(cpus: usize) -> usize {
-    (cpus / 4).clamp(1, 16)
+    (cpus / 4).max(cpus.min(2)).clamp(1, 16)
 }
 
 /// Runs the checks and collects their problems.

@@ -195,17 +195,21 @@ impl UpstreamPool {
         let _ = idle.push(Idle { sender, since: Instant::now() });
     }
 
-    /// An idle connection of our own client, as [`take`](Self::take) finds hyper's.
+    /// An idle connection of our own client, from the calling thread's shard only.
+    ///
+    /// Unlike hyper's connections, ours are read by the request's own task, while their
+    /// socket's readiness comes from the runtime that opened them: a connection used from
+    /// another proxy thread would cost a cross-thread wake-up at each read. Each thread
+    /// therefore keeps to the connections it opened (a multi-thread runtime, where every
+    /// thread is shard 0, shares one queue and one I/O driver).
     fn take_h1(&self, max_idle: Duration) -> Option<H1Conn> {
         let own = SHARD.with(Cell::get);
+        let idle = self.h1_shards[own].get()?;
         let mut now = None;
-        for step in 0..MAX_SHARDS {
-            let Some(idle) = self.h1_shards[(own + step) % MAX_SHARDS].get() else { continue };
-            while let Some(IdleH1 { mut conn, since }) = idle.pop() {
-                let now = *now.get_or_insert_with(Instant::now);
-                if now.saturating_duration_since(since) <= max_idle && conn.is_reusable() {
-                    return Some(conn);
-                }
+        while let Some(IdleH1 { mut conn, since }) = idle.pop() {
+            let now = *now.get_or_insert_with(Instant::now);
+            if now.saturating_duration_since(since) <= max_idle && conn.is_reusable() {
+                return Some(conn);
             }
         }
         None

@@ -208,7 +208,7 @@ fn live_spec_keeps_restart_keys() {
     let live = live_spec(&old, &new);
     assert_eq!(live.listen, old.listen);
     assert_eq!(live.security, old.security);
-    assert_eq!(live.performance.proxy_threads, 1);
+    assert_eq!(live.performance.proxy_threads, old.performance.proxy_threads);
     assert_eq!(live.log_level, "info");
     assert_eq!(live.workers, new.workers);
     assert_eq!(live.scaling, new.scaling);
@@ -251,7 +251,7 @@ fn everything_changed(dir: &Dir) -> String {
             "memoryThreshold": 60, "cooldown": 1, "scaleUpAfter": 2, "scaleDownAfter": 3}},
         "performance": {{"maxRequestsPerWorker": 10, "requestTimeout": 5, "keepAliveTimeout": 6,
             "headerReadTimeout": 7, "upstreamIdleTimeout": 8, "slowStartWindow": 9,
-            "proxyThreads": 2, "enableCompression": true, "compressionLevel": 9,
+            "proxyThreads": 63, "enableCompression": true, "compressionLevel": 9,
             "maxBodySize": "1MB", "maxHeaderSize": "16KB", "maxHeaders": 50,
             "maxConnections": 100, "compressionMinSize": "2KiB"}},
         "security": {{"enableRateLimit": true, "rateLimitWindow": 1000, "rateLimitMax": 5,

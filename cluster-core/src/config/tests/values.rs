@@ -30,9 +30,9 @@ fn proxy_threads_forms() {
 }
 
 #[test]
-fn auto_proxy_threads_is_a_quarter_of_the_cpus() {
-    let picks: Vec<usize> = [1, 2, 4, 7, 8, 16, 64, 128].map(auto_proxy_threads).to_vec();
-    assert_eq!(picks, [1, 1, 1, 1, 2, 4, 16, 16]);
+fn auto_proxy_threads_is_two_on_small_machines_then_a_quarter_of_the_cpus() {
+    let picks: Vec<usize> = [1, 2, 3, 4, 7, 8, 12, 16, 64, 128].map(auto_proxy_threads).to_vec();
+    assert_eq!(picks, [1, 2, 2, 2, 2, 2, 3, 4, 16, 16]);
 }
 
 #[test]
