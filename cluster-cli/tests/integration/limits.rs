@@ -212,6 +212,83 @@ fn unfinished_head_gets_408_within_header_read_timeout() {
     assert_eq!(body(&format!("{first}{rest}")).trim(), "ok", "nothing after the response");
 }
 
+/// The header read timeout runs only while the proxy waits for a request head: a head
+/// trickled byte by byte still gets its 408, but a slow worker, a long streamed response and
+/// a slow upload after `100 Continue` (hyper writes it, then reads the body) all outlast it.
+#[test]
+fn header_read_timeout_spares_everything_but_the_head() {
+    let cluster = cluster(r#""headerReadTimeout": 1000"#);
+    let addr = cluster.addr;
+
+    // Bytes keep coming, but the head is not done within the timeout.
+    let mut tcp = connect(addr);
+    let started = Instant::now();
+    for byte in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: abcdefgh" {
+        if tcp.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let response = read_all(&mut tcp);
+    let waited = started.elapsed();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+    assert!(waited >= Duration::from_millis(900), "not before the timeout: {waited:?}");
+
+    // A worker slower than the timeout.
+    let mut tcp = connect(addr);
+    tcp.write_all(b"GET /slow?ms=2000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let response = read_all(&mut tcp);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+    assert_eq!(body(&response).trim(), "slept 2000 ms");
+
+    // A response that streams for longer than the timeout.
+    let mut tcp = connect(addr);
+    let request = b"GET /stream?n=5&interval=500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    tcp.write_all(request).unwrap();
+    let response = read_all(&mut tcp);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+    assert!(response.contains("data: event 5"), "all five events: {response:?}");
+
+    // An upload that waits for 100 Continue, then trickles its body past the timeout.
+    let mut tcp = connect(addr);
+    let head = "POST /consume HTTP/1.1\r\nHost: t\r\nContent-Length: 30\r\n\
+                Expect: 100-continue\r\nConnection: close\r\n\r\n";
+    tcp.write_all(head.as_bytes()).unwrap();
+    let interim = read_head(&mut tcp);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(600));
+        tcp.write_all(&[b'u'; 10]).unwrap();
+    }
+    let response = read_all(&mut tcp);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+    assert_eq!(body(&response).trim(), "30");
+}
+
+/// An HTTP/2 connection (prior knowledge) has no request heads for the header read timeout
+/// to time: idle past it, it still serves its first request.
+#[tokio::test]
+async fn h2_connections_idle_past_the_header_read_timeout_still_serve() {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let cluster = cluster(r#""headerReadTimeout": 1000"#);
+    let tcp = tokio::net::TcpStream::connect(cluster.addr).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let req = hyper::Request::get("http://app.test/health").body(Empty::<Bytes>::new()).unwrap();
+    let response = h2.send_request(req).await.expect("the connection is still open");
+    assert_eq!(response.status(), 200);
+}
+
 #[test]
 fn max_connections_pauses_accepting() {
     let cluster =

@@ -81,6 +81,21 @@ pub(crate) struct ConnCtx {
     /// Front door responses streaming on it that end when the proxy drains
     /// ([`EndsOnDrain`](super::EndsOnDrain)).
     pub(crate) open_streams: AtomicUsize,
+    /// What the connection's task learns from its socket and its requests.
+    pub(crate) activity: Activity,
+}
+
+impl ConnCtx {
+    /// Context for a new connection from `client`.
+    pub(crate) fn new(shared: Arc<Shared>, client: ClientInfo, serve: Arc<ServeState>) -> Self {
+        ConnCtx {
+            shared,
+            client,
+            serve,
+            open_streams: AtomicUsize::new(0),
+            activity: Activity::default(),
+        }
+    }
 }
 
 /// How long a connection with a streaming front door response gets, once the proxy drains,
@@ -94,27 +109,35 @@ const STREAM_DRAIN_GRACE: Duration = Duration::from_millis(500);
 ///   connection closes.
 /// - No byte read or written for `keep_alive_timeout` also starts a graceful shutdown: an
 ///   idle keep-alive connection closes at once, a busy one after its current response.
+/// - HTTP/1: a request head not complete `header_read_timeout` after the proxy started
+///   waiting for it (the connection opened, or the last response went out) ends the
+///   connection, with a `408` when part of the head had arrived ([`HeadClock`]).
 /// - [`ServeState::kill`] ends the connection at once.
 pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
+    let mut head_clock = HeadClock::new(ctx.shared.cfg.header_read_timeout);
+    // The timer checks both: often enough to end a slow head within a quarter of its
+    // timeout, and idle connections within a quarter of theirs.
+    let tick = (head_clock.timeout.min(idle) / 4).max(Duration::from_millis(10));
     let state = Arc::clone(&ctx.serve);
-    let streams = Arc::clone(&ctx);
-    let activity = Arc::new(Activity::default());
-    let io = Watched { inner: TokioIo::new(tcp), activity: Arc::clone(&activity), in_head: false };
+    let conn_ctx = Arc::clone(&ctx);
+    let io =
+        Watched { inner: TokioIo::new(tcp), ctx: Arc::clone(&ctx), in_head: false, peeked: false };
     let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
     let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
-    let mut idle_timer = pin!(tokio::time::sleep(idle));
+    let mut timer = pin!(tokio::time::sleep(tick));
     let mut drain = pin!(state.drain.cancelled());
     let mut kill = pin!(state.kill.cancelled());
     let mut stream_grace = pin!(tokio::time::sleep(Duration::MAX));
     let mut stream_grace_armed = false;
     let mut armed = false;
-    // The idle timer is polled once after each (re)arming, which registers this task's
-    // waker with it; after that a wake-up only checks whether it fired (polling a `Sleep`
-    // at every wake-up, several per request, re-registers the waker each time).
-    let mut idle_polled = false;
+    // The timer is polled once after each (re)arming, which registers this task's waker
+    // with it; after that a wake-up only checks whether it fired (polling a `Sleep` at
+    // every wake-up, several per request, re-registers the waker each time).
+    let mut timer_polled = false;
     let mut draining = false;
     let mut seen = 0;
+    let mut last_active = Instant::now();
     // A hand-written select: the connection is polled on every wake-up (several per request),
     // the drain token only once to register and then when the flag says it fired.
     let res = poll_fn(|cx| {
@@ -123,7 +146,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                 return Poll::Ready(res);
             }
             if draining {
-                if streams.open_streams.load(Ordering::Acquire) > 0 {
+                if conn_ctx.open_streams.load(Ordering::Acquire) > 0 {
                     if !stream_grace_armed {
                         stream_grace_armed = true;
                         stream_grace.as_mut().reset(Instant::now() + STREAM_DRAIN_GRACE);
@@ -143,70 +166,155 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                     continue;
                 }
             }
-            let fired = if idle_polled {
-                idle_timer.is_elapsed()
+            let fired = if timer_polled {
+                timer.is_elapsed()
             } else {
-                idle_polled = true;
-                idle_timer.as_mut().poll(cx).is_ready()
+                timer_polled = true;
+                timer.as_mut().poll(cx).is_ready()
             };
             if !fired {
                 return Poll::Pending;
             }
-            let now = activity.ops.load(Ordering::Relaxed);
-            if now == seen {
+            let now = Instant::now();
+            if head_clock.expired(&conn_ctx.activity) {
+                // The socket gets a 408 when it is dropped, just below, if part of a request
+                // head had arrived.
+                conn_ctx.activity.head_timed_out.store(true, Ordering::Relaxed);
+                return Poll::Ready(Ok(()));
+            }
+            let ops = conn_ctx.activity.ops.load(Ordering::Relaxed);
+            if ops != seen {
+                seen = ops;
+                last_active = now;
+            } else if now.saturating_duration_since(last_active) >= idle {
                 conn.as_mut().graceful_shutdown();
                 draining = true;
-            } else {
-                seen = now;
-                idle_timer.as_mut().reset(Instant::now() + idle);
-                idle_polled = false;
+                continue;
             }
+            timer.as_mut().reset(now + tick);
+            timer_polled = false;
         }
     })
     .await;
     if let Err(error) = res {
-        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
-            // hyper's header read timeout: the socket gets a 408 when it is dropped, just
-            // below, if part of a request head had arrived.
-            activity.head_timed_out.store(true, Ordering::Relaxed);
-        }
         tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
     }
 }
 
-/// What the connection task learns from its socket.
+/// The header read timeout, checked at each tick of the connection's timer rather than with
+/// a timer per request (hyper's own costs about 1,500 instructions per request: a timer
+/// armed and cancelled, and a second pass of its dispatcher).
+///
+/// The proxy waits for a request head from the moment the connection opens and from the
+/// end of each exchange (the response body handed to hyper in full, or dropped), as hyper
+/// does. A tick that finds it waiting since before the previous tick counts one more
+/// quarter of the timeout; the fifth such tick ends the connection: between `timeout` and
+/// `timeout` and a quarter after the wait began. HTTP/2 connections (found by their
+/// preface) have no request heads of their own and are left alone.
+struct HeadClock {
+    timeout: Duration,
+    /// Exchanges completed, at the last tick.
+    exchanges: usize,
+    /// Consecutive ticks that found the proxy waiting for the same head.
+    waiting_ticks: u32,
+}
+
+impl HeadClock {
+    /// Ticks per timeout (the timer ticks every quarter of it).
+    const TICKS: u32 = 4;
+
+    fn new(timeout: Duration) -> Self {
+        HeadClock { timeout, exchanges: 0, waiting_ticks: 0 }
+    }
+
+    /// Called at each tick: whether the head the proxy waits for is overdue.
+    fn expired(&mut self, activity: &Activity) -> bool {
+        if activity.h2.load(Ordering::Relaxed) {
+            return false;
+        }
+        let exchanges = activity.exchanges.load(Ordering::Relaxed);
+        let waiting = !activity.in_exchange.load(Ordering::Relaxed);
+        self.waiting_ticks = match (waiting, exchanges == self.exchanges) {
+            (false, _) => 0,
+            // Waiting since an exchange ended within the last tick: a partial quarter.
+            (true, false) => 1,
+            (true, true) => self.waiting_ticks + 1,
+        };
+        self.exchanges = exchanges;
+        self.waiting_ticks > Self::TICKS
+    }
+}
+
+/// What the connection task learns from its socket and its requests. Written and read by
+/// the connection's own task only (the socket, hyper and the handler all run in it); the
+/// atomics are there because the connection's future must be `Send`.
 #[derive(Debug, Default)]
-struct Activity {
+pub(crate) struct Activity {
     /// Completed reads and writes, so the task can tell an idle connection from a busy one.
     ops: AtomicUsize,
-    /// Set when hyper ended the connection because a request head took longer than
-    /// `headerReadTimeout`.
+    /// Set from the moment hyper hands a request head to the handler until the response
+    /// body is done with ([`Exchange`]): the proxy is not waiting for a head meanwhile.
+    in_exchange: AtomicBool,
+    /// Exchanges completed.
+    exchanges: AtomicUsize,
+    /// Set when the connection turned out to be HTTP/2 (prior knowledge).
+    h2: AtomicBool,
+    /// Set when a request head took longer than `headerReadTimeout`.
     head_timed_out: AtomicBool,
 }
 
+/// One request's exchange on its connection, from the request head handed to the handler
+/// to the end of the response body, which carries it: dropped with the body.
+#[derive(Debug)]
+pub(crate) struct Exchange(Arc<ConnCtx>);
+
+impl Exchange {
+    /// A request head was received in full: the proxy stops waiting for one until this is
+    /// dropped.
+    pub(crate) fn begin(conn: &Arc<ConnCtx>) -> Self {
+        conn.activity.in_exchange.store(true, Ordering::Relaxed);
+        Exchange(Arc::clone(conn))
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let activity = &self.0.activity;
+        activity.in_exchange.store(false, Ordering::Relaxed);
+        let done = activity.exchanges.load(Ordering::Relaxed).wrapping_add(1);
+        activity.exchanges.store(done, Ordering::Relaxed);
+    }
+}
+
 /// A client socket that counts its completed reads and writes, so the connection task can
-/// tell an idle connection from a busy one without a timer per request.
+/// tell an idle connection from a busy one, and one waiting for a request head, without a
+/// timer per request.
 ///
-/// hyper 1 has no idle timeout between keep-alive requests of its own (its header read
-/// timeout covers it in some versions only), and none at all for HTTP/2 or while the
-/// protocol is still being detected.
+/// hyper 1 has no idle timeout between keep-alive requests of its own, and none at all for
+/// HTTP/2 or while the protocol is still being detected.
 ///
-/// It also remembers whether anything was read since the last write: when hyper's header
-/// read timeout ends the connection, that tells a client stuck in the middle of a request
-/// head (it gets `408 Request Timeout`, written as the socket is dropped) from an idle
-/// keep-alive connection (simply closed).
+/// It also remembers whether anything was read since the last write: when the header read
+/// timeout ends the connection, that tells a client stuck in the middle of a request head
+/// (it gets `408 Request Timeout`, written as the socket is dropped) from an idle keep-alive
+/// connection (simply closed).
 struct Watched {
     inner: TokioIo<TcpStream>,
-    activity: Arc<Activity>,
+    ctx: Arc<ConnCtx>,
     /// Bytes arrived since the last response bytes went out: a request head (or body) is
     /// being received.
     in_head: bool,
+    /// The first bytes have been looked at for the HTTP/2 preface.
+    peeked: bool,
 }
+
+/// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4); no HTTP/1 method
+/// is `PRI`.
+const H2_PREFACE_START: &[u8] = b"PRI ";
 
 impl Watched {
     fn touch(&self) {
         // One writer (the task that owns the socket), so a load and a store suffice.
-        let ops = &self.activity.ops;
+        let ops = &self.ctx.activity.ops;
         ops.store(ops.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
@@ -214,11 +322,29 @@ impl Watched {
         self.in_head = false;
         self.touch();
     }
+
+    /// Looks at the connection's first bytes, without taking them, for the HTTP/2 preface.
+    fn peek_preface(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut first = [0u8; H2_PREFACE_START.len()];
+        let mut buf = tokio::io::ReadBuf::new(&mut first);
+        match self.inner.inner().poll_peek(cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(_)) => {
+                if buf.filled() == H2_PREFACE_START {
+                    self.ctx.activity.h2.store(true, Ordering::Relaxed);
+                }
+            }
+            // The read that follows reports it.
+            Poll::Ready(Err(_)) => {}
+        }
+        self.peeked = true;
+        Poll::Ready(())
+    }
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        if self.in_head && self.activity.head_timed_out.load(Ordering::Relaxed) {
+        if self.in_head && self.ctx.activity.head_timed_out.load(Ordering::Relaxed) {
             // Best effort, without blocking: a fresh 100-byte write fits in any socket
             // buffer. hyper has not shut the socket down (it just returned the error).
             let _ = self.inner.inner().try_write(REQUEST_TIMEOUT_RESPONSE);
@@ -233,6 +359,9 @@ impl Read for Watched {
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.peeked && this.peek_preface(cx).is_pending() {
+            return Poll::Pending;
+        }
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if res.is_ready() {
             // A completed read brought bytes, or the end of the stream (after which the

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::body::StreamGuard;
 use super::body::{Finish, ProxyBody, ReqBody, UpstreamBody};
-use super::conn::ConnCtx;
+use super::conn::{ConnCtx, Exchange};
 use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
 use super::limits::{self, BodyBudget};
@@ -40,6 +40,8 @@ pub(crate) async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    // The connection stops waiting for a request head until the response body is done.
+    let exchange = Exchange::begin(&conn);
     // 2. Read before `prepare_request` rewrites `X-Forwarded-For`.
     let client = conn.client_addr(req.headers());
     // 7. Dropped with this future if the client goes away before a response: logged as 499.
@@ -53,7 +55,8 @@ pub(crate) async fn handle(
             let stream =
                 response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
             let response = response.map(|body| ProxyBody::front(body, stream));
-            return Ok(let_go_after(&conn, h2, logged(response, entry, None)));
+            let response = let_go_after(&conn, h2, logged(response, entry, None));
+            return Ok(response.map(|body| body.within(exchange)));
         }
     }
     let mut worker = None;
@@ -78,7 +81,8 @@ pub(crate) async fn handle(
         }
     };
     // 7.
-    Ok(let_go_after(&conn, h2, logged(resp, entry, worker)))
+    let resp = let_go_after(&conn, h2, logged(resp, entry, worker));
+    Ok(resp.map(|body| body.within(exchange)))
 }
 
 /// `resp`, with `Connection: close` once a new primary has taken over the front socket (hot
@@ -196,7 +200,11 @@ async fn proxy(
         tokio::time::timeout(after, forward).await
     } else {
         forwarded.apply(req.headers_mut());
-        tokio::time::timeout(after, forward(conn, req, client, worker, affinity_key)).await
+        // Boxed: hyper's client path is the less common one, and its future is three times
+        // the size of ours; inline, every request in flight would carry its 2.4 KB (the
+        // request's future is 2.6 KB with it boxed, 4.1 KB without).
+        let forward = Box::pin(forward(conn, req, client, worker, affinity_key));
+        tokio::time::timeout(after, forward).await
     };
     let (backend, guard, sent) =
         sent.map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;

@@ -12,8 +12,9 @@
 //!   without `content-length`): the forwarded body fails, so the worker sees an aborted
 //!   request, and the client gets 413 when no response head was sent yet, a reset otherwise.
 //! - Connections: [`ConnectionLimit`], taken by the accept loop before it accepts.
-//! - Slow request heads: hyper's `header_read_timeout` ends the connection; the connection
-//!   task then writes [`REQUEST_TIMEOUT_RESPONSE`] when part of a head had arrived.
+//! - Slow request heads: the connection task's head clock (`conn.rs`, checked at the ticks of
+//!   the timer it already has) ends the connection; [`REQUEST_TIMEOUT_RESPONSE`] is written
+//!   as the socket is dropped when part of a head had arrived.
 
 use std::sync::Arc;
 

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -50,12 +49,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
         };
         // Small writes (response heads, SSE events) go out at once.
         let _ = tcp.set_nodelay(true);
-        let ctx = Arc::new(ConnCtx {
-            client: ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies),
-            shared: Arc::clone(&shared),
-            serve: Arc::clone(&state),
-            open_streams: AtomicUsize::new(0),
-        });
+        let client = ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies);
+        let ctx = Arc::new(ConnCtx::new(Arc::clone(&shared), client, Arc::clone(&state)));
         let serve = conn::serve(Arc::clone(&http), tcp, ctx);
         match permit {
             None => state.tasks.spawn(serve),
@@ -102,10 +97,9 @@ fn builder(cfg: &ProxyConfig) -> Http {
     let mut http = Http::new(TokioExecutor::new());
     let limits = &cfg.limits;
     let mut http1 = http.http1();
+    // No timer for HTTP/1: the header read timeout is the connection task's (conn.rs,
+    // `HeadClock`), which costs nothing per request.
     http1
-        // Without a timer hyper silently ignores the header read timeout.
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
         .keep_alive(!cfg.keep_alive_timeout.is_zero())
         // Validation keeps it at or above hyper's 8 KiB floor (below it hyper panics).
         .max_buf_size(limits.max_header_size.max(8 * 1024));
