@@ -3,6 +3,8 @@
 
     candidate-config.py OUT PROXY_THREADS WORKER_PROGRAM [WORKER_ARGS...]
 
+PROXY_THREADS is a number or "auto" (the product's default).
+
 The worker command goes into the file (not the command line: peers.sh counts every process whose
 command line contains the worker's path as a worker). CLUSTER_EXTRA_CONFIG, when set, is a JSON
 object merged in depth over the generated one, e.g. to run with a stage switched on:
@@ -29,7 +31,11 @@ def merge(base, extra):
 
 
 out, threads, program, *args = sys.argv[1:]
-config = {"command": program, "args": args, "performance": {"proxyThreads": int(threads)}}
+config = {
+    "command": program,
+    "args": args,
+    "performance": {"proxyThreads": "auto" if threads == "auto" else int(threads)},
+}
 upstream = os.environ.get("CLUSTER_UPSTREAM", "").strip()
 if upstream:
     config["upstream"] = upstream

@@ -24,7 +24,8 @@
 #   BENCH_DIR=$ROOT/../shared/bench   the harness (read-only is fine)
 #   BENCH_HOME=/tmp/cluster-bench     where the harness keeps tools, builds and results
 #   SKIP_BUILD=1            do not run cargo (use binaries already built)
-#   CLUSTER_PROXY_THREADS=1 the primary's runtime threads (performance.proxyThreads)
+#   CLUSTER_PROXY_THREADS=auto  the primary's proxy threads (performance.proxyThreads): auto
+#                           (the default: 2 on this 2-core machine) or a number
 #   CLUSTER_UPSTREAM=tcp    how the candidate reaches its workers (`upstream`): tcp | unix (the
 #                           workers listen on SOCKET_PATH; the harness's workers do)
 #   CLUSTER_EXTRA_CONFIG    a JSON object merged over the candidate's config (candidate-config.py),
@@ -47,7 +48,7 @@ FLAVORS=${FLAVORS:-node rust}
 TOPOLOGIES=${TOPOLOGIES:-direct nginx-rr nginx-lc haproxy-rr candidate}
 RUST_WORKER=${RUST_WORKER:-harness}
 SKIP_BUILD=${SKIP_BUILD:-0}
-CLUSTER_PROXY_THREADS=${CLUSTER_PROXY_THREADS:-1}
+CLUSTER_PROXY_THREADS=${CLUSTER_PROXY_THREADS:-auto}
 CLUSTER_MODE=${CLUSTER_MODE:-proxy}
 STAMP=$(date +%Y%m%d-%H%M%S)
 export BENCH_HOME REPS DURATION
