@@ -287,8 +287,7 @@ async fn forward(
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
     let ctx = RequestCtx { client: Some(client), avoid: None, affinity };
-    let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
-    *worker = Some(WorkerRef::of(&backend));
+    let backend = pick(conn, &ctx, worker)?;
     let replay = Replay::capture(&req);
 
     let guard = backend.load().start();
@@ -305,11 +304,9 @@ async fn forward(
         (Retry::Unsent | Retry::IfIdempotent, None, Some(replay)) => replay.into_request(),
         _ => return Err(error),
     };
-    let ctx = RequestCtx { avoid: Some(backend.id()), ..ctx };
-    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
-    let Some(next) = next else { return Err(error) };
-    tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
-    *worker = Some(WorkerRef::of(&next));
+    let Some(next) = retry_on(conn, ctx, backend, reused, &error, worker) else {
+        return Err(error);
+    };
     let guard = next.load().start();
     match pool::send(&next, retry.map(|b| b.retarget(&next)), max_idle).await {
         Ok(sent) => Ok((next, guard, sent)),
@@ -331,8 +328,7 @@ async fn forward_h1(
 ) -> Result<(Arc<Backend>, InFlight, Sent), ProxyError> {
     let max_idle = conn.shared.cfg.upstream_idle_timeout;
     let ctx = RequestCtx { client: Some(client), avoid: None, affinity };
-    let backend = conn.shared.router.pick(&ctx).ok_or(ProxyError::NoBackend)?;
-    *worker = Some(WorkerRef::of(&backend));
+    let backend = pick(conn, &ctx, worker)?;
     let sent = |response: http::Response<h1::H1Body>| Sent {
         response: response.map(UpstreamBody::H1),
         sender: None,
@@ -348,16 +344,43 @@ async fn forward_h1(
     if error.retry() == Retry::Never {
         return Err(error);
     }
-    let ctx = RequestCtx { avoid: Some(backend.id()), ..ctx };
-    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(backend));
-    let Some(next) = next else { return Err(error) };
-    tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
-    *worker = Some(WorkerRef::of(&next));
+    let Some(next) = retry_on(conn, ctx, backend, reused, &error, worker) else {
+        return Err(error);
+    };
     let guard = next.load().start();
     match pool::send_h1(&next, &head, head_request, max_idle).await {
         Ok(response) => Ok((next, guard, sent(response))),
         Err(e) => Err(e.error),
     }
+}
+
+/// The worker the router picks for a request, recorded in `worker`.
+fn pick(
+    conn: &ConnCtx,
+    ctx: &RequestCtx,
+    worker: &mut Option<WorkerRef>,
+) -> Result<Arc<Backend>, ProxyError> {
+    let backend = conn.shared.router.pick(ctx).ok_or(ProxyError::NoBackend)?;
+    *worker = Some(WorkerRef::of(&backend));
+    Ok(backend)
+}
+
+/// The worker a request that failed on `failed` is sent to again (recorded in `worker`):
+/// another one, or the same one only when the failure was on a reused keep-alive connection
+/// (see [`forward`]); `None` when there is none.
+fn retry_on(
+    conn: &ConnCtx,
+    ctx: RequestCtx,
+    failed: Arc<Backend>,
+    reused: bool,
+    error: &ProxyError,
+    worker: &mut Option<WorkerRef>,
+) -> Option<Arc<Backend>> {
+    let ctx = RequestCtx { avoid: Some(failed.id()), ..ctx };
+    let next = conn.shared.router.pick(&ctx).or_else(|| reused.then_some(failed))?;
+    tracing::debug!(target: "cluster::proxy", %error, retry_on = next.id(), "retrying");
+    *worker = Some(WorkerRef::of(&next));
+    Some(next)
 }
 
 /// A copy of a request head, kept so the request can be sent again after the worker
