@@ -136,15 +136,28 @@ impl Stream {
         }
     }
 
-    /// Forgets the cached read readiness without a system call, after a read that did not
-    /// fill its buffer (the socket was drained), as tokio's own `poll_read` does; the next
-    /// [`poll_read_ready`](Self::poll_read_ready) then waits for the next event.
-    pub(crate) fn clear_read_ready(&self) {
-        let would_block = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
-        let _ = match self {
-            Stream::Tcp(s) => s.try_io(Interest::READABLE, would_block),
-            Stream::Unix(s) => s.try_io(Interest::READABLE, would_block),
+    /// [`try_read_buf`](Self::try_read_buf), and when the read did not fill the buffer (the
+    /// socket was drained) the cached read readiness is cleared too, without a second
+    /// system call, as tokio's own `poll_read` does: the next
+    /// [`poll_read_ready`](Self::poll_read_ready) waits for the next event. The readiness
+    /// cleared is the one seen before the read, so an event that arrives meanwhile (from an
+    /// I/O driver on another thread) is kept.
+    pub(crate) fn try_read_drain(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let spare = buf.capacity() - buf.len();
+        let mut got = 0;
+        let mut read = |stream: &Self| {
+            let n = stream.try_read_buf(buf)?;
+            got = n;
+            if n > 0 && n < spare { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
         };
+        let res = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, || read(self)),
+            Stream::Unix(s) => s.try_io(Interest::READABLE, || read(self)),
+        };
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            res => res,
+        }
     }
 
     /// Polls until the socket may be written.

@@ -176,3 +176,54 @@ async fn requests_waiting_on_an_abandoned_worker_move_to_another() {
     })
     .await;
 }
+
+/// A worker that closes every keep-alive connection after its first response, at the moment
+/// the next request arrives (a keep-alive timeout racing the request): each pooled
+/// connection fails before any response byte. The proxy goes on to the next connection,
+/// then a new one, on the same worker: the client never sees a 502.
+#[tokio::test]
+async fn pooled_connections_the_worker_closed_are_passed_over() {
+    within(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        let worker = tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    // Two requests in flight at once, so that two connections get pooled.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if tcp.write_all(ok).await.is_err() {
+                        return;
+                    }
+                    // The next request: closed without an answer.
+                    let _ = tcp.read(&mut buf).await;
+                });
+            }
+        });
+        let proxy = start_proxy(&[addr], ProxyConfig::default()).await;
+        let (mut a, mut b) = (Client::connect(proxy.addr).await, Client::connect(proxy.addr).await);
+        let (ra, rb) = tokio::join!(a.get("/"), b.get("/"));
+        assert_eq!((ra.status(), rb.status()), (StatusCode::OK, StatusCode::OK));
+        assert_eq!((text(ra).await, text(rb).await), ("ok".to_owned(), "ok".to_owned()));
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Both pooled connections are stale; the request ends on a third, new one.
+        let resp = a.get("/").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(text(resp).await, "ok");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+        worker.abort();
+    })
+    .await;
+}

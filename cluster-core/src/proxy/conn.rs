@@ -115,10 +115,11 @@ const STREAM_DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// - [`ServeState::kill`] ends the connection at once.
 pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let idle = ctx.shared.cfg.keep_alive_timeout.max(Duration::from_millis(100));
-    let mut head_clock = HeadClock::new(ctx.shared.cfg.header_read_timeout);
+    let head_timeout = ctx.shared.cfg.header_read_timeout;
     // The timer checks both: often enough to end a slow head within a quarter of its
     // timeout, and idle connections within a quarter of theirs.
-    let tick = (head_clock.timeout.min(idle) / 4).max(Duration::from_millis(10));
+    let tick = (head_timeout.min(idle) / 4).max(Duration::from_millis(10));
+    let mut head_clock = HeadClock::new(head_timeout, tick);
     let state = Arc::clone(&ctx.serve);
     let conn_ctx = Arc::clone(&ctx);
     let io =
@@ -155,6 +156,15 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                         // A stream its client does not read: drop the connection.
                         return Poll::Ready(Ok(()));
                     }
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    // A head still unfinished while draining gets its 408 all the same.
+                    if head_clock.expired(&conn_ctx.activity) {
+                        conn_ctx.activity.head_timed_out.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Ok(()));
+                    }
+                    timer.as_mut().reset(Instant::now() + tick);
+                    continue;
                 }
                 return kill.as_mut().poll(cx).map(|()| Ok(()));
             }
@@ -212,7 +222,9 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
 /// `timeout` and a quarter after the wait began. HTTP/2 connections (found by their
 /// preface) have no request heads of their own and are left alone.
 struct HeadClock {
-    timeout: Duration,
+    /// Ticks that make the timeout (4, or more when the keep-alive timeout makes the tick
+    /// shorter).
+    ticks: u32,
     /// Exchanges completed, at the last tick.
     exchanges: usize,
     /// Consecutive ticks that found the proxy waiting for the same head.
@@ -220,11 +232,13 @@ struct HeadClock {
 }
 
 impl HeadClock {
-    /// Ticks per timeout (the timer ticks every quarter of it).
-    const TICKS: u32 = 4;
-
-    fn new(timeout: Duration) -> Self {
-        HeadClock { timeout, exchanges: 0, waiting_ticks: 0 }
+    fn new(timeout: Duration, tick: Duration) -> Self {
+        let ticks = timeout.as_nanos().div_ceil(tick.as_nanos().max(1));
+        HeadClock {
+            ticks: u32::try_from(ticks).unwrap_or(u32::MAX),
+            exchanges: 0,
+            waiting_ticks: 0,
+        }
     }
 
     /// Called at each tick: whether the head the proxy waits for is overdue.
@@ -233,7 +247,10 @@ impl HeadClock {
             return false;
         }
         let exchanges = activity.exchanges.load(Ordering::Relaxed);
-        let waiting = !activity.in_exchange.load(Ordering::Relaxed);
+        // Not while response bytes wait for the client to read them: hyper only starts
+        // waiting for the next head once the last response is written out.
+        let waiting = !activity.in_exchange.load(Ordering::Relaxed)
+            && !activity.write_blocked.load(Ordering::Relaxed);
         self.waiting_ticks = match (waiting, exchanges == self.exchanges) {
             (false, _) => 0,
             // Waiting since an exchange ended within the last tick: a partial quarter.
@@ -241,7 +258,7 @@ impl HeadClock {
             (true, true) => self.waiting_ticks + 1,
         };
         self.exchanges = exchanges;
-        self.waiting_ticks > Self::TICKS
+        self.waiting_ticks > self.ticks
     }
 }
 
@@ -257,8 +274,12 @@ pub(crate) struct Activity {
     in_exchange: AtomicBool,
     /// Exchanges completed.
     exchanges: AtomicUsize,
-    /// Set when the connection turned out to be HTTP/2 (prior knowledge).
-    h2: AtomicBool,
+    /// Set when the connection turned out to be HTTP/2 (prior knowledge): by its preface,
+    /// or by its first request.
+    pub(crate) h2: AtomicBool,
+    /// The last write could not complete (the client is not reading): response bytes are
+    /// still to go out.
+    write_blocked: AtomicBool,
     /// Set when a request head took longer than `headerReadTimeout`.
     head_timed_out: AtomicBool,
 }
@@ -318,9 +339,13 @@ impl Watched {
         ops.store(ops.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    fn wrote(&mut self) {
-        self.in_head = false;
-        self.touch();
+    /// A write returned: `done` when it completed, else the socket is full.
+    fn wrote(&mut self, done: bool) {
+        self.ctx.activity.write_blocked.store(!done, Ordering::Relaxed);
+        if done {
+            self.in_head = false;
+            self.touch();
+        }
     }
 
     /// Looks at the connection's first bytes, without taking them, for the HTTP/2 preface.
@@ -381,9 +406,7 @@ impl Write for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if res.is_ready() {
-            this.wrote();
-        }
+        this.wrote(res.is_ready());
         res
     }
 
@@ -394,9 +417,7 @@ impl Write for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if res.is_ready() {
-            this.wrote();
-        }
+        this.wrote(res.is_ready());
         res
     }
 

@@ -47,6 +47,10 @@ pub(crate) async fn handle(
     // 7. Dropped with this future if the client goes away before a response: logged as 499.
     let entry = conn.shared.cfg.access_log.as_ref().map(|log| Entry::new(log, client, &req));
     let h2 = req.version() == Version::HTTP_2;
+    if h2 {
+        // No request heads for the header read timeout to time on this connection.
+        conn.activity.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     // 1.
     if let Some(front) = &conn.shared.cfg.front_door {
         if front.claims(&req) {

@@ -329,8 +329,13 @@ pub(crate) struct H1SendError {
 }
 
 /// Sends the encoded bodiless request `head` to `backend` through our own client and waits
-/// for the response head: over an idle pooled connection (stale ones, closed by the worker
-/// while idle, are dropped on the way) or a new one.
+/// for the response head: over an idle pooled connection or a new one.
+///
+/// A pooled connection that fails before any byte of a response (the worker closed it just
+/// as the request went out) is dropped and the request goes on the next one, up to
+/// [`MAX_STALE_TRIES`], then on a new connection, as hyper's path does with the connections
+/// it finds closed: the request is a bodiless `GET` or `HEAD`, safe to send again, and the
+/// retry to another worker stays for real failures.
 ///
 /// # Errors
 ///
@@ -344,19 +349,32 @@ pub(crate) async fn send_h1(
     max_idle: Duration,
 ) -> Result<Response<H1Body>, H1SendError> {
     let worker = backend.id();
-    let (conn, reused) = match backend.pool.take_h1(max_idle) {
-        Some(conn) => (conn, true),
-        None => match connect_h1(&backend.pool).await {
-            Ok(conn) => (conn, false),
-            Err(source) => {
-                let error = ProxyError::Connect { worker, addr: backend.pool.addr.clone(), source };
-                return Err(H1SendError { error, reused: false });
+    let mut last = None;
+    for _ in 0..MAX_STALE_TRIES {
+        let Some(conn) = backend.pool.take_h1(max_idle) else { break };
+        match conn.request(head, head_request).await {
+            Ok(response) => return Ok(response),
+            Err(e) if e.is_no_response() => last = Some(e),
+            Err(e) => {
+                let error = ProxyError::from_h1(worker, e);
+                return Err(H1SendError { error, reused: true });
             }
-        },
+        }
+    }
+    let conn = match connect_h1(&backend.pool).await {
+        Ok(conn) => conn,
+        Err(source) => {
+            let error = match last {
+                // Stale connections, then no new one: report the worker's last answer.
+                Some(e) => ProxyError::from_h1(worker, e),
+                None => ProxyError::Connect { worker, addr: backend.pool.addr.clone(), source },
+            };
+            return Err(H1SendError { error, reused: false });
+        }
     };
     conn.request(head, head_request)
         .await
-        .map_err(|e| H1SendError { error: ProxyError::from_h1(worker, e), reused })
+        .map_err(|e| H1SendError { error: ProxyError::from_h1(worker, e), reused: false })
 }
 
 /// Opens a connection to the pool's worker, within [`CONNECT_TIMEOUT`], unless the worker

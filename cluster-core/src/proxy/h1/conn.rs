@@ -86,16 +86,8 @@ impl H1Conn {
             if let Err(e) = std::task::ready!(self.stream.poll_read_ready(cx)) {
                 return Poll::Ready(Err(e));
             }
-            let spare = self.buf.capacity() - self.buf.len();
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(n) => {
-                    if n > 0 && n < spare {
-                        // A short read drained the socket: wait for the next event rather
-                        // than find that out with another read.
-                        self.stream.clear_read_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
+            match self.stream.try_read_drain(&mut self.buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -117,15 +109,21 @@ impl H1Conn {
         head: &[u8],
         head_request: bool,
     ) -> Result<http::Response<H1Body>, H1Error> {
-        self.write_all(head).await?;
+        self.write_all(head).await.map_err(H1Error::NoResponse)?;
         loop {
             if !self.buf.is_empty() {
                 if let Some((response, framing)) = parse_response(&mut self.buf, head_request)? {
                     return Ok(response.map(|()| H1Body::new(self, framing)));
                 }
             }
-            if poll_fn(|cx| self.poll_fill(cx)).await? == 0 {
-                return Err(H1Error::Closed);
+            match poll_fn(|cx| self.poll_fill(cx)).await {
+                Ok(0) if self.buf.is_empty() => {
+                    return Err(H1Error::NoResponse(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(0) => return Err(H1Error::Closed),
+                Ok(_) => {}
+                Err(e) if self.buf.is_empty() => return Err(H1Error::NoResponse(e)),
+                Err(e) => return Err(H1Error::Io(e)),
             }
         }
     }

@@ -6,7 +6,12 @@ use std::io;
 /// read.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum H1Error {
-    /// Reading or writing the socket failed.
+    /// The connection failed or ended before any byte of a response (writing the request,
+    /// or waiting for the answer): on a pooled connection, most likely the worker closing it
+    /// as the request went out.
+    #[error("connection to the worker ended before a response: {0}")]
+    NoResponse(#[source] io::Error),
+    /// Reading the socket failed.
     #[error("connection to the worker failed: {0}")]
     Io(#[from] io::Error),
     /// The worker closed the connection before the end of the response head.
@@ -28,5 +33,10 @@ impl H1Error {
     /// the connection failing.
     pub(crate) fn is_malformed(&self) -> bool {
         matches!(self, H1Error::Head(_) | H1Error::HeadTooLarge(_))
+    }
+
+    /// Whether nothing of a response came: the request may go again on another connection.
+    pub(crate) fn is_no_response(&self) -> bool {
+        matches!(self, H1Error::NoResponse(_))
     }
 }
