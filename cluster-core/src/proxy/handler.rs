@@ -199,16 +199,21 @@ async fn proxy(
         // Our own client: the `X-Forwarded-*` fields go straight into the encoded head.
         let head = h1::encode_request(&req, &forwarded);
         let head_request = req.method() == Method::HEAD;
+        let h2 = req.version() == Version::HTTP_2;
         drop(req);
         let forward = forward_h1(conn, head, head_request, client, worker, affinity_key);
-        tokio::time::timeout(after, forward).await
+        if h2 {
+            tokio::time::timeout(after, forward).await.map_err(drop)
+        } else {
+            conn.activity.within(started + after, forward).await
+        }
     } else {
         forwarded.apply(req.headers_mut());
         // Boxed: hyper's client path is the less common one, and its future is three times
         // the size of ours; inline, every request in flight would carry its 2.4 KB (the
         // request's future is 2.6 KB with it boxed, 4.1 KB without).
         let forward = Box::pin(forward(conn, req, client, worker, affinity_key));
-        tokio::time::timeout(after, forward).await
+        tokio::time::timeout(after, forward).await.map_err(drop)
     };
     let (backend, guard, sent) =
         sent.map_err(|_| ProxyError::Timeout { worker: worker.map(|w| w.id), after })??;
