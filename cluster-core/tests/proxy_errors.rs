@@ -30,23 +30,19 @@ async fn slow_worker_gets_504_after_the_request_timeout() {
         cfg.request_timeout = Duration::from_millis(300);
         let proxy = start_proxy(&[worker.addr], cfg).await;
         let mut client = Client::connect(proxy.addr).await;
-        let started = Instant::now();
-        let resp = client.get("/slow").await;
-        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(300), "not before the timeout: {waited:?}");
-        assert!(waited < Duration::from_secs(3), "{waited:?}");
-        assert!(!text(resp).await.is_empty());
-        assert_eq!(proxy.proxy.in_flight(), 0);
-        // The timer of a request is armed at the connection's first tick after it started
-        // (a quarter of the shortest timeout): the second request on the connection, sent
-        // just after a tick, times out just as exactly.
-        let started = Instant::now();
-        let resp = client.get("/slow").await;
-        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(300), "not before the timeout: {waited:?}");
-        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        // The second request on the connection is sent just after a tick of its timer, where
+        // a request's own timer is armed (a quarter of the shortest timeout later): it times
+        // out just as exactly.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let resp = client.get("/slow").await;
+            assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(300), "not before the timeout: {waited:?}");
+            assert!(waited < Duration::from_secs(3), "{waited:?}");
+            assert!(!text(resp).await.is_empty());
+            assert_eq!(proxy.proxy.in_flight(), 0);
+        }
     })
     .await;
 }
