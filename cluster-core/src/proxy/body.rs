@@ -132,14 +132,6 @@ impl UpstreamBody {
             UpstreamBody::Hyper(_) => None,
         }
     }
-
-    /// Marks the connection as not to be reused after this body (the worker asked to close
-    /// it). hyper decides that on its own for its connections.
-    pub(crate) fn close_after(&mut self) {
-        if let UpstreamBody::H1(body) = self {
-            body.close_after();
-        }
-    }
 }
 
 impl Body for UpstreamBody {
@@ -182,23 +174,27 @@ pub(crate) struct Finish {
     pub(crate) guard: InFlight,
     /// The worker whose pool takes the connection back.
     pub(crate) backend: Arc<Backend>,
-    /// The connection, when it may be reused (the worker did not ask to close it).
+    /// hyper's connection (our own client's is inside the body).
     pub(crate) sender: Option<SendRequest<ReqBody>>,
+    /// The connection may be reused: the worker did not ask to close it.
+    pub(crate) reusable: bool,
     /// Body bytes passed on so far.
     pub(crate) bytes: u64,
 }
 
 impl Finish {
     /// The exchange is complete: the connection (hyper's, or our own client's inside
-    /// `body`) goes back to the pool, the guard drops.
+    /// `body`) goes back to the pool when it is reusable, the guard drops.
     pub(crate) fn complete(self, body: &mut UpstreamBody) {
-        let Finish { guard, backend, sender, bytes } = self;
+        let Finish { guard, backend, sender, reusable, bytes } = self;
         backend.metrics().add_bytes_out(bytes);
-        if let Some(conn) = body.take_conn() {
-            backend.pool.put_h1(conn);
-        }
-        if let Some(sender) = sender {
-            pool::release(backend, sender);
+        if reusable {
+            if let Some(conn) = body.take_conn() {
+                backend.pool.put_h1(conn);
+            }
+            if let Some(sender) = sender {
+                pool::release(backend, sender);
+            }
         }
         drop(guard);
     }

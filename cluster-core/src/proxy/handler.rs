@@ -239,11 +239,7 @@ async fn proxy(
     let version = response.version();
     let reusable = headers::prepare_response(response.headers_mut(), version, false);
     let (mut parts, mut body) = response.into_parts();
-    if !reusable {
-        body.close_after();
-    }
-    let sender = sender.filter(|_| reusable);
-    let finish = Finish { guard, backend, sender, bytes: 0 };
+    let finish = Finish { guard, backend, sender, reusable, bytes: 0 };
     let body = if body.is_end_stream() {
         // hyper will not poll a body that is already at its end: finish now.
         finish.complete(&mut body);

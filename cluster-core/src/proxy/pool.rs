@@ -57,16 +57,32 @@ const READY_WAIT: Duration = Duration::from_secs(1);
 /// Pooled connections tried before opening a new one (each failure drops a dead one).
 const MAX_STALE_TRIES: usize = 8;
 
-#[derive(Debug)]
-struct Idle {
-    sender: SendRequest<ReqBody>,
-    since: Instant,
+/// One shard's idle connections of one kind, each with the time it went idle.
+type Shard<C> = OnceLock<ArrayQueue<(C, Instant)>>;
+
+/// Keeps `conn` in the calling thread's shard, unless it is full (`push` then hands it
+/// back, and dropping it closes the connection).
+fn push<C>(shards: &[Shard<C>; MAX_SHARDS], conn: C) {
+    let own = SHARD.with(Cell::get);
+    let idle = shards[own].get_or_init(|| ArrayQueue::new(MAX_IDLE));
+    let _ = idle.push((conn, Instant::now()));
 }
 
-#[derive(Debug)]
-struct IdleH1 {
-    conn: H1Conn,
-    since: Instant,
+/// The first connection of `idle` idle for at most `max_idle` and `usable`; the others
+/// popped on the way are dropped (closed).
+fn pop<C>(
+    idle: &ArrayQueue<(C, Instant)>,
+    max_idle: Duration,
+    now: &mut Option<Instant>,
+    mut usable: impl FnMut(&mut C) -> bool,
+) -> Option<C> {
+    while let Some((mut conn, since)) = idle.pop() {
+        let now = *now.get_or_insert_with(Instant::now);
+        if now.saturating_duration_since(since) <= max_idle && usable(&mut conn) {
+            return Some(conn);
+        }
+    }
+    None
 }
 
 /// A connection the pool opened, kept so that [`UpstreamPool::cut`] can end it.
@@ -110,9 +126,9 @@ impl Tracked {
 #[derive(Debug)]
 pub(crate) struct UpstreamPool {
     addr: Endpoint,
-    shards: [OnceLock<ArrayQueue<Idle>>; MAX_SHARDS],
+    shards: [Shard<SendRequest<ReqBody>>; MAX_SHARDS],
     /// Idle connections of the proxy's own client, sharded the same way.
-    h1_shards: [OnceLock<ArrayQueue<IdleH1>>; MAX_SHARDS],
+    h1_shards: [Shard<H1Conn>; MAX_SHARDS],
     /// Set by [`cut`](Self::cut) until [`restore`](Self::restore): no new connection opens.
     cut: AtomicBool,
     /// The connections opened (hyper's tasks, our sockets), ended by [`cut`](Self::cut).
@@ -174,25 +190,16 @@ impl UpstreamPool {
     fn take(&self, max_idle: Duration) -> Option<SendRequest<ReqBody>> {
         let own = SHARD.with(Cell::get);
         let mut now = None;
-        for step in 0..MAX_SHARDS {
-            let Some(idle) = self.shards[(own + step) % MAX_SHARDS].get() else { continue };
-            while let Some(Idle { sender, since }) = idle.pop() {
-                let now = *now.get_or_insert_with(Instant::now);
-                if sender.is_ready() && now.saturating_duration_since(since) <= max_idle {
-                    return Some(sender);
-                }
-                // Closed, closing or too old: dropping it closes the connection.
-            }
-        }
-        None
+        (0..MAX_SHARDS).find_map(|step| {
+            let idle = self.shards[(own + step) % MAX_SHARDS].get()?;
+            // Closed, closing or too old: dropping it closes the connection.
+            pop(idle, max_idle, &mut now, |sender| sender.is_ready())
+        })
     }
 
     /// Keeps an idle connection in the calling thread's shard, unless it is full.
     fn put(&self, sender: SendRequest<ReqBody>) {
-        let own = SHARD.with(Cell::get);
-        let idle = self.shards[own].get_or_init(|| ArrayQueue::new(MAX_IDLE));
-        // `push` hands the value back when full; dropping it closes the connection.
-        let _ = idle.push(Idle { sender, since: Instant::now() });
+        push(&self.shards, sender);
     }
 
     /// An idle connection of our own client, from the calling thread's shard only.
@@ -203,23 +210,13 @@ impl UpstreamPool {
     /// therefore keeps to the connections it opened (a multi-thread runtime, where every
     /// thread is shard 0, shares one queue and one I/O driver).
     fn take_h1(&self, max_idle: Duration) -> Option<H1Conn> {
-        let own = SHARD.with(Cell::get);
-        let idle = self.h1_shards[own].get()?;
-        let mut now = None;
-        while let Some(IdleH1 { mut conn, since }) = idle.pop() {
-            let now = *now.get_or_insert_with(Instant::now);
-            if now.saturating_duration_since(since) <= max_idle && conn.is_reusable() {
-                return Some(conn);
-            }
-        }
-        None
+        let idle = self.h1_shards[SHARD.with(Cell::get)].get()?;
+        pop(idle, max_idle, &mut None, H1Conn::is_reusable)
     }
 
     /// Keeps an idle connection of our own client, as [`put`](Self::put) keeps hyper's.
     pub(crate) fn put_h1(&self, conn: H1Conn) {
-        let own = SHARD.with(Cell::get);
-        let idle = self.h1_shards[own].get_or_init(|| ArrayQueue::new(MAX_IDLE));
-        let _ = idle.push(IdleH1 { conn, since: Instant::now() });
+        push(&self.h1_shards, conn);
     }
 }
 

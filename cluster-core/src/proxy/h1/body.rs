@@ -25,7 +25,8 @@ const MAX_TRAILER_FIELDS: usize = 64;
 pub(crate) struct H1Body {
     conn: Option<H1Conn>,
     state: State,
-    /// The connection may carry another request after this response.
+    /// The connection may carry another request after this response, as far as the
+    /// framing goes (not when the body ran to the end of the stream).
     reusable: bool,
 }
 
@@ -62,12 +63,6 @@ impl H1Body {
             Framing::Close => State::Close,
         };
         H1Body { conn: Some(conn), state, reusable: framing != Framing::Close }
-    }
-
-    /// Marks the connection as not to be reused (the worker asked to close it, or it is
-    /// HTTP/1.0).
-    pub(crate) fn close_after(&mut self) {
-        self.reusable = false;
     }
 
     /// The connection, when the body has ended and the connection may carry another
@@ -129,7 +124,6 @@ impl Body for H1Body {
             match ready!(conn.poll_fill(cx)) {
                 Ok(0) if this.state == State::Close => {
                     this.state = State::Done;
-                    this.reusable = false;
                     return Poll::Ready(None);
                 }
                 Ok(0) => {
