@@ -236,8 +236,14 @@ async fn proxy(
         return Ok(upgrade::tunnel(conn, downstream, response, guard));
     }
 
-    let version = response.version();
-    let reusable = headers::prepare_response(response.headers_mut(), version, false);
+    let reusable = match response.body() {
+        // Our own client read the head without its hop-by-hop fields.
+        UpstreamBody::H1(body) => body.keep_alive(),
+        UpstreamBody::Hyper(_) => {
+            let version = response.version();
+            headers::prepare_response(response.headers_mut(), version, false)
+        }
+    };
     let (mut parts, mut body) = response.into_parts();
     let finish = Finish { guard, backend, sender, reusable, bytes: 0 };
     let body = if body.is_end_stream() {

@@ -119,12 +119,33 @@ pub(crate) fn prepare_request<B>(
 /// Rewrites a worker's response head for the client; returns whether the worker's
 /// connection may be reused afterwards (it did not ask to close it, RFC 9112 §9.3).
 pub(crate) fn prepare_response(headers: &mut HeaderMap, version: Version, upgrade: bool) -> bool {
-    let reusable = version == Version::HTTP_11 && !has_connection_option(headers, "close");
+    let reusable = version == Version::HTTP_11
+        && !headers.get_all(CONNECTION).iter().any(|v| says_close(v.as_bytes()));
     strip_hop_by_hop(headers, upgrade);
     reusable
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+/// The options of a `Connection` field's `value` that name fields to remove with it
+/// (RFC 9110 §7.6.1): every option but the connection keywords (`close`, `keep-alive`,
+/// `upgrade`) and `host`, which is never removed.
+pub(crate) fn named_fields(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|option| {
+        !option.is_empty()
+            && !["close", "keep-alive", "upgrade", "host"]
+                .iter()
+                .any(|keyword| option.eq_ignore_ascii_case(keyword.as_bytes()))
+    })
+}
+
+/// Whether a `Connection` field's `value` has the `close` option: the sender closes the
+/// connection after this message (RFC 9112 §9.6).
+pub(crate) fn says_close(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// Whether `name` is a hop-by-hop field that [`strip_hop_by_hop`] always removes (besides
+/// the fields `Connection` names).
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == CONNECTION
         || name == TE
         || name == TRANSFER_ENCODING
@@ -158,16 +179,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if has_connection {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(CONNECTION) {
-            let Ok(value) = value.to_str() else { continue };
-            for option in value.split(',').map(str::trim) {
-                let skip = option.is_empty()
-                    || ["close", "keep-alive", "upgrade", "host"]
-                        .iter()
-                        .any(|o| option.eq_ignore_ascii_case(o));
-                if skip {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(option.as_bytes()) {
+            for option in named_fields(value.as_bytes()) {
+                if let Ok(name) = HeaderName::from_bytes(option) {
                     named.push(name);
                 }
             }

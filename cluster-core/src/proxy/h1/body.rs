@@ -28,6 +28,10 @@ pub(crate) struct H1Body {
     /// The connection may carry another request after this response, as far as the
     /// framing goes (not when the body ran to the end of the stream).
     reusable: bool,
+    /// The worker keeps the connection open after this response, as far as its head
+    /// goes (HTTP/1.1, no `Connection: close`); the head's hop-by-hop fields, which said
+    /// so, are not passed on.
+    keep_alive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +59,20 @@ enum Chunk {
 }
 
 impl H1Body {
-    pub(super) fn new(conn: H1Conn, framing: Framing) -> Self {
+    pub(super) fn new(conn: H1Conn, framing: Framing, keep_alive: bool) -> Self {
         let state = match framing {
             Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::Chunked(Chunk::Size),
             Framing::Close => State::Close,
         };
-        H1Body { conn: Some(conn), state, reusable: framing != Framing::Close }
+        H1Body { conn: Some(conn), state, reusable: framing != Framing::Close, keep_alive }
+    }
+
+    /// What the response head said about the connection: the worker keeps it open (see
+    /// [`Finish::reusable`](crate::proxy::body::Finish)).
+    pub(crate) fn keep_alive(&self) -> bool {
+        self.keep_alive
     }
 
     /// The connection, when the body has ended and the connection may carry another

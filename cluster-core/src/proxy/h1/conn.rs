@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 
-use super::head::parse_response;
+use super::head::{ResponseHead, parse_response};
 use super::{H1Body, H1Error};
 use crate::endpoint::Stream;
 
@@ -112,8 +112,9 @@ impl H1Conn {
         self.write_all(head).await.map_err(H1Error::NoResponse)?;
         loop {
             if !self.buf.is_empty() {
-                if let Some((response, framing)) = parse_response(&mut self.buf, head_request)? {
-                    return Ok(response.map(|()| H1Body::new(self, framing)));
+                if let Some(head) = parse_response(&mut self.buf, head_request)? {
+                    let ResponseHead { response, framing, keep_alive } = head;
+                    return Ok(response.map(|()| H1Body::new(self, framing, keep_alive)));
                 }
             }
             match poll_fn(|cx| self.poll_fill(cx)).await {

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use hyper::body::Body;
 
 use super::H1Error;
-use crate::proxy::headers::Forwarded;
+use crate::proxy::headers::{self, Forwarded};
 
 /// Header fields a response head may have (hyper's client allows as many).
 const MAX_HEADERS: usize = 100;
@@ -61,6 +61,20 @@ pub(crate) enum Framing {
     Close,
 }
 
+/// A worker's response head, ready for the client.
+#[derive(Debug)]
+pub(super) struct ResponseHead {
+    /// Status, version, reason phrase and the end-to-end fields: the hop-by-hop ones are
+    /// already gone ([`headers::strip_hop_by_hop`]'s rules, applied as the fields are read,
+    /// which spares the map an insertion and a removal for each).
+    pub(super) response: Response<()>,
+    /// How the body is delimited.
+    pub(super) framing: Framing,
+    /// The worker keeps the connection open after this response: HTTP/1.1 and no
+    /// `Connection: close` (RFC 9112 §9.3).
+    pub(super) keep_alive: bool,
+}
+
 /// Parses a response head at the start of `buf`, consuming it; `Ok(None)` when more bytes
 /// are needed. Interim responses (1xx other than 101) are consumed and skipped, as hyper's
 /// client does.
@@ -72,11 +86,11 @@ pub(crate) enum Framing {
 pub(super) fn parse_response(
     buf: &mut BytesMut,
     head_request: bool,
-) -> Result<Option<(Response<()>, Framing)>, H1Error> {
+) -> Result<Option<ResponseHead>, H1Error> {
     loop {
         // Offsets of each field's name and value in `buf`, so that the values can be slices
         // of the head's bytes once it is split off (no copy).
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut []);
         let base = buf.as_ptr() as usize;
@@ -113,16 +127,7 @@ pub(super) fn parse_response(
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(count);
-        for &(n, nl, v, vl) in &spans[..count] {
-            let (n, v) = (n as usize, v as usize);
-            let name = HeaderName::from_bytes(&head[n..n + nl as usize])
-                .map_err(|_| H1Error::Head("bad field name"))?;
-            let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl as usize))
-                .map_err(|_| H1Error::Head("bad field value"))?;
-            headers.append(name, value);
-        }
-        let framing = framing(status, head_request, &mut headers)?;
+        let fields = Fields::read(&head, &spans[..count], status, head_request)?;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() =
@@ -136,48 +141,106 @@ pub(super) fn parse_response(
                 }
             }
         }
-        *response.headers_mut() = headers;
-        return Ok(Some((response, framing)));
+        *response.headers_mut() = fields.headers;
+        let keep_alive = minor != Some(0) && !fields.close;
+        return Ok(Some(ResponseHead { response, framing: fields.framing, keep_alive }));
     }
 }
 
-/// The framing of a response's body (RFC 9112 §6.3): none for `HEAD`, 1xx, 204 and 304;
-/// chunked when it is the final transfer coding (any other coding: up to the end of the
-/// stream); else `Content-Length`, whose values must agree; else the end of the stream.
-/// A `Content-Length` beside a `Transfer-Encoding` is removed (the coding wins, and the
-/// length would be wrong for the decoded body).
-fn framing(
-    status: StatusCode,
-    head_request: bool,
-    headers: &mut HeaderMap,
-) -> Result<Framing, H1Error> {
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::Length(0));
-    }
-    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        headers.remove(CONTENT_LENGTH);
-        return Ok(if chunked { Framing::Chunked } else { Framing::Close });
-    }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(part.trim_ascii()).ok_or(H1Error::Head("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::Head("conflicting Content-Length values"));
+/// Where one field's name and value lie in the head: offsets and lengths.
+type Span = (u32, u32, u32, u32);
+
+/// A response head's fields as the client gets them, and what the hop-by-hop ones said.
+struct Fields {
+    /// The end-to-end fields.
+    headers: HeaderMap,
+    /// How the body is delimited.
+    framing: Framing,
+    /// `Connection` has the `close` option.
+    close: bool,
+}
+
+impl Fields {
+    /// Reads the fields at `spans` of `head`, leaving out the hop-by-hop ones (the fixed
+    /// list and those `Connection` names, [`headers::strip_hop_by_hop`]'s rules), and
+    /// frames the body (RFC 9112 §6.3): none for `HEAD`, 1xx, 204 and 304; chunked when it
+    /// is the final transfer coding (any other coding: up to the end of the stream); else
+    /// `Content-Length`, whose values must agree; else the end of the stream. A
+    /// `Content-Length` beside a `Transfer-Encoding` is left out (the coding wins, and the
+    /// length would be wrong for the decoded body).
+    fn read(
+        head: &Bytes,
+        spans: &[Span],
+        status: StatusCode,
+        head_request: bool,
+    ) -> Result<Self, H1Error> {
+        let raw = |start: u32, len: u32| &head[start as usize..(start + len) as usize];
+        // `Connection` first: its options say which other fields to leave out.
+        let mut close = false;
+        let mut names_fields = false;
+        for &(n, nl, v, vl) in spans {
+            if raw(n, nl).eq_ignore_ascii_case(b"connection") {
+                close |= headers::says_close(raw(v, vl));
+                names_fields |= headers::named_fields(raw(v, vl)).next().is_some();
             }
-            length = Some(n);
         }
+        let named = |name: &HeaderName| {
+            spans.iter().any(|&(n, nl, v, vl)| {
+                raw(n, nl).eq_ignore_ascii_case(b"connection")
+                    && headers::named_fields(raw(v, vl))
+                        .any(|option| option.eq_ignore_ascii_case(name.as_str().as_bytes()))
+            })
+        };
+        let mut fields = HeaderMap::with_capacity(spans.len());
+        let mut coding = None;
+        let mut length = Ok(None);
+        for &(n, nl, v, vl) in spans {
+            let name =
+                HeaderName::from_bytes(raw(n, nl)).map_err(|_| H1Error::Head("bad field name"))?;
+            if name == TRANSFER_ENCODING {
+                coding = Some(raw(v, vl));
+            } else if name == CONTENT_LENGTH {
+                length = length.and_then(|known| add_length(known, raw(v, vl)));
+            }
+            if headers::is_hop_by_hop(&name) || (names_fields && named(&name)) {
+                continue;
+            }
+            let value = HeaderValue::from_maybe_shared(head.slice(v as usize..(v + vl) as usize))
+                .map_err(|_| H1Error::Head("bad field value"))?;
+            fields.append(name, value);
+        }
+        let bodiless = head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let framing = if bodiless {
+            Framing::Length(0)
+        } else if let Some(coding) = coding {
+            fields.remove(CONTENT_LENGTH);
+            let last = coding.rsplit(|&b| b == b',').next().unwrap_or_default();
+            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else {
+            length?.map_or(Framing::Close, Framing::Length)
+        };
+        Ok(Fields { headers: fields, framing, close })
     }
-    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+/// `known`, the length the `Content-Length` fields gave so far, checked against one more
+/// field's `value` (a comma-separated list of lengths that must all agree).
+fn add_length(mut known: Option<u64>, value: &[u8]) -> Result<Option<u64>, H1Error> {
+    for part in value.split(|&b| b == b',') {
+        let n = parse_length(part.trim_ascii()).ok_or(H1Error::Head("bad Content-Length"))?;
+        if known.is_some_and(|l| l != n) {
+            return Err(H1Error::Head("conflicting Content-Length values"));
+        }
+        known = Some(n);
+    }
+    Ok(known)
 }
 
 /// A `Content-Length` value: decimal digits only, at most 19 of them.
@@ -195,6 +258,7 @@ mod tests {
 
     fn parse(text: &str, head_request: bool) -> Result<Option<(Response<()>, Framing)>, H1Error> {
         parse_response(&mut BytesMut::from(text), head_request)
+            .map(|head| head.map(|h| (h.response, h.framing)))
     }
 
     #[test]
@@ -233,7 +297,9 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nhello",
         );
-        let (resp, framing) = parse_response(&mut buf, false).unwrap().unwrap();
+        let ResponseHead { response: resp, framing, keep_alive } =
+            parse_response(&mut buf, false).unwrap().unwrap();
+        assert!(keep_alive);
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.version(), Version::HTTP_11);
         assert_eq!(framing, Framing::Length(5));
@@ -256,8 +322,11 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
         );
-        let (resp, framing) = parse_response(&mut buf, false).unwrap().unwrap();
-        assert_eq!((resp.status(), framing), (StatusCode::NO_CONTENT, Framing::Length(0)));
+        let head = parse_response(&mut buf, false).unwrap().unwrap();
+        assert_eq!(
+            (head.response.status(), head.framing),
+            (StatusCode::NO_CONTENT, Framing::Length(0))
+        );
         assert!(buf.is_empty());
     }
 
@@ -313,5 +382,58 @@ mod tests {
             resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap().as_bytes(),
             b"Fine"
         );
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_as_they_are_read() {
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret, Host\r\nKeep-Alive: timeout=5\r\n\
+             x-secret: 1\r\nhost: h\r\ntrailer: x\r\nupgrade: h2c\r\nproxy-connection: close\r\n\
+             content-length: 2\r\ndate: today\r\n\r\nok",
+        );
+        let head = parse_response(&mut buf, false).unwrap().unwrap();
+        let names: Vec<_> = head.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["host", "content-length", "date"]);
+        assert!(head.keep_alive);
+        assert_eq!(head.framing, Framing::Length(2));
+        // The same rules as for hyper's responses.
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Secret, Host"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("host", "h"),
+            ("trailer", "x"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "close"),
+            ("content-length", "2"),
+            ("date", "today"),
+        ] {
+            map.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        assert!(headers::prepare_response(&mut map, Version::HTTP_11, false));
+        assert_eq!(&map, head.response.headers());
+    }
+
+    #[test]
+    fn close_and_http_10_end_the_connection_after_the_response() {
+        let keep_alive = |text: &str| {
+            parse_response(&mut BytesMut::from(text), false).unwrap().unwrap().keep_alive
+        };
+        assert!(!keep_alive("HTTP/1.1 200 OK\r\nconnection: Keep-Alive, CLOSE\r\n\r\n"));
+        assert!(!keep_alive("HTTP/1.1 200 OK\r\nconnection: x\r\nConnection: close\r\n\r\n"));
+        assert!(!keep_alive("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n"));
+        assert!(keep_alive("HTTP/1.1 200 OK\r\nconnection: closer\r\n\r\n"));
+        // A field named by `Connection` still frames the body it was sent with.
+        let head = parse_response(
+            &mut BytesMut::from(
+                "HTTP/1.1 200 OK\r\nconnection: content-length\r\ncontent-length: 1\r\n\r\nx",
+            ),
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.framing, Framing::Length(1));
+        assert!(head.response.headers().is_empty());
     }
 }
