@@ -33,6 +33,40 @@ async fn spread(strategy: Strategy) {
 }
 
 #[tokio::test]
+async fn a_burst_of_connections_is_served_on_two_proxy_threads() {
+    within(async {
+        let (a, b) = (inspecting(1).await, inspecting(2).await);
+        let proxy =
+            start_proxy_threads(&[a.addr, b.addr], ProxyConfig::default(), Strategy::RoundRobin, 2)
+                .await;
+        // All connected before any is served: one thread may accept the whole burst and
+        // hand half of it to the other.
+        let mut clients = Vec::new();
+        for _ in 0..32 {
+            clients.push(Client::connect(proxy.addr).await);
+        }
+        let mut tasks = Vec::new();
+        for mut client in clients {
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..5 {
+                    let resp = client.get("/").await;
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    text(resp).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // The proxy stops cleanly, every thread drained.
+        proxy.stop.cancel();
+        let mut proxy = proxy;
+        tokio::time::timeout(Duration::from_secs(5), &mut proxy.served).await.unwrap().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn round_robin_spreads_requests_over_two_workers() {
     within(spread(Strategy::RoundRobin)).await;
 }

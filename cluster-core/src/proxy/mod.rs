@@ -232,13 +232,14 @@ impl Proxy {
     /// Dropping the future (for example when a drain timeout elapses) closes every remaining
     /// connection and tunnel at once; in-flight requests are then cut off.
     pub async fn serve(&self, listener: TcpListener, stop: CancellationToken) {
-        server::serve(Arc::clone(&self.shared), listener, stop).await;
+        server::serve(Arc::clone(&self.shared), listener, stop, None).await;
     }
 
     /// Serves `listener` like [`serve`](Proxy::serve), on `threads` single-threaded runtimes:
     /// the caller's and `threads - 1` OS threads of their own, all accepting from the same
-    /// socket. Each thread serves the connections it accepted to their end and keeps its own
-    /// idle connections to the workers, so no request crosses threads. Returns when every
+    /// socket. A thread that serves more connections than the others hands a new one to
+    /// the least busy thread; each thread serves its connections to their end and keeps its
+    /// own idle connections to the workers, so no request crosses threads. Returns when every
     /// thread has drained; dropping the future ends every thread's connections at once.
     pub async fn serve_threads(
         &self,

@@ -5,60 +5,110 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, ConnCtx, Http, ServeState};
 use super::headers::ClientInfo;
+use super::threads::{Accepted, OpenGuard, Place};
 use super::{ProxyConfig, Shared};
 
 /// Pause after an accept error that means we are out of a resource (file descriptors,
 /// memory), so the loop neither spins nor gives up; connections wait in the backlog.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `listener` until `stop`; see [`Proxy::serve`](super::Proxy::serve).
-pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+/// Serves `listener` until `stop`; see [`Proxy::serve`](super::Proxy::serve). With a
+/// `place` among several proxy threads, connections are spread over them (see
+/// [`threads`](super::threads)): this thread also serves those handed to it.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    stop: CancellationToken,
+    mut place: Option<Place>,
+) {
     let state = Arc::new(ServeState::default());
     // Dropping this future (the caller's drain timeout) ends every connection and tunnel.
     let _kill_on_drop = KillOnDrop(Arc::clone(&state));
     let http = Arc::new(builder(&shared.cfg));
-
-    loop {
-        // At `maxConnections`, wait here: the listener is not polled, and new connections
-        // wait in the kernel's backlog until one of ours closes.
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            permit = shared.connections.acquire() => permit,
-        };
-        let (tcp, peer) = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            res = listener.accept() => match res {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    if !accept_error(&error) {
-                        continue;
-                    }
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                    }
-                }
-            },
-        };
-        // Small writes (response heads, SSE events) go out at once.
-        let _ = tcp.set_nodelay(true);
-        let client = ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies);
-        let ctx = Arc::new(ConnCtx::new(Arc::clone(&shared), client, Arc::clone(&state)));
-        let serve = conn::serve(Arc::clone(&http), tcp, ctx);
-        match permit {
-            None => state.tasks.spawn(serve),
-            Some(permit) => state.tasks.spawn(async move {
+    let serve_one =
+        |tcp: TcpStream, peer: SocketAddr, permit: Option<OwnedSemaphorePermit>, open| {
+            // Small writes (response heads, SSE events) go out at once.
+            let _ = tcp.set_nodelay(true);
+            let client = ClientInfo::new(peer.ip(), &shared.cfg.trusted_proxies);
+            let ctx = Arc::new(ConnCtx::new(Arc::clone(&shared), client, Arc::clone(&state)));
+            let serve = conn::serve(Arc::clone(&http), tcp, ctx);
+            state.tasks.spawn(async move {
                 serve.await;
                 drop(permit);
-            }),
+                drop(open);
+            });
         };
+
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            Some(handed) = recv(&mut place) => Next::Handed(handed),
+            // At `maxConnections`, wait here: the listener is not polled, and new
+            // connections wait in the kernel's backlog until one of ours closes.
+            (permit, accepted) = accept(&shared, &listener) => Next::Accepted(permit, accepted),
+        };
+        let (tcp, peer, permit) = match next {
+            Next::Handed(Accepted { tcp, peer, permit }) => {
+                let Some(place) = &place else { continue };
+                let open = OpenGuard::new(&place.spread, place.index);
+                // Counted as open here by the thread that accepted it.
+                match TcpStream::from_std(tcp) {
+                    Ok(tcp) => serve_one(tcp, peer, permit, Some(open)),
+                    Err(error) => {
+                        tracing::debug!(target: "cluster::proxy", %error, "handed connection");
+                    }
+                }
+                continue;
+            }
+            Next::Accepted(permit, Ok(accepted)) => (accepted.0, accepted.1, permit),
+            Next::Accepted(_, Err(error)) => {
+                if !accept_error(&error) {
+                    continue;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Some(place) = &place else {
+            serve_one(tcp, peer, permit, None);
+            continue;
+        };
+        let to = place.spread.assign(place.index);
+        if to == place.index {
+            serve_one(tcp, peer, permit, Some(OpenGuard::new(&place.spread, to)));
+            continue;
+        }
+        // Off this thread's reactor, onto the other's.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                place.spread.closed(to);
+                tracing::debug!(target: "cluster::proxy", %error, "cannot hand a connection over");
+                continue;
+            }
+        };
+        if let Err(back) = place.spread.hand(to, Accepted { tcp, peer, permit }) {
+            // That thread has stopped: serve it here.
+            place.spread.opened(place.index);
+            let open = OpenGuard::new(&place.spread, place.index);
+            match TcpStream::from_std(back.tcp) {
+                Ok(tcp) => serve_one(tcp, back.peer, back.permit, Some(open)),
+                Err(error) => {
+                    tracing::debug!(target: "cluster::proxy", %error, "handed connection");
+                }
+            }
+        }
     }
 
     drop(listener);
@@ -72,6 +122,32 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
     }
     state.drain();
     state.tasks.wait().await;
+}
+
+/// What the accept loop got next.
+enum Next {
+    /// A connection another proxy thread accepted for this one.
+    Handed(Accepted),
+    /// A connection this thread accepted (or the error), with its `maxConnections` permit.
+    Accepted(Option<OwnedSemaphorePermit>, io::Result<(TcpStream, SocketAddr)>),
+}
+
+/// The next connection handed to this thread; never ready without a place.
+async fn recv(place: &mut Option<Place>) -> Option<Accepted> {
+    match place {
+        Some(place) => place.inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A `maxConnections` permit, then a connection from `listener`. Cancel safe: a permit
+/// taken before the future is dropped is given back.
+async fn accept(
+    shared: &Shared,
+    listener: &TcpListener,
+) -> (Option<OwnedSemaphorePermit>, io::Result<(TcpStream, SocketAddr)>) {
+    let permit = shared.connections.acquire().await;
+    (permit, listener.accept().await)
 }
 
 /// Kills the connections of a `serve` call whose future is dropped.

@@ -150,6 +150,16 @@ pub async fn start_proxy_with(
     cfg: ProxyConfig,
     strategy: Strategy,
 ) -> TestProxy {
+    start_proxy_threads(workers, cfg, strategy, 1).await
+}
+
+/// A proxy serving on `threads` proxy threads ([`Proxy::serve_threads`]).
+pub async fn start_proxy_threads(
+    workers: &[SocketAddr],
+    cfg: ProxyConfig,
+    strategy: Strategy,
+    threads: usize,
+) -> TestProxy {
     let router = Arc::new(Router::new(strategy.build()));
     for (i, addr) in workers.iter().enumerate() {
         router.add(Arc::new(Backend::new(i as u64 + 1, i, *addr)));
@@ -161,7 +171,13 @@ pub async fn start_proxy_with(
     let served = tokio::spawn({
         let proxy = proxy.clone();
         let stop = stop.clone();
-        async move { proxy.serve(listener, stop).await }
+        async move {
+            if threads == 1 {
+                proxy.serve(listener, stop).await;
+            } else {
+                proxy.serve_threads(listener, threads, stop).await;
+            }
+        }
     });
     TestProxy { addr, router, proxy, stop, served }
 }
