@@ -27,6 +27,10 @@ impl FrontDoor for AdminFrontDoor {
         routes::claimed_on_front_port(req.uri().path())
     }
 
+    fn may_claim(&self, path: &str) -> bool {
+        routes::claimed_on_front_port(path)
+    }
+
     fn call(&self, req: Request<Incoming>, _peer: FrontPeer) -> FrontFuture {
         // The peer's address grants nothing: behind a trusted proxy or not, the token decides.
         let api = self.api.clone();

@@ -67,6 +67,37 @@ async fn a_burst_of_connections_is_served_on_two_proxy_threads() {
 }
 
 #[tokio::test]
+async fn pipelined_requests_cross_from_the_lean_path_to_hypers() {
+    within(async {
+        let worker = inspecting(1).await;
+        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        // Two plain GETs (the lean path), a POST with a body (hyper from here on), and a
+        // GET that closes the connection, all in one write.
+        tcp.write_all(
+            b"GET /one HTTP/1.1\r\nhost: a\r\n\r\nHEAD /two HTTP/1.1\r\nhost: a\r\n\r\n\
+              POST /three HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc\
+              GET /four HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut all = Vec::new();
+        tcp.read_to_end(&mut all).await.unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 4, "{text}");
+        assert_eq!(text.matches("x-worker: 1\r\n").count(), 4, "{text}");
+        assert_eq!(text.matches("\r\ndate: ").count(), 4, "{text}");
+        // In order; the HEAD's response has the length a GET would have had, and no body.
+        let answers: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+        assert!(answers[0].ends_with("GET /one HTTP/1.1\nhost: a\nx-forwarded-for: 127.0.0.1\nx-forwarded-proto: http\nx-forwarded-host: a\n"));
+        assert!(answers[1].contains("content-length: 98\r\n") && answers[1].ends_with("\r\n\r\n"));
+        assert!(answers[2].contains("POST /three HTTP/1.1\n"));
+        assert!(answers[3].contains("connection: close\r\n") && answers[3].contains("GET /four HTTP/1.1\n"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn round_robin_spreads_requests_over_two_workers() {
     within(spread(Strategy::RoundRobin)).await;
 }

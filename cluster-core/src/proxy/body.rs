@@ -11,13 +11,14 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use cluster_balancer::InFlight;
+use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
 use super::compress::{Compressed, Encoder};
 use super::conn::{ConnCtx, Exchange};
-use super::front::{BoxError, FrontBody};
+use super::front::{BoxError, FrontBody, FrontDoor, FrontFuture, FrontPeer};
 use super::h1::{H1Body, H1Conn};
 use super::limits::BodyBudget;
 use super::pool;
@@ -35,6 +36,57 @@ pub(crate) enum ReqBody {
     Stream(Incoming, BytesIn, BodyBudget),
     /// No body.
     Empty,
+}
+
+/// A client request's body as the handler receives it: hyper's ([`Incoming`]), or none
+/// at all ([`NoBody`], the requests of the lean HTTP/1.1 path, [`super::lean`]).
+pub(crate) trait ClientBody: Body<Data = Bytes> + Send + Unpin + Sized + 'static {
+    /// The body to forward to `backend`, within `budget`.
+    fn forward(self, backend: &Arc<Backend>, budget: BodyBudget) -> ReqBody;
+
+    /// Whether `front` claims `req`.
+    fn front_claims(req: &Request<Self>, front: &dyn FrontDoor) -> bool;
+
+    /// Hands a request [`front_claims`](Self::front_claims) said yes to over to `front`.
+    fn call_front(req: Request<Self>, front: &dyn FrontDoor, peer: FrontPeer) -> FrontFuture;
+}
+
+impl ClientBody for Incoming {
+    fn forward(self, backend: &Arc<Backend>, budget: BodyBudget) -> ReqBody {
+        ReqBody::stream(self, backend, budget)
+    }
+
+    fn front_claims(req: &Request<Self>, front: &dyn FrontDoor) -> bool {
+        front.claims(req)
+    }
+
+    fn call_front(req: Request<Self>, front: &dyn FrontDoor, peer: FrontPeer) -> FrontFuture {
+        front.call(req, peer)
+    }
+}
+
+/// The body of a request that has none: the lean path only serves those.
+pub(crate) type NoBody = http_body_util::Empty<Bytes>;
+
+impl ClientBody for NoBody {
+    fn forward(self, _backend: &Arc<Backend>, _budget: BodyBudget) -> ReqBody {
+        ReqBody::Empty
+    }
+
+    /// Never: the lean path serves no request whose path the front door
+    /// [may claim](FrontDoor::may_claim).
+    fn front_claims(_req: &Request<Self>, _front: &dyn FrontDoor) -> bool {
+        false
+    }
+
+    /// Not called ([`front_claims`](Self::front_claims) is never true); a 404 if it were.
+    fn call_front(_req: Request<Self>, _front: &dyn FrontDoor, _peer: FrontPeer) -> FrontFuture {
+        Box::pin(async {
+            let mut resp = http::Response::new(FrontBody::default());
+            *resp.status_mut() = http::StatusCode::NOT_FOUND;
+            resp
+        })
+    }
 }
 
 /// Request body bytes forwarded to one worker, added to its metrics once, when the body is

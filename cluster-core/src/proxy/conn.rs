@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use super::Shared;
 use super::handler;
 use super::headers::ClientInfo;
+use super::lean;
 use super::limits::REQUEST_TIMEOUT_RESPONSE;
 
 /// The HTTP/1.1 + h2c server builder shared by every connection of one `serve` call.
@@ -124,10 +127,31 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let mut head_clock = HeadClock::new(head_timeout, tick);
     let state = Arc::clone(&ctx.serve);
     let conn_ctx = Arc::clone(&ctx);
-    let io =
-        Watched { inner: TokioIo::new(tcp), ctx: Arc::clone(&ctx), in_head: false, peeked: false };
-    let svc = service_fn(move |req| handler::handle(Arc::clone(&ctx), req));
-    let mut conn = pin!(http.serve_connection_with_upgrades(io, svc));
+    let io = Watched {
+        inner: TokioIo::new(tcp),
+        ctx: Arc::clone(&ctx),
+        in_head: false,
+        peeked: false,
+        rewound: Bytes::new(),
+    };
+    let svc = {
+        let ctx = Arc::clone(&ctx);
+        service_fn(move |req| handler::handle(Arc::clone(&ctx), req))
+    };
+    let mut conn = Served {
+        lean: None,
+        hyper: None,
+        make: |io| http.serve_connection_with_upgrades(io, svc.clone()),
+        asked: false,
+        ctx: Arc::clone(&ctx),
+    };
+    if ctx.shared.cfg.keep_alive_timeout.is_zero() {
+        // Without keep-alive every response closes its connection: hyper's rules for
+        // that (`Connection: close` on every response) are left to hyper.
+        conn.start_hyper(io);
+    } else {
+        conn.lean = Some(Box::pin(lean::serve(io, Arc::clone(&ctx))));
+    }
     let mut timer = pin!(tokio::time::sleep(tick));
     let mut drain = pin!(state.drain.cancelled());
     let mut kill = pin!(state.kill.cancelled());
@@ -145,7 +169,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     // the drain token only once to register and then when the flag says it fired.
     let res = poll_fn(|cx| {
         loop {
-            if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+            if let Poll::Ready(res) = conn.poll(cx) {
                 return Poll::Ready(res);
             }
             if draining {
@@ -174,7 +198,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
             if !armed || state.draining.load(Ordering::Acquire) {
                 armed = true;
                 if drain.as_mut().poll(cx).is_ready() {
-                    conn.as_mut().graceful_shutdown();
+                    conn.graceful_shutdown();
                     draining = true;
                     continue;
                 }
@@ -201,7 +225,7 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
                 seen = ops;
                 last_active = now;
             } else if now.saturating_duration_since(last_active) >= idle {
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
                 draining = true;
                 continue;
             }
@@ -212,6 +236,62 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
     .await;
     if let Err(error) = res {
         tracing::debug!(target: "cluster::proxy", %error, "client connection ended");
+    }
+}
+
+/// A client connection's server: the lean path ([`lean`]) until a request needs hyper,
+/// then hyper's.
+struct Served<L, H, F> {
+    lean: Option<Pin<Box<L>>>,
+    hyper: Option<Pin<Box<H>>>,
+    /// hyper's server for a connection.
+    make: F,
+    /// A graceful shutdown was asked for.
+    asked: bool,
+    ctx: Arc<ConnCtx>,
+}
+
+impl<L, H, F> Served<L, H, F>
+where
+    L: Future<Output = lean::Outcome>,
+    H: GracefulConnection,
+    F: FnMut(Watched) -> H,
+{
+    /// hyper serves the connection from here on.
+    fn start_hyper(&mut self, io: Watched) {
+        let mut hyper = Box::pin((self.make)(io));
+        if self.asked {
+            hyper.as_mut().graceful_shutdown();
+        }
+        self.hyper = Some(hyper);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), H::Error>> {
+        loop {
+            if let Some(hyper) = &mut self.hyper {
+                return hyper.as_mut().poll(cx);
+            }
+            let Some(lean) = &mut self.lean else { return Poll::Ready(Ok(())) };
+            match std::task::ready!(lean.as_mut().poll(cx)) {
+                lean::Outcome::Done => {
+                    self.lean = None;
+                    return Poll::Ready(Ok(()));
+                }
+                lean::Outcome::Handover(io) => {
+                    self.lean = None;
+                    self.start_hyper(io);
+                }
+            }
+        }
+    }
+
+    /// Finishes the request in flight, then closes; closes at once when idle.
+    fn graceful_shutdown(&mut self) {
+        self.asked = true;
+        self.ctx.activity.shutdown.store(true, Ordering::Relaxed);
+        if let Some(hyper) = &mut self.hyper {
+            hyper.as_mut().graceful_shutdown();
+        }
     }
 }
 
@@ -288,6 +368,9 @@ pub(crate) struct Activity {
     head_timed_out: AtomicBool,
     /// Ticks of the connection's timer so far.
     ticks: AtomicUsize,
+    /// The connection is to close after the response in flight, or at once when idle
+    /// (the lean path's graceful shutdown).
+    pub(crate) shutdown: AtomicBool,
 }
 
 impl Activity {
@@ -363,7 +446,7 @@ impl Drop for Exchange {
 /// timeout ends the connection, that tells a client stuck in the middle of a request head
 /// (it gets `408 Request Timeout`, written as the socket is dropped) from an idle keep-alive
 /// connection (simply closed).
-struct Watched {
+pub(crate) struct Watched {
     inner: TokioIo<TcpStream>,
     ctx: Arc<ConnCtx>,
     /// Bytes arrived since the last response bytes went out: a request head (or body) is
@@ -371,6 +454,8 @@ struct Watched {
     in_head: bool,
     /// The first bytes have been looked at for the HTTP/2 preface.
     peeked: bool,
+    /// Bytes the lean path read and left for hyper, read before the socket.
+    rewound: Bytes,
 }
 
 /// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4); no HTTP/1 method
@@ -378,6 +463,64 @@ struct Watched {
 const H2_PREFACE_START: &[u8] = b"PRI ";
 
 impl Watched {
+    /// The same socket, with `bytes` (read from it already) to be read again first: the
+    /// lean path hands the connection to hyper.
+    pub(crate) fn rewound(mut self, bytes: Bytes) -> Self {
+        self.rewound = bytes;
+        // The lean path looked for the preface itself.
+        self.peeked = true;
+        self
+    }
+
+    /// Reads what the socket has into `buf` (with at least `reserve` bytes of room);
+    /// `Ok(0)` at the end of the stream. For the lean path.
+    pub(crate) fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        reserve: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.inner.inner().poll_read_ready(cx))?;
+            buf.reserve(reserve);
+            match self.inner.inner().try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => {
+                    self.in_head = true;
+                    self.touch();
+                    return Poll::Ready(res);
+                }
+            }
+        }
+    }
+
+    /// Writes what the socket takes of `bufs`. For the lean path.
+    pub(crate) fn poll_write_from(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            if let Err(e) = std::task::ready!(self.inner.inner().poll_write_ready(cx)) {
+                self.wrote(true);
+                return Poll::Ready(Err(e));
+            }
+            match self.inner.inner().try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wrote(false),
+                res => {
+                    self.wrote(true);
+                    return Poll::Ready(res);
+                }
+            }
+        }
+    }
+
+    /// Ends the sending side (the client reads the end of the stream after the last
+    /// response). For the lean path.
+    pub(crate) fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(self.inner.inner()).shutdown(std::net::Shutdown::Write);
+    }
+
     fn touch(&self) {
         // One writer (the task that owns the socket), so a load and a store suffice.
         let ops = &self.ctx.activity.ops;
@@ -426,9 +569,14 @@ impl Read for Watched {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
+        mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.rewound.is_empty() {
+            let n = this.rewound.len().min(buf.remaining());
+            buf.put_slice(&this.rewound.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         if !this.peeked && this.peek_preface(cx).is_pending() {
             return Poll::Pending;
         }

@@ -213,6 +213,11 @@ pub struct FrontPeer {
 ///         req.method() == Method::GET && req.uri().path() == "/version"
 ///     }
 ///
+///     // Other paths skip `claims` and may take the proxy's lean path.
+///     fn may_claim(&self, path: &str) -> bool {
+///         path == "/version"
+///     }
+///
 ///     fn call(&self, _req: Request<Incoming>, peer: FrontPeer) -> FrontFuture {
 ///         let body: FrontBody = Full::new(Bytes::from(env!("CARGO_PKG_VERSION")))
 ///             .map_err(|never| match never {})
@@ -223,12 +228,23 @@ pub struct FrontPeer {
 /// }
 ///
 /// let front_door: Arc<dyn FrontDoor> = Arc::new(Version);
+/// assert!(front_door.may_claim("/version") && !front_door.may_claim("/"));
 /// // `Cluster::with_front_door(front_door)` puts it in front of the proxy.
 /// # let _ = front_door;
 /// ```
 pub trait FrontDoor: Send + Sync + fmt::Debug {
     /// Whether this request is the front door's.
     fn claims(&self, req: &Request<Incoming>) -> bool;
+
+    /// Whether [`claims`](Self::claims) may be true for some request to `path`, whatever
+    /// its method and fields. The proxy serves a plain `GET` or `HEAD` on its lean
+    /// HTTP/1.1 path, which builds no hyper request, only when this is `false`; the
+    /// default, `true`, sends every request through [`claims`](Self::claims) (correct for
+    /// any front door, and a little slower).
+    fn may_claim(&self, path: &str) -> bool {
+        let _ = path;
+        true
+    }
 
     /// Answers a claimed request from `peer`.
     fn call(&self, req: Request<Incoming>, peer: FrontPeer) -> FrontFuture;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use cluster_balancer::{InFlight, RequestCtx};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use tokio::time::Instant;
 
 use super::body::StreamGuard;
-use super::body::{Finish, ProxyBody, ReqBody, UpstreamBody};
+use super::body::{ClientBody, Finish, ProxyBody, ReqBody, UpstreamBody};
 use super::conn::{ConnCtx, Exchange};
 use super::error::{Fault, ProxyError, Retry};
 use super::front::{EndsOnDrain, FrontPeer};
@@ -36,9 +36,9 @@ use crate::routing::Backend;
 /// 6. **compression** of the worker's body as it streams (decided in [`proxy`], where the
 ///    body is wrapped, from the request it read before forwarding);
 /// 7. **access log**: a line when the response body has been sent.
-pub(crate) async fn handle(
+pub(crate) async fn handle<B: ClientBody>(
     conn: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     // The connection stops waiting for a request head until the response body is done.
     let exchange = Exchange::begin(&conn);
@@ -53,9 +53,9 @@ pub(crate) async fn handle(
     }
     // 1.
     if let Some(front) = &conn.shared.cfg.front_door {
-        if front.claims(&req) {
+        if B::front_claims(&req, front.as_ref()) {
             let peer = FrontPeer { addr: conn.client.ip, trusted_proxy: conn.client.trusted };
-            let response = front.call(req, peer).await;
+            let response = B::call_front(req, front.as_ref(), peer).await;
             let stream =
                 response.extensions().get::<EndsOnDrain>().map(|_| StreamGuard::new(&conn));
             let response = response.map(|body| ProxyBody::front(body, stream));
@@ -172,9 +172,9 @@ async fn rate_limit<'c>(
 }
 
 /// Forwards one request and returns the worker's response head, its body still streaming.
-async fn proxy(
+async fn proxy<B: ClientBody>(
     conn: &ConnCtx,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     client: IpAddr,
     worker: &mut Option<WorkerRef>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -289,9 +289,9 @@ impl From<WorkerRef> for access_log::WorkerRef {
 /// The retry goes to another worker. With no other worker, it goes to the same one only if
 /// the failure was on a reused keep-alive connection (the worker closing an idle connection
 /// as the request went out), which says nothing about the worker's health.
-async fn forward(
+async fn forward<B: ClientBody>(
     conn: &ConnCtx,
-    req: Request<Incoming>,
+    req: Request<B>,
     client: IpAddr,
     worker: &mut Option<WorkerRef>,
     affinity: Option<u64>,
@@ -303,7 +303,7 @@ async fn forward(
 
     let guard = backend.load().start();
     let budget = BodyBudget::new(conn.shared.cfg.limits.max_body_size);
-    let body = |b| ReqBody::stream(b, &backend, budget);
+    let body = |b: B| b.forward(&backend, budget);
     let sent = pool::send(&backend, req.map(body), max_idle).await;
     let SendError { error, request, reused } = match sent {
         Ok(sent) => return Ok((backend, guard, sent)),
@@ -404,7 +404,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn capture(req: &Request<Incoming>) -> Option<Self> {
+    fn capture<B: Body>(req: &Request<B>) -> Option<Self> {
         let idempotent = matches!(
             *req.method(),
             Method::GET

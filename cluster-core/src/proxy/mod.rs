@@ -25,6 +25,7 @@ mod h1;
 mod handler;
 mod headers;
 mod host;
+mod lean;
 mod limits;
 mod pool;
 mod server;

@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Body;
+use smallvec::SmallVec;
 
 use super::H1Error;
 use crate::proxy::headers::{self, Forwarded};
@@ -90,24 +91,28 @@ pub(super) fn parse_response(
     loop {
         // Offsets of each field's name and value in `buf`, so that the values can be slices
         // of the head's bytes once it is split off (no copy).
-        let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
+        let mut spans = SmallVec::<[Span; 32]>::new();
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut []);
         let base = buf.as_ptr() as usize;
-        let (len, count, code, minor, reason) = match httparse::ParserConfig::default()
+        let (len, code, minor, reason) = match httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut parsed, buf, &mut storage)
         {
             Ok(httparse::Status::Complete(len)) => {
-                for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-                    let name = h.name.as_ptr() as usize - base;
-                    let value = h.value.as_ptr() as usize - base;
-                    *span = (name as u32, h.name.len() as u32, value as u32, h.value.len() as u32);
-                }
+                let at = |p: *const u8| (p as usize - base) as u32;
+                spans.extend(parsed.headers.iter().map(|h| {
+                    (
+                        at(h.name.as_ptr()),
+                        h.name.len() as u32,
+                        at(h.value.as_ptr()),
+                        h.value.len() as u32,
+                    )
+                }));
                 let reason = parsed
                     .reason
                     .filter(|r| !r.is_empty())
                     .map(|r| (r.as_ptr() as usize - base, r.len()));
-                (len, parsed.headers.len(), parsed.code, parsed.version, reason)
+                (len, parsed.code, parsed.version, reason)
             }
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(H1Error::HeadTooLarge(MAX_HEAD));
@@ -127,7 +132,7 @@ pub(super) fn parse_response(
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }
-        let fields = Fields::read(&head, &spans[..count], status, head_request)?;
+        let fields = Fields::read(&head, &spans, status, head_request)?;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() =
