@@ -97,6 +97,82 @@ async fn pipelined_requests_cross_from_the_lean_path_to_hypers() {
     .await;
 }
 
+/// A client that pipelines two requests and then closes its sending side gets the first
+/// answer; the second request, in flight when the end of its stream is read, is dropped as
+/// a client gone away (hyper's default, without half-close), as hyper's server does.
+#[tokio::test]
+async fn pipelined_requests_then_a_half_close_get_the_first_answer() {
+    within(async {
+        let worker = inspecting(1).await;
+        let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        tcp.write_all(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        tcp.shutdown().await.unwrap();
+        let mut all = Vec::new();
+        tcp.read_to_end(&mut all).await.unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("GET /a HTTP/1.1\n"), "{text}");
+    })
+    .await;
+}
+
+/// A worker that answers in HTTP/1.0 (its body ends with its connection) reaches an
+/// HTTP/1.1 client as HTTP/1.1, chunked, on either server path.
+#[tokio::test]
+async fn an_http_10_worker_is_answered_as_http_11() {
+    within(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = tcp.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = tcp
+                        .write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold")
+                        .await;
+                });
+            }
+        });
+        let proxy = start_proxy(&[addr], ProxyConfig::default()).await;
+        for head in [
+            "GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+        ] {
+            let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            let mut all = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = tcp.read(&mut buf).await.unwrap();
+                    all.extend_from_slice(&buf[..n]);
+                    if n == 0 || all.ends_with(b"0\r\n\r\n") {
+                        break;
+                    }
+                }
+            });
+            read.await.unwrap();
+            let text = String::from_utf8_lossy(&all);
+            assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}: {text}");
+            assert!(text.contains("transfer-encoding: chunked\r\n"), "{head:?}: {text}");
+            assert!(text.ends_with("3\r\nold\r\n0\r\n\r\n"), "{head:?}: {text}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn round_robin_spreads_requests_over_two_workers() {
     within(spread(Strategy::RoundRobin)).await;

@@ -85,3 +85,33 @@ async fn dropping_serve_closes_open_connections() {
     })
     .await;
 }
+
+/// A request whose head is still arriving when the proxy stops is answered (with
+/// `Connection: close`), then the connection closes: on the lean path (a GET) and after it
+/// was handed to hyper (a POST), which must not take the stop for an idle connection's.
+#[tokio::test]
+async fn a_head_still_arriving_at_stop_is_answered_then_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(async {
+        let worker = inspecting(1).await;
+        for (start, rest) in [
+            ("GET /lean HTTP/1.1\r\nhost: a\r\n", "\r\n"),
+            ("POST /hyper HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n", "\r\nab"),
+        ] {
+            let proxy = start_proxy(&[worker.addr], ProxyConfig::default()).await;
+            let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+            tcp.write_all(start.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            proxy.stop.cancel();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tcp.write_all(rest.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            tcp.read_to_end(&mut answer).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{start:?}: {answer}");
+            assert!(answer.contains("\r\nconnection: close\r\n"), "{start:?}: {answer}");
+            eventually("serve returned", || proxy.served.is_finished()).await;
+        }
+    })
+    .await;
+}

@@ -260,7 +260,11 @@ where
     /// hyper serves the connection from here on.
     fn start_hyper(&mut self, io: Watched) {
         let mut hyper = Box::pin((self.make)(io));
-        if self.asked {
+        // Shut down already: hyper, still to read the bytes handed back to it, would take
+        // its graceful shutdown for an idle connection's and close it unanswered. An HTTP/1
+        // request handed over is answered with `Connection: close` instead (the handler's
+        // `let_go_after`), and hyper closes after it.
+        if self.asked && self.ctx.activity.h2.load(Ordering::Relaxed) {
             hyper.as_mut().graceful_shutdown();
         }
         self.hyper = Some(hyper);
@@ -460,7 +464,7 @@ pub(crate) struct Watched {
 
 /// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4); no HTTP/1 method
 /// is `PRI`.
-const H2_PREFACE_START: &[u8] = b"PRI ";
+pub(crate) const H2_PREFACE_START: &[u8] = b"PRI ";
 
 impl Watched {
     /// The same socket, with `bytes` (read from it already) to be read again first: the
@@ -513,6 +517,13 @@ impl Watched {
                 }
             }
         }
+    }
+
+    /// Bytes of the next request head are waiting (read while the last response was on
+    /// its way): the header read timeout answers `408` if it does not complete. For the
+    /// lean path.
+    pub(crate) fn head_pending(&mut self) {
+        self.in_head = true;
     }
 
     /// Ends the sending side (the client reads the end of the stream after the last

@@ -90,15 +90,15 @@ pub(crate) async fn handle<B: ClientBody>(
 }
 
 /// `resp`, with `Connection: close` once a new primary has taken over the front socket (hot
-/// upgrade): an HTTP/1 client then leaves after this response, which hyper honours by
-/// closing the connection, and reconnects to the new primary. A tunnel (101) is left alone.
+/// upgrade), or once the connection is shutting down (drain, idle timeout): an HTTP/1 client
+/// then leaves after this response, which the server honours by closing the connection,
+/// and reconnects (to the new primary). A tunnel (101) is left alone.
 /// Checked as the response goes out, so a request that was in flight at the hand-over lets
 /// its client go too. One atomic load per request.
 fn let_go_after(conn: &ConnCtx, h2: bool, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
-    if !h2
-        && conn.serve.closing.load(std::sync::atomic::Ordering::Acquire)
-        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
-    {
+    let going = conn.serve.closing.load(std::sync::atomic::Ordering::Acquire)
+        || conn.activity.shutdown.load(std::sync::atomic::Ordering::Relaxed);
+    if !h2 && going && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         resp.headers_mut()
             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
@@ -244,6 +244,9 @@ async fn proxy<B: ClientBody>(
             headers::prepare_response(response.headers_mut(), version, false)
         }
     };
+    // The client's server speaks HTTP/1.1 whatever the worker spoke (a worker's HTTP/1.0
+    // response, framed by the end of its stream, goes on chunked).
+    *response.version_mut() = Version::HTTP_11;
     let (mut parts, mut body) = response.into_parts();
     let finish = Finish { guard, backend, sender, reusable, bytes: 0 };
     let body = if body.is_end_stream() {

@@ -29,6 +29,7 @@ mod lean;
 mod limits;
 mod pool;
 mod server;
+mod spans;
 mod threads;
 mod upgrade;
 

@@ -112,6 +112,18 @@ pub(crate) async fn serve(
     }
 
     drop(listener);
+    if let Some(place) = &mut place {
+        // Connections other threads handed over and this one had not started yet: served
+        // like every other connection of this thread (the drain below ends them in
+        // turn). Threads that hand one over from now on serve it themselves.
+        place.inbox.close();
+        while let Ok(Accepted { tcp, peer, permit }) = place.inbox.try_recv() {
+            let open = OpenGuard::new(&place.spread, place.index);
+            if let Ok(tcp) = TcpStream::from_std(tcp) {
+                serve_one(tcp, peer, permit, Some(open));
+            }
+        }
+    }
     state.tasks.close();
     if let Some(window) = shared.cfg.handover.window() {
         // A new primary accepts now: let the keep-alive clients go by themselves, each after

@@ -61,13 +61,15 @@ impl Spread {
     }
 
     /// The thread that should serve a connection `me` just accepted: `me`, unless it serves
-    /// more than the least busy thread by a margin (one connection, plus one per eight the
+    /// more than the least busy running thread by a margin (one connection, plus one per eight the
     /// other serves, so that short connections do not bounce between threads that are about
     /// even). Counted as open on that thread from now on.
     pub(crate) fn assign(&self, me: usize) -> usize {
         let open = |i: usize| self.lanes[i].open.load(Ordering::Relaxed);
         let mine = open(me);
+        // A thread that stopped, or never started, takes no connection.
         let (least, fewest) = (0..self.lanes.len())
+            .filter(|&i| !self.lanes[i].inbox.is_closed())
             .map(|i| (i, open(i)))
             .min_by_key(|&(_, n)| n)
             .unwrap_or((me, mine));
@@ -279,5 +281,16 @@ mod tests {
         assert_eq!(open(&spread), [0, 1]);
         drop(guard);
         assert_eq!(open(&spread), [0, 0]);
+    }
+
+    #[test]
+    fn threads_that_stopped_are_passed_over() {
+        let (spread, mut inboxes) = Spread::new(3);
+        drop(inboxes.remove(1));
+        for _ in 0..4 {
+            spread.opened(0);
+        }
+        assert_eq!(spread.assign(0), 2);
+        assert_eq!(open(&spread), [4, 0, 1]);
     }
 }

@@ -7,10 +7,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Body;
-use smallvec::SmallVec;
 
 use super::H1Error;
 use crate::proxy::headers::{self, Forwarded};
+use crate::proxy::spans::{self, Span};
 
 /// Header fields a response head may have (hyper's client allows as many).
 const MAX_HEADERS: usize = 100;
@@ -91,28 +91,19 @@ pub(super) fn parse_response(
     loop {
         // Offsets of each field's name and value in `buf`, so that the values can be slices
         // of the head's bytes once it is split off (no copy).
-        let mut spans = SmallVec::<[Span; 32]>::new();
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut []);
         let base = buf.as_ptr() as usize;
-        let (len, code, minor, reason) = match httparse::ParserConfig::default()
+        let (len, code, minor, reason, spans) = match httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut parsed, buf, &mut storage)
         {
             Ok(httparse::Status::Complete(len)) => {
-                let at = |p: *const u8| (p as usize - base) as u32;
-                spans.extend(parsed.headers.iter().map(|h| {
-                    (
-                        at(h.name.as_ptr()),
-                        h.name.len() as u32,
-                        at(h.value.as_ptr()),
-                        h.value.len() as u32,
-                    )
-                }));
+                let spans = spans::of(buf.as_ptr(), parsed.headers);
                 let reason = parsed
                     .reason
                     .filter(|r| !r.is_empty())
                     .map(|r| (r.as_ptr() as usize - base, r.len()));
-                (len, parsed.code, parsed.version, reason)
+                (len, parsed.code, parsed.version, reason, spans)
             }
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(H1Error::HeadTooLarge(MAX_HEAD));
@@ -151,9 +142,6 @@ pub(super) fn parse_response(
         return Ok(Some(ResponseHead { response, framing: fields.framing, keep_alive }));
     }
 }
-
-/// Where one field's name and value lie in the head: offsets and lengths.
-type Span = (u32, u32, u32, u32);
 
 /// A response head's fields as the client gets them, and what the hop-by-hop ones said.
 struct Fields {

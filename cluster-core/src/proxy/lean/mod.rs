@@ -35,7 +35,7 @@ use http::Method;
 use http_body::Body;
 
 use super::body::ProxyBody;
-use super::conn::{ConnCtx, Watched};
+use super::conn::{ConnCtx, H2_PREFACE_START, Watched};
 use super::handler;
 use request::{Head, Rules};
 use response::Framing;
@@ -49,8 +49,6 @@ pub(crate) enum Outcome {
     Handover(Watched),
 }
 
-/// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4).
-const H2_PREFACE_START: &[u8] = b"PRI ";
 /// Room kept in the read buffer before a read.
 const READ_RESERVE: usize = 4096;
 
@@ -111,7 +109,7 @@ pub(crate) async fn serve(mut io: Watched, ctx: Arc<ConnCtx>) -> Outcome {
             if let Poll::Ready(Ok(resp)) = answer.as_mut().poll(cx) {
                 return Poll::Ready(Some(resp));
             }
-            watch(&mut io, cx, &mut buf, rules.max_head).map(|()| None)
+            watch(&mut io, cx, &mut buf).map(|()| None)
         })
         .await;
         let Some(resp) = resp else { return Outcome::Done };
@@ -123,8 +121,11 @@ pub(crate) async fn serve(mut io: Watched, ctx: Arc<ConnCtx>) -> Outcome {
             return Outcome::Done;
         };
         drop(parts);
-        if send(&mut io, &out, body, encoded.framing, &mut buf, rules.max_head).await.is_err() {
+        if send(&mut io, &out, body, encoded.framing, &mut buf).await.is_err() {
             return Outcome::Done;
+        }
+        if !buf.is_empty() {
+            io.head_pending();
         }
         if encoded.last {
             io.shutdown_write();
@@ -134,9 +135,11 @@ pub(crate) async fn serve(mut io: Watched, ctx: Arc<ConnCtx>) -> Outcome {
 }
 
 /// The client went away or failed, as far as a read shows: `Ready`. Reads what it sent
-/// meanwhile (pipelined requests) into `buf`, up to `max` bytes.
-fn watch(io: &mut Watched, cx: &mut Context<'_>, buf: &mut BytesMut, max: usize) -> Poll<()> {
-    while buf.len() < max {
+/// meanwhile (a pipelined request) into `buf`, while `buf` is empty: as hyper, once the next
+/// request's bytes are in, the socket is left alone until the response is out (so a client
+/// that pipelines and then closes its sending side still gets its answers).
+fn watch(io: &mut Watched, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<()> {
+    while buf.is_empty() {
         match io.poll_read_into(cx, buf, READ_RESERVE) {
             Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
             Poll::Ready(Ok(_)) => {}
@@ -160,7 +163,6 @@ async fn send(
     mut body: ProxyBody,
     framing: Framing,
     buf: &mut BytesMut,
-    max: usize,
 ) -> Result<(), Cut> {
     let mut head = Some(head);
     let mut remaining = match framing {
@@ -184,7 +186,7 @@ async fn send(
                 }
                 let next = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
                     Poll::Ready(frame) => Poll::Ready(Some(frame)),
-                    Poll::Pending => watch(io, cx, buf, max).map(|()| None),
+                    Poll::Pending => watch(io, cx, buf).map(|()| None),
                 });
                 next.await.ok_or(Cut)?
             }
@@ -207,9 +209,16 @@ async fn send(
                 Err(_) => continue,
             },
         };
-        let end = body.is_end_stream();
+        let mut data = data;
+        let mut end = body.is_end_stream();
         if let Some(r) = &mut remaining {
-            *r = r.checked_sub(data.len() as u64).ok_or(Cut)?;
+            // As hyper: bytes past the length are not sent, and the body is done with once
+            // the length is reached.
+            if data.len() as u64 >= *r {
+                data.truncate(*r as usize);
+                end = true;
+            }
+            *r -= data.len() as u64;
             if end && *r > 0 {
                 return Err(Cut);
             }

@@ -6,14 +6,17 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
-use smallvec::SmallVec;
 
 use crate::proxy::FrontDoor;
 use crate::proxy::body::NoBody;
+use crate::proxy::spans::{self, Span};
 
 /// Header fields the lean path parses; a head with more goes to hyper (which allows
 /// `maxHeaders`).
 pub(super) const MAX_FIELDS: usize = 100;
+
+/// The longest request target hyper's server takes (longer ones get its 414).
+const MAX_TARGET: usize = u16::MAX as usize - 1;
 
 /// What the bytes at the start of a connection's buffer hold.
 #[derive(Debug)]
@@ -42,12 +45,6 @@ pub(super) struct Rules<'a> {
     pub(super) front: Option<&'a dyn FrontDoor>,
 }
 
-/// Where one field's name and value lie in the head: offsets and lengths.
-type Span = (u32, u32, u32, u32);
-
-/// The spans of a head's fields: on the stack for up to 32 fields (and not zeroed first).
-type Spans = SmallVec<[Span; 32]>;
-
 /// Reads the head at the start of `buf`; consumes it when the lean path serves it.
 ///
 /// The lean path serves `GET` and `HEAD` requests over HTTP/1.1 with an origin-form target,
@@ -55,12 +52,11 @@ type Spans = SmallVec<[Span; 32]>;
 /// no `Connection` field other than `keep-alive`: nearly every request a browser or a load
 /// balancer sends for a page or an asset. Every other head is left in `buf` for hyper.
 pub(super) fn read(buf: &mut BytesMut, rules: Rules<'_>) -> Head {
-    let mut spans = Spans::new();
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut []);
     let base = buf.as_ptr() as usize;
     let max_fields = rules.max_fields.min(MAX_FIELDS);
-    let (len, method, target) = match httparse::ParserConfig::default()
+    let (len, method, target, spans) = match httparse::ParserConfig::default()
         .parse_request_with_uninit_headers(&mut parsed, buf, &mut storage[..max_fields])
     {
         Ok(httparse::Status::Complete(len)) => {
@@ -77,17 +73,8 @@ pub(super) fn read(buf: &mut BytesMut, rules: Rules<'_>) -> Head {
             };
             // Offsets fit in 32 bits: the head is within `max_head`, checked below, or
             // refused.
-            let at = |p: *const u8| (p as usize - base) as u32;
-            spans.extend(parsed.headers.iter().map(|h| {
-                (
-                    at(h.name.as_ptr()),
-                    h.name.len() as u32,
-                    at(h.value.as_ptr()),
-                    h.value.len() as u32,
-                )
-            }));
             let target = (path.as_ptr() as usize - base, path.len());
-            (len, method, target)
+            (len, method, target, spans::of(buf.as_ptr(), parsed.headers))
         }
         Ok(httparse::Status::Partial) if buf.len() < rules.max_head => return Head::Partial,
         _ => return Head::Other,
@@ -96,9 +83,18 @@ pub(super) fn read(buf: &mut BytesMut, rules: Rules<'_>) -> Head {
         return Head::Other;
     }
     let raw = |start: u32, len: u32| &buf[start as usize..(start + len) as usize];
-    let path = &buf[target.0..target.0 + target.1];
-    if rules.front.is_some_and(|f| f.may_claim(std::str::from_utf8(path).unwrap_or("/"))) {
+    // hyper answers 414 to a longer target.
+    if target.1 > MAX_TARGET {
         return Head::Other;
+    }
+    if let Some(front) = rules.front {
+        // The path as `Uri::path` gives it to `claims`: without the query.
+        let target = &buf[target.0..target.0 + target.1];
+        let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+        match std::str::from_utf8(path) {
+            Ok(path) if !front.may_claim(path) => {}
+            _ => return Head::Other,
+        }
     }
     // The fields that change how a request is read or answered: hyper's.
     for &(n, nl, v, vl) in &spans {
@@ -199,6 +195,8 @@ mod tests {
         assert_eq!(&rest[..], b"GET /next");
         let (head, _) = read_text("HEAD / HTTP/1.1\r\nhost: x\r\n\r\n");
         assert!(matches!(head, Head::Lean(req) if req.method() == Method::HEAD));
+        let (head, _) = read_text("GET /app?from=/admin HTTP/1.1\r\nhost: x\r\n\r\n");
+        assert!(matches!(head, Head::Lean(_)));
     }
 
     #[test]
@@ -215,6 +213,7 @@ mod tests {
             "GET http://x/ HTTP/1.1\r\nhost: x\r\n\r\n",
             "OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n",
             "GET /admin/api HTTP/1.1\r\nhost: x\r\n\r\n",
+            "GET /admin/api?tab=1 HTTP/1.1\r\nhost: x\r\n\r\n",
             "GET / HTTP/1.1\r\nbad header\r\n\r\n",
         ] {
             let (head, rest) = read_text(text);
@@ -231,6 +230,11 @@ mod tests {
         let (head, rest) = read_text(&long);
         assert!(matches!(head, Head::Other));
         assert_eq!(rest.len(), long.len());
+        // A target hyper answers 414.
+        let long = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(MAX_TARGET));
+        let mut buf = BytesMut::from(long.as_str());
+        let roomy = Rules { max_head: 1 << 20, ..rules(None) };
+        assert!(matches!(read(&mut buf, roomy), Head::Other));
         // Too many fields for the lean path: hyper counts them against `maxHeaders`.
         let mut buf = BytesMut::from("GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n");
         let few = Rules { max_fields: 2, ..rules(None) };

@@ -76,9 +76,13 @@ pub(super) fn encode(
     let mut framing = Framing::Length(0);
     let mut last = !keep_alive;
     let mut wrote_len = false;
+    // A `content-length` line is out (a `transfer-encoding` one may not follow).
+    let mut wrote_length = false;
     let mut wrote_date = false;
     let mut lengths: Option<u64> = None;
-    // Fields with several values are joined on one line, as hyper does, for these three.
+    // The field line left open for more values (`Connection`, `Transfer-Encoding` and
+    // `Trailer` values share one line, as hyper writes them; a `Content-Length` keeps its
+    // first value).
     let mut open_line: Option<&'static [u8]> = None;
     let mut must_add_chunked = false;
     let close_line = |out: &mut Vec<u8>, open: &mut Option<&'static [u8]>, add_chunked: bool| {
@@ -98,6 +102,10 @@ pub(super) fn encode(
         }
         previous = Some(name);
         if name == CONTENT_LENGTH {
+            if framing == Framing::Chunked {
+                // Both framings: hyper refuses such a response.
+                return Err(BadHead);
+            }
             match length {
                 Some(Some(known)) => {
                     if !same {
@@ -105,7 +113,8 @@ pub(super) fn encode(
                         out.extend_from_slice(b"content-length: ");
                         out.extend_from_slice(value.as_bytes());
                         wrote_len = true;
-                        open_line = Some(b"content-length");
+                        wrote_length = true;
+                        open_line = Some(b"content-length: ");
                     }
                     continue;
                 }
@@ -122,48 +131,37 @@ pub(super) fn encode(
                     out.extend_from_slice(b"content-length: ");
                     out.extend_from_slice(value.as_bytes());
                     wrote_len = true;
-                    open_line = Some(b"content-length");
+                    wrote_length = true;
+                    open_line = Some(b"content-length: ");
                     continue;
                 }
                 None if !head_request => continue,
-                None => wrote_len = true,
+                None => {
+                    wrote_len = true;
+                    wrote_length = true;
+                }
             }
         } else if name == TRANSFER_ENCODING {
             if !chunked_ok {
                 continue;
             }
+            if wrote_length {
+                return Err(BadHead);
+            }
             wrote_len = true;
             must_add_chunked = !is_chunked(value.as_bytes());
-            if open_line.is_some() {
-                out.extend_from_slice(b", ");
-            } else {
-                framing = Framing::Chunked;
-                out.extend_from_slice(b"transfer-encoding: ");
-                open_line = Some(b"transfer-encoding");
-            }
-            out.extend_from_slice(value.as_bytes());
+            framing = Framing::Chunked;
+            join(out, &mut open_line, b"transfer-encoding: ", value);
             continue;
         } else if name == CONNECTION {
             last |= says_close(value);
-            if open_line.is_some() {
-                out.extend_from_slice(b", ");
-            } else {
-                out.extend_from_slice(b"connection: ");
-                open_line = Some(b"connection");
-            }
-            out.extend_from_slice(value.as_bytes());
+            join(out, &mut open_line, b"connection: ", value);
             continue;
         } else if name == TRAILER {
             if !chunked_ok {
                 continue;
             }
-            if open_line.is_some() {
-                out.extend_from_slice(b", ");
-            } else {
-                out.extend_from_slice(b"trailer: ");
-                open_line = Some(b"trailer");
-            }
-            out.extend_from_slice(value.as_bytes());
+            join(out, &mut open_line, b"trailer: ", value);
             continue;
         } else if name == DATE {
             wrote_date = true;
@@ -211,6 +209,22 @@ pub(super) fn encode(
     }
     out.extend_from_slice(b"\r\n");
     Ok(Encoded { framing, last })
+}
+
+/// Writes `value` of a field whose values share one line (`line` starts it: `name: `).
+fn join(
+    out: &mut Vec<u8>,
+    open: &mut Option<&'static [u8]>,
+    line: &'static [u8],
+    value: &HeaderValue,
+) {
+    if open.is_some() {
+        out.extend_from_slice(b", ");
+    } else {
+        out.extend_from_slice(line);
+        *open = Some(line);
+    }
+    out.extend_from_slice(value.as_bytes());
 }
 
 /// Whether a response may have a body (and so a chunked coding): not to `HEAD`, not 1xx,
@@ -397,6 +411,26 @@ mod tests {
             .unwrap();
         let (mut parts, body) = resp.into_parts();
         assert_eq!(encode(&mut Vec::new(), &mut parts, &body, false, true), Err(BadHead));
+    }
+
+    #[test]
+    fn a_length_and_a_coding_together_are_refused() {
+        for (first, second) in
+            [("content-length", "transfer-encoding"), ("transfer-encoding", "content-length")]
+        {
+            let value = |name: &str| if name == "content-length" { "1" } else { "chunked" };
+            let resp = Response::builder()
+                .header(first, value(first))
+                .header(second, value(second))
+                .body(streaming())
+                .unwrap();
+            let (mut parts, body) = resp.into_parts();
+            assert_eq!(
+                encode(&mut Vec::new(), &mut parts, &body, false, true),
+                Err(BadHead),
+                "{first}"
+            );
+        }
     }
 
     #[test]
