@@ -143,20 +143,13 @@ impl Stream {
     /// cleared is the one seen before the read, so an event that arrives meanwhile (from an
     /// I/O driver on another thread) is kept.
     pub(crate) fn try_read_drain(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let spare = buf.capacity() - buf.len();
-        let mut got = 0;
-        let mut read = |stream: &Self| {
-            let n = stream.try_read_buf(buf)?;
-            got = n;
-            if n > 0 && n < spare { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
-        };
-        let res = match self {
-            Stream::Tcp(s) => s.try_io(Interest::READABLE, || read(self)),
-            Stream::Unix(s) => s.try_io(Interest::READABLE, || read(self)),
-        };
-        match res {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
-            res => res,
+        match self {
+            Stream::Tcp(s) => {
+                read_drain(buf, |buf| s.try_read_buf(buf), |f| s.try_io(Interest::READABLE, f))
+            }
+            Stream::Unix(s) => {
+                read_drain(buf, |buf| s.try_read_buf(buf), |f| s.try_io(Interest::READABLE, f))
+            }
         }
     }
 
@@ -183,6 +176,27 @@ impl Stream {
             Stream::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
             Stream::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
         };
+    }
+}
+
+/// [`Stream::try_read_drain`] for any tokio socket, given its `try_read_buf` and its
+/// `try_io` for reads: the read runs inside `try_io`, which clears the readiness it saw
+/// when the closure says `WouldBlock`; a short read says so, and its bytes are kept.
+pub(crate) fn read_drain(
+    buf: &mut BytesMut,
+    mut try_read_buf: impl FnMut(&mut BytesMut) -> io::Result<usize>,
+    try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let spare = buf.capacity() - buf.len();
+    let mut got = 0;
+    let mut read = || {
+        let n = try_read_buf(buf)?;
+        got = n;
+        if n > 0 && n < spare { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
+    };
+    match try_io(&mut read) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        res => res,
     }
 }
 

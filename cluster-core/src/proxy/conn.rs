@@ -485,9 +485,17 @@ impl Watched {
         reserve: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            std::task::ready!(self.inner.inner().poll_read_ready(cx))?;
+            let tcp = self.inner.inner();
+            std::task::ready!(tcp.poll_read_ready(cx))?;
             buf.reserve(reserve);
-            match self.inner.inner().try_read_buf(buf) {
+            // A short read clears the readiness, as tokio's own reads do: the next read
+            // waits for the next event instead of costing a system call that finds nothing.
+            let read = crate::endpoint::read_drain(
+                buf,
+                |buf| tcp.try_read_buf(buf),
+                |f| tcp.try_io(tokio::io::Interest::READABLE, f),
+            );
+            match read {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => {
                     self.in_head = true;
