@@ -258,8 +258,16 @@ fn sigusr1_reopens_the_log_file_after_a_rotation() {
     // New lines go to the new file.
     assert!(cli(d.path(), &["scale", "3"]).status.code().is_some());
     assert!(cli(d.path(), &["reload"]).status.success());
-    let fresh = std::fs::read_to_string(&log).unwrap();
-    assert!(fresh.contains("rolling restart #1 done"), "{fresh}");
+    // The log file is written by its own task: the line may follow the command's answer.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let fresh = std::fs::read_to_string(&log).unwrap();
+        if fresh.contains("rolling restart #1 done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{fresh}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(!std::fs::read_to_string(&rotated).unwrap().contains("rolling restart #1"));
     assert!(cli(d.path(), &["stop"]).status.success());
 }
