@@ -106,40 +106,31 @@ pub(super) fn encode(
                 // Both framings: hyper refuses such a response.
                 return Err(BadHead);
             }
-            match length {
-                Some(Some(known)) => {
-                    if !same {
-                        framing = Framing::Length(known);
-                        out.extend_from_slice(b"content-length: ");
-                        out.extend_from_slice(value.as_bytes());
-                        wrote_len = true;
-                        wrote_length = true;
-                        open_line = Some(b"content-length: ");
-                    }
-                    continue;
-                }
+            // The length to frame the body by: the body's own when known (its first
+            // field's value is written), else the fields', which must agree.
+            let framed = match length {
+                Some(Some(_)) if same => continue,
+                Some(Some(known)) => Some(known),
                 Some(None) => {
                     let n = parse_length(value.as_bytes()).ok_or(BadHead)?;
-                    if let Some(previous) = lengths {
-                        if previous != n {
-                            return Err(BadHead);
-                        }
-                        continue;
+                    match lengths {
+                        Some(previous) if previous != n => return Err(BadHead),
+                        Some(_) => continue,
+                        None => lengths = Some(n),
                     }
-                    lengths = Some(n);
-                    framing = Framing::Length(n);
-                    out.extend_from_slice(b"content-length: ");
-                    out.extend_from_slice(value.as_bytes());
-                    wrote_len = true;
-                    wrote_length = true;
-                    open_line = Some(b"content-length: ");
-                    continue;
+                    Some(n)
                 }
+                // No body: the field goes, except for a `HEAD`, whose length is written as
+                // any field.
                 None if !head_request => continue,
-                None => {
-                    wrote_len = true;
-                    wrote_length = true;
-                }
+                None => None,
+            };
+            wrote_len = true;
+            wrote_length = true;
+            if let Some(n) = framed {
+                framing = Framing::Length(n);
+                join(out, &mut open_line, b"content-length: ", value);
+                continue;
             }
         } else if name == TRANSFER_ENCODING {
             if !chunked_ok {
