@@ -142,7 +142,6 @@ pub(crate) async fn serve(http: Arc<Http>, tcp: TcpStream, ctx: Arc<ConnCtx>) {
         lean: None,
         hyper: None,
         make: |io| http.serve_connection_with_upgrades(io, svc.clone()),
-        asked: false,
         ctx: Arc::clone(&ctx),
     };
     if ctx.shared.cfg.keep_alive_timeout.is_zero() {
@@ -246,8 +245,6 @@ struct Served<L, H, F> {
     hyper: Option<Pin<Box<H>>>,
     /// hyper's server for a connection.
     make: F,
-    /// A graceful shutdown was asked for.
-    asked: bool,
     ctx: Arc<ConnCtx>,
 }
 
@@ -264,7 +261,8 @@ where
         // its graceful shutdown for an idle connection's and close it unanswered. An HTTP/1
         // request handed over is answered with `Connection: close` instead (the handler's
         // `let_go_after`), and hyper closes after it.
-        if self.asked && self.ctx.activity.h2.load(Ordering::Relaxed) {
+        let activity = &self.ctx.activity;
+        if activity.shutdown.load(Ordering::Relaxed) && activity.h2.load(Ordering::Relaxed) {
             hyper.as_mut().graceful_shutdown();
         }
         self.hyper = Some(hyper);
@@ -291,7 +289,6 @@ where
 
     /// Finishes the request in flight, then closes; closes at once when idle.
     fn graceful_shutdown(&mut self) {
-        self.asked = true;
         self.ctx.activity.shutdown.store(true, Ordering::Relaxed);
         if let Some(hyper) = &mut self.hyper {
             hyper.as_mut().graceful_shutdown();

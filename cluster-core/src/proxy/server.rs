@@ -1,12 +1,11 @@
 //! The front listener: accept loop, per-connection tasks, graceful stop.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::net::SocketAddr;
-
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +45,14 @@ pub(crate) async fn serve(
                 drop(open);
             });
         };
+    // A connection another thread accepted (or this one could not hand over), counted as
+    // open here by `open`: onto this thread's reactor, then served.
+    let serve_handed = |Accepted { tcp, peer, permit }: Accepted, open: OpenGuard| {
+        match TcpStream::from_std(tcp) {
+            Ok(tcp) => serve_one(tcp, peer, permit, Some(open)),
+            Err(error) => tracing::debug!(target: "cluster::proxy", %error, "handed connection"),
+        }
+    };
 
     loop {
         let next = tokio::select! {
@@ -57,15 +64,10 @@ pub(crate) async fn serve(
             (permit, accepted) = accept(&shared, &listener) => Next::Accepted(permit, accepted),
         };
         let (tcp, peer, permit) = match next {
-            Next::Handed(Accepted { tcp, peer, permit }) => {
-                let Some(place) = &place else { continue };
-                let open = OpenGuard::new(&place.spread, place.index);
+            Next::Handed(handed) => {
                 // Counted as open here by the thread that accepted it.
-                match TcpStream::from_std(tcp) {
-                    Ok(tcp) => serve_one(tcp, peer, permit, Some(open)),
-                    Err(error) => {
-                        tracing::debug!(target: "cluster::proxy", %error, "handed connection");
-                    }
+                if let Some(place) = &place {
+                    serve_handed(handed, OpenGuard::new(&place.spread, place.index));
                 }
                 continue;
             }
@@ -101,13 +103,7 @@ pub(crate) async fn serve(
         if let Err(back) = place.spread.hand(to, Accepted { tcp, peer, permit }) {
             // That thread has stopped: serve it here.
             place.spread.opened(place.index);
-            let open = OpenGuard::new(&place.spread, place.index);
-            match TcpStream::from_std(back.tcp) {
-                Ok(tcp) => serve_one(tcp, back.peer, back.permit, Some(open)),
-                Err(error) => {
-                    tracing::debug!(target: "cluster::proxy", %error, "handed connection");
-                }
-            }
+            serve_handed(back, OpenGuard::new(&place.spread, place.index));
         }
     }
 
@@ -117,11 +113,8 @@ pub(crate) async fn serve(
         // like every other connection of this thread (the drain below ends them in
         // turn). Threads that hand one over from now on serve it themselves.
         place.inbox.close();
-        while let Ok(Accepted { tcp, peer, permit }) = place.inbox.try_recv() {
-            let open = OpenGuard::new(&place.spread, place.index);
-            if let Ok(tcp) = TcpStream::from_std(tcp) {
-                serve_one(tcp, peer, permit, Some(open));
-            }
+        while let Ok(handed) = place.inbox.try_recv() {
+            serve_handed(handed, OpenGuard::new(&place.spread, place.index));
         }
     }
     state.tasks.close();

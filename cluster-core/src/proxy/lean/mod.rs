@@ -170,7 +170,7 @@ async fn send(
             // No body to send (`HEAD`, 204, 304, an empty body): the body is dropped
             // unread, as hyper drops it.
             drop(body);
-            return write_all(io, &mut [IoSlice::new(head.unwrap_or_default())]).await;
+            return write_data(io, head, &Bytes::new(), false, true).await;
         }
         Framing::Length(n) => Some(n),
         Framing::Chunked => None,
@@ -197,9 +197,7 @@ async fn send(
                     // Shorter than its `Content-Length`: the client must see it cut.
                     return Err(Cut);
                 }
-                let end: &[u8] = if remaining.is_none() { b"0\r\n\r\n" } else { b"" };
-                let mut slices = [IoSlice::new(head.unwrap_or_default()), IoSlice::new(end)];
-                return write_all(io, &mut slices).await;
+                return write_data(io, head, &Bytes::new(), remaining.is_none(), true).await;
             }
             Some(Err(_)) => return Err(Cut),
             Some(Ok(frame)) => match frame.into_data() {
